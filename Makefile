@@ -1,0 +1,13 @@
+GO ?= go
+
+.PHONY: test bench generate fuzz
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 25m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+generate:
+	$(GO) generate ./...

@@ -1,0 +1,83 @@
+// Package storage is the small key-value contract that the ledger keeps its
+// state in, with pebble, badger and in-memory implementations in sub-packages
+// and an exported conformance suite in storagetest.
+//
+// The ledger needs only ordered keys, point reads, forward range scans and
+// atomic, optionally synced, batches. Anything more would tie the ledger to
+// one engine.
+package storage
+
+import "errors"
+
+// ErrNotFound is returned by Get when the key is absent.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("storage: closed")
+
+// Store is an ordered, durable key-value store.
+//
+// Implementations MUST be safe for concurrent use by multiple goroutines.
+// Keys compare bytewise. Values returned by Get and passed to Scan callbacks
+// belong to the caller of Get, but only to the callback for Scan: a Scan
+// callback that keeps a key or value must copy it.
+type Store interface {
+	// Get returns a copy of the value stored under key, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+
+	// Scan calls fn for every key k with start <= k < end, in ascending
+	// order. A nil end means no upper bound. Scan stops at the first error
+	// returned by fn and returns it.
+	Scan(start, end []byte, fn func(key, value []byte) error) error
+
+	// Write applies every operation in b atomically: after a crash either
+	// all of them are visible or none is. When sync is true, Write returns
+	// only once the batch is durable on stable storage (fsync). Operations
+	// within a batch apply in order, so a later Set or Delete of the same
+	// key wins.
+	Write(b *Batch, sync bool) error
+
+	// Close releases the store. It is safe to call more than once.
+	Close() error
+}
+
+// Op is one operation of a Batch.
+type Op struct {
+	Key    []byte
+	Value  []byte // nil for a delete
+	Delete bool
+}
+
+// Batch is an ordered list of writes applied atomically by Store.Write.
+// The zero value is an empty batch ready to use. A Batch is not safe for
+// concurrent use.
+type Batch struct {
+	Ops  []Op
+	size int
+}
+
+// Set records key=value. The batch keeps the slices: callers must not
+// modify them until the batch has been written.
+func (b *Batch) Set(key, value []byte) {
+	b.Ops = append(b.Ops, Op{Key: key, Value: value})
+	b.size += len(key) + len(value)
+}
+
+// Delete records the removal of key.
+func (b *Batch) Delete(key []byte) {
+	b.Ops = append(b.Ops, Op{Key: key, Delete: true})
+	b.size += len(key)
+}
+
+// Len returns the number of operations in the batch.
+func (b *Batch) Len() int { return len(b.Ops) }
+
+// Size returns the total bytes of keys and values in the batch.
+func (b *Batch) Size() int { return b.size }
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() {
+	clear(b.Ops)
+	b.Ops = b.Ops[:0]
+	b.size = 0
+}
