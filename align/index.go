@@ -1,0 +1,247 @@
+package align
+
+import (
+	"math"
+	"strings"
+	"sync"
+
+	"github.com/evidenceledger/evidence/clinicaltext"
+)
+
+// BM25 parameters (Robertson and Zaragoza's usual defaults).
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+)
+
+// Index holds one encounter's segments, analysed and inverted for repeated alignment.
+// It is immutable after NewIndex and safe for concurrent use.
+type Index struct {
+	segs     []Segment
+	info     []segInfo
+	vocab    map[string]int32
+	postings [][]posting // by term id
+	idf      []float64   // by term id
+	avgLen   float64
+	model    *model
+	scratch  sync.Pool // *scratch
+}
+
+type posting struct {
+	seg int32
+	tf  float32
+}
+
+// segInfo is what alignment needs to know about one segment.
+type segInfo struct {
+	toks      []clinicaltext.Token // analysed tokens (content terms only)
+	termIDs   []int32              // term id of each of toks
+	length    int                  // number of content terms
+	speaker   int32                // speaker number, by first appearance
+	question  bool                 // the turn asks something
+	shortTurn bool                 // at most shortTurnTerms content terms
+	negated   bool                 // the turn holds a negation cue
+	replyTo   int32                // index of the question this turn answers, or -1
+	words     [][2]int             // byte range of each Word in Text, or nil
+}
+
+// shortTurnTerms is the most content terms a turn may have and still count as a short
+// answer ("No.", "Yeah, about three days.").
+const shortTurnTerms = 4
+
+// replyWindowMS is how soon after a question a reply must start to count as its answer.
+const replyWindowMS = 5000
+
+// NewIndex validates the segments of one encounter and builds an index over them.
+// Segments should be in time order (as the batch format requires); neighbour and
+// question-answer context follow the order given.
+func NewIndex(segments []Segment) (*Index, error) {
+	if err := validateSegments(segments); err != nil {
+		return nil, err
+	}
+	x := &Index{
+		segs:  segments,
+		info:  make([]segInfo, len(segments)),
+		vocab: make(map[string]int32),
+		model: defaultModel,
+	}
+	speakers := map[string]int32{}
+	var df []int32
+	totalLen := 0
+	for i, s := range segments {
+		in := &x.info[i]
+		in.replyTo = -1
+		sp, ok := speakers[s.Speaker]
+		if !ok {
+			sp = int32(len(speakers))
+			speakers[s.Speaker] = sp
+		}
+		in.speaker = sp
+		counts := map[int32]int{}
+		for _, t := range clinicaltext.Analyze(s.Text) {
+			if t.Flags&clinicaltext.Negation != 0 {
+				in.negated = true
+			}
+			if t.Flags&clinicaltext.Question != 0 {
+				in.question = true
+			}
+			if t.Flags&clinicaltext.Stop != 0 {
+				continue
+			}
+			id, ok := x.vocab[t.Term]
+			if !ok {
+				id = int32(len(x.vocab))
+				x.vocab[t.Term] = id
+				x.postings = append(x.postings, nil)
+				df = append(df, 0)
+			}
+			in.toks = append(in.toks, t)
+			in.termIDs = append(in.termIDs, id)
+			if t.Flags&clinicaltext.Expansion == 0 {
+				in.length++
+			}
+			counts[id]++
+		}
+		if !in.question {
+			in.question = startsLikeQuestion(s.Text)
+		}
+		in.shortTurn = in.length <= shortTurnTerms
+		for id, c := range counts {
+			x.postings[id] = append(x.postings[id], posting{seg: int32(i), tf: float32(c)})
+			df[id]++
+		}
+		totalLen += in.length
+		in.words = mapWords(s.Text, s.Words)
+	}
+	x.avgLen = math.Max(1, float64(totalLen)/float64(len(segments)))
+	n := float64(len(segments))
+	x.idf = make([]float64, len(df))
+	for id, d := range df {
+		x.idf[id] = math.Log(1 + (n-float64(d)+0.5)/(float64(d)+0.5))
+	}
+	// Postings were appended from a map; sort each by segment for determinism.
+	for _, p := range x.postings {
+		sortPostings(p)
+	}
+	x.linkReplies()
+	x.scratch.New = func() any { return newScratch(len(segments)) }
+	return x, nil
+}
+
+func sortPostings(p []posting) {
+	// Insertion order is already by segment because segments are visited in order;
+	// this only guards the invariant.
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && p[j-1].seg > p[j].seg; j-- {
+			p[j-1], p[j] = p[j], p[j-1]
+		}
+	}
+}
+
+// linkReplies marks each turn that answers a question: the first turn by another speaker
+// that starts within replyWindowMS of the question's end, looking at most three turns ahead.
+func (x *Index) linkReplies() {
+	for q := range x.info {
+		if !x.info[q].question {
+			continue
+		}
+		for a := q + 1; a < len(x.info) && a <= q+3; a++ {
+			if x.info[a].speaker == x.info[q].speaker {
+				continue
+			}
+			if x.segs[a].StartMS-x.segs[q].EndMS > replyWindowMS {
+				break
+			}
+			x.info[a].replyTo = int32(q)
+			break
+		}
+	}
+}
+
+var questionStarts = map[string]bool{
+	"any": true, "anything": true, "do": true, "does": true, "did": true, "have": true,
+	"has": true, "had": true, "is": true, "are": true, "was": true, "were": true, "can": true,
+	"could": true, "would": true, "will": true, "how": true, "what": true, "when": true,
+	"where": true, "which": true, "who": true, "why": true, "shall": true, "should": true,
+}
+
+// startsLikeQuestion reports whether the turn's last clause opens with a question word; ASR
+// output often lacks the question mark.
+func startsLikeQuestion(text string) bool {
+	toks := clinicaltext.Tokenize(text)
+	last := -1
+	for i, t := range toks {
+		if t.Flags&clinicaltext.ClauseStart != 0 {
+			last = i
+		}
+	}
+	if last < 0 {
+		return false
+	}
+	for i := last; i < len(toks) && i < last+3; i++ {
+		w := strings.ToLower(toks[i].Term)
+		if questionStarts[w] {
+			return true
+		}
+		if !fillers[w] {
+			return false
+		}
+	}
+	return false
+}
+
+var fillers = map[string]bool{"um": true, "uh": true, "so": true, "and": true, "okay": true, "ok": true, "erm": true, "er": true, "right": true, "and,": true}
+
+// isBareAnswer reports whether a turn is a bare yes/no answer ("No.", "Yeah", "Nope").
+func isBareAnswer(text string) bool {
+	for _, t := range clinicaltext.Tokenize(text) {
+		switch strings.ToLower(t.Term) {
+		case "yes", "yeah", "yep", "yup", "no", "nope", "nah", "never", "none", "nothing", "correct", "right", "mm-hmm", "mhm", "uh-huh", "not":
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// mapWords finds each word's byte range in text, in order. It returns nil when some word
+// cannot be found, so callers fall back to segment times.
+func mapWords(text string, words []Word) [][2]int {
+	if len(words) == 0 {
+		return nil
+	}
+	out := make([][2]int, len(words))
+	cur := 0
+	for i, w := range words {
+		wt := strings.TrimSpace(w.Text)
+		if wt == "" {
+			return nil
+		}
+		k := strings.Index(text[cur:], wt)
+		if k < 0 {
+			return nil
+		}
+		out[i] = [2]int{cur + k, cur + k + len(wt)}
+		cur += k + len(wt)
+	}
+	return out
+}
+
+// scratch is per-call working memory, pooled per Index.
+type scratch struct {
+	bm25    []float64
+	mask    []uint64 // bit q set when query term q occurs in the segment
+	touched []int32
+}
+
+func newScratch(n int) *scratch {
+	return &scratch{bm25: make([]float64, n), mask: make([]uint64, n)}
+}
+
+func (s *scratch) reset() {
+	for _, i := range s.touched {
+		s.bm25[i] = 0
+		s.mask[i] = 0
+	}
+	s.touched = s.touched[:0]
+}
