@@ -1,0 +1,371 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/evidenceledger/evidence/ledger/storage"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// emptyRoot is the RFC 6962 hash of the empty tree: SHA-256 of nothing.
+var emptyRoot = Hash(sha256.Sum256(nil))
+
+// request is one Append call on its way through the sequencer.
+type request struct {
+	entries []prepared
+	bytes   int
+	done    chan result
+	app     Appended
+}
+
+type prepared struct {
+	leaf   Leaf
+	salt   []byte
+	record []byte // salt || sealed payload, without the state byte
+}
+
+type result struct {
+	app *Appended
+	err error
+}
+
+// batch is one group commit: the requests it serves, the storage batch that
+// makes them durable and the checkpoint that covers them.
+type batch struct {
+	no   uint64
+	reqs []*request
+	ops  storage.Batch
+	cp   *Checkpoint
+}
+
+func (b *batch) fail(err error) {
+	for _, r := range b.reqs {
+		r.done <- result{err: err}
+	}
+}
+
+// maxHeads bounds the sequencer's cache of encounter chain heads.
+const maxHeads = 100_000
+
+// sequencerState is the in-memory state the sequencer needs to append: the
+// tree size, the tiles on the right edge of the tree and recent chain heads.
+// Only the sequencer goroutine touches it (and Open, before starting it).
+type sequencerState struct {
+	log     *Log
+	size    int64
+	edge    map[tileID]*tile
+	heads   map[string]*headState
+	batchNo uint64
+	// committedBatch is the number of the last durable batch; heads touched
+	// only by durable batches may be evicted and re-read from storage.
+	committedBatch atomic.Uint64
+}
+
+// headState is the head of one encounter chain.
+type headState struct {
+	last  int64  // index of the last entry
+	hash  Hash   // its leaf hash
+	count uint64 // entries in the chain
+	batch uint64 // the last batch that changed it
+}
+
+// Head is the latest entry of an encounter chain.
+type Head struct {
+	Index int64  // leaf index of the last entry
+	Hash  Hash   // its leaf hash
+	Count uint64 // number of entries in the chain
+}
+
+func encodeHead(h *headState) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(h.last))
+	b = append(b, h.hash[:]...)
+	return binary.BigEndian.AppendUint64(b, h.count)
+}
+
+func decodeHead(data []byte) (Head, error) {
+	if len(data) != 8+HashSize+8 {
+		return Head{}, &CorruptionError{What: "chain", Index: -1, Detail: fmt.Sprintf("head record is %d bytes, want %d", len(data), 8+HashSize+8)}
+	}
+	var h Head
+	h.Index = int64(binary.BigEndian.Uint64(data))
+	copy(h.Hash[:], data[8:])
+	h.Count = binary.BigEndian.Uint64(data[8+HashSize:])
+	return h, nil
+}
+
+// init loads the right edge of the tree of size cp.Size and checks that it
+// hashes to the signed root.
+func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
+	s.log = l
+	s.size = cp.Size
+	s.edge = make(map[tileID]*tile)
+	s.heads = make(map[string]*headState)
+	for L := 0; cp.Size>>(TileHeight*L) > 0; L++ {
+		nodes := cp.Size >> (TileHeight * L) // nodes at tree level 8L
+		id := tileID{L: L, N: nodes / TileWidth}
+		w := int(nodes % TileWidth)
+		if w == 0 {
+			continue // the next tile at this level starts empty
+		}
+		t, err := l.reads.tile(id)
+		if err != nil {
+			return err
+		}
+		if t.width() != w {
+			return &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d has width %d, want %d for tree size %d", id.L, id.N, t.width(), w, cp.Size)}
+		}
+		s.edge[id] = t.clone()
+	}
+	root, err := tlog.TreeHash(s.size, s)
+	if err != nil {
+		return err
+	}
+	if root != cp.Root {
+		return &CorruptionError{What: "state", Index: -1, Detail: fmt.Sprintf("tree of size %d hashes to %x, checkpoint says %x", cp.Size, root, cp.Root), Expected: cp.Root, Found: root}
+	}
+	return nil
+}
+
+// ReadHashes implements tlog.HashReader over the right edge of the tree,
+// falling back to committed storage.
+func (s *sequencerState) ReadHashes(indexes []int64) ([]Hash, error) {
+	out := make([]Hash, len(indexes))
+	for i, x := range indexes {
+		level, n := tlog.SplitStoredHashIndex(x)
+		id, row, pos := locate(level, n)
+		if t := s.edge[id]; t != nil {
+			if h, ok := t.get(row, pos); ok {
+				out[i] = h
+				continue
+			}
+		}
+		h, err := s.log.reads.hash(level, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (s *sequencerState) put(level int, n int64, h Hash, dirty map[tileID]bool) error {
+	id, row, pos := locate(level, n)
+	t := s.edge[id]
+	if t == nil {
+		if row != 0 || pos != 0 {
+			return fmt.Errorf("ledger: internal error: tile %d/%d missing from the edge", id.L, id.N)
+		}
+		t = new(tile)
+		s.edge[id] = t
+	}
+	dirty[id] = true
+	return t.set(row, pos, h)
+}
+
+func (s *sequencerState) head(tenant, encounter string) (*headState, error) {
+	k := tenant + "\x00" + encounter
+	if h := s.heads[k]; h != nil {
+		return h, nil
+	}
+	if len(s.heads) >= maxHeads {
+		s.evictHeads()
+	}
+	h := new(headState)
+	data, err := s.log.store.Get(headKey(tenant, encounter))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("ledger: read chain head: %w", err)
+	default:
+		stored, err := decodeHead(data)
+		if err != nil {
+			return nil, err
+		}
+		h.last, h.hash, h.count = stored.Index, stored.Hash, stored.Count
+	}
+	s.heads[k] = h
+	return h, nil
+}
+
+// evictHeads drops cached heads that durable storage already holds.
+func (s *sequencerState) evictHeads() {
+	done := s.committedBatch.Load()
+	for k, h := range s.heads {
+		if h.batch <= done {
+			delete(s.heads, k)
+		}
+		if len(s.heads) < maxHeads*9/10 {
+			return
+		}
+	}
+}
+
+// build turns the requests of b into leaves, tree hashes, chain links and a
+// signed checkpoint, all collected in b.ops. It is deterministic given the
+// state and the prepared entries, which is what a replicated log needs.
+func (s *sequencerState) build(b *batch) error {
+	s.batchNo++
+	b.no = s.batchNo
+	dirtyTiles := make(map[tileID]bool)
+	dirtyHeads := make(map[string]*headState)
+	for _, r := range b.reqs {
+		r.app = Appended{First: s.size, Leaves: make([][]byte, len(r.entries)), LeafHashes: make([]Hash, len(r.entries))}
+		for i := range r.entries {
+			p := &r.entries[i]
+			h, err := s.head(p.leaf.Tenant, p.leaf.Encounter)
+			if err != nil {
+				return err
+			}
+			p.leaf.Seq = h.count
+			if h.count > 0 {
+				p.leaf.Prev = h.hash
+			}
+			idx := s.size
+			data := p.leaf.appendTo(make([]byte, 0, leafFixedLen+len(p.leaf.Tenant)+len(p.leaf.Encounter)+len(p.leaf.Actor)))
+			lh := tlog.RecordHash(data)
+			hashes, err := tlog.StoredHashesForRecordHash(idx, lh, s)
+			if err != nil {
+				return err
+			}
+			for level, x := range hashes {
+				if err := s.put(level, idx>>level, x, dirtyTiles); err != nil {
+					return err
+				}
+			}
+			b.ops.Set(leafKey(idx), data)
+			b.ops.Set(payloadKey(p.leaf.Commitment), append([]byte{payloadPresent}, p.record...))
+			b.ops.Set(encounterIndexKey(p.leaf.Tenant, p.leaf.Encounter, idx), nil)
+			h.last, h.hash, h.batch = idx, lh, b.no
+			h.count++
+			dirtyHeads[p.leaf.Tenant+"\x00"+p.leaf.Encounter] = h
+			r.app.Leaves[i] = data
+			r.app.LeafHashes[i] = lh
+			s.size++
+		}
+	}
+	for k, h := range dirtyHeads {
+		tenant, encounter, _ := cut0(k)
+		b.ops.Set(headKey(tenant, encounter), encodeHead(h))
+	}
+	for id := range dirtyTiles {
+		t := s.edge[id]
+		b.ops.Set(tileKey(id), t.encode())
+	}
+	root, err := tlog.TreeHash(s.size, s)
+	if err != nil {
+		return err
+	}
+	// Full tiles never change again and appends never read them, so they
+	// leave the edge; the cache keeps them for readers.
+	for id := range dirtyTiles {
+		if t := s.edge[id]; t.width() == TileWidth {
+			s.log.cache.put(id, t)
+			delete(s.edge, id)
+		}
+	}
+	cp, err := signCheckpoint(s.log.opts.Key, s.log.opts.Origin, s.size, root)
+	if err != nil {
+		return err
+	}
+	b.cp = cp
+	b.ops.Set([]byte(keyState), cp.Note)
+	b.ops.Set(checkpointKey(s.size), cp.Note)
+	return nil
+}
+
+func cut0(s string) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// sequence is the sequencer goroutine: it gathers waiting requests into
+// batches and builds each one while the committer syncs the previous one.
+func (l *Log) sequence() {
+	defer close(l.batches)
+	for {
+		r, ok := <-l.reqs
+		if !ok {
+			return
+		}
+		b := &batch{reqs: []*request{r}}
+		entries, bytes := len(r.entries), r.bytes
+		open := true
+	gather:
+		for open && entries < l.opts.MaxBatchEntries && bytes < l.opts.MaxBatchBytes {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					open = false
+					break gather
+				}
+				b.reqs = append(b.reqs, r)
+				entries += len(r.entries)
+				bytes += r.bytes
+			default:
+				break gather
+			}
+		}
+		if err := l.failure(); err != nil {
+			b.fail(err)
+		} else if err := l.seq.build(b); err != nil {
+			// The in-memory state may be half-updated: stop the log.
+			err = l.setFailed(err)
+			b.fail(err)
+		} else {
+			l.batches <- b
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+// commit is the committer goroutine: it makes each batch durable, then
+// publishes its checkpoint and acknowledges its requests.
+func (l *Log) commit() {
+	defer close(l.committed)
+	for b := range l.batches {
+		if err := l.failure(); err != nil {
+			b.fail(err)
+			continue
+		}
+		if err := l.store.Write(&b.ops, true); err != nil {
+			b.fail(l.setFailed(err))
+			continue
+		}
+		l.seq.committedBatch.Store(b.no)
+		l.publish(b.cp)
+		for _, r := range b.reqs {
+			app := r.app
+			app.Checkpoint = b.cp
+			r.done <- result{app: &app}
+		}
+	}
+}
+
+func (l *Log) publish(cp *Checkpoint) {
+	l.mu.Lock()
+	l.mu.cp = cp
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *Log) setFailed(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.failed == nil {
+		l.mu.failed = &FailedError{Err: err}
+		close(l.mu.changed)
+		l.mu.changed = make(chan struct{})
+	}
+	return l.mu.failed
+}
