@@ -115,7 +115,25 @@ func decodeTile(id tileID, data []byte) (*tile, error) {
 		t.rows[k] = row
 		p = p[n*HashSize:]
 	}
+	if err := t.checkRows(); err != nil {
+		return nil, corrupt(err.Error())
+	}
 	return t, nil
+}
+
+// checkRows reports whether every inner hash of t is the hash of its two
+// children in the row below. With the tree's signed root checked on every
+// proof, this makes any flipped stored hash detectable where it is read.
+func (t *tile) checkRows() error {
+	for k := 1; k < TileHeight; k++ {
+		below := t.rows[k-1]
+		for i, h := range t.rows[k] {
+			if tlog.NodeHash(below[2*i], below[2*i+1]) != h {
+				return fmt.Errorf("row %d hash %d does not match its children", k, i)
+			}
+		}
+	}
+	return nil
 }
 
 // clone returns a copy of t whose rows can grow without affecting t.
