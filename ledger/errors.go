@@ -60,10 +60,15 @@ type CorruptionError struct {
 }
 
 func (e *CorruptionError) Error() string {
+	msg := "ledger: corruption: " + e.What
 	if e.Index >= 0 {
-		return fmt.Sprintf("ledger: corruption: %s at index %d: %s", e.What, e.Index, e.Detail)
+		msg += fmt.Sprintf(" at index %d", e.Index)
 	}
-	return fmt.Sprintf("ledger: corruption: %s: %s", e.What, e.Detail)
+	msg += ": " + e.Detail
+	if e.Expected != (Hash{}) || e.Found != (Hash{}) {
+		msg += fmt.Sprintf(" (expected %x, found %x)", e.Expected[:], e.Found[:])
+	}
+	return msg
 }
 
 // IsCorruption reports whether err is or wraps a *CorruptionError.

@@ -102,6 +102,7 @@ type Log struct {
 		closed bool
 	}
 	reqs      chan *request
+	slots     chan struct{} // one per batch between build and durability
 	batches   chan *batch
 	committed chan struct{} // closed when the committer has exited
 
@@ -138,6 +139,7 @@ func Open(store storage.Store, opts Options) (*Log, error) {
 		opts:      opts,
 		cache:     newTileCache(opts.TileCache),
 		reqs:      make(chan *request, 1024),
+		slots:     make(chan struct{}, maxInflight),
 		batches:   make(chan *batch),
 		committed: make(chan struct{}),
 	}
@@ -232,6 +234,34 @@ func (l *Log) Wait(ctx context.Context, size int64) (*Checkpoint, error) {
 // committed (or fail with the log) and Append waits for that outcome, so a
 // returned error other than the context's means they were not appended.
 func (l *Log) Append(ctx context.Context, entries []Entry) (*Appended, error) {
+	p, err := l.AppendAsync(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait()
+}
+
+// Pending is an accepted append whose outcome is not known yet.
+type Pending struct {
+	req *request
+	res *result
+}
+
+// Wait blocks until the append is durable or has failed; see Append. It
+// may be called more than once, but not concurrently.
+func (p *Pending) Wait() (*Appended, error) {
+	if p.res == nil {
+		r := <-p.req.done
+		p.res = &r
+	}
+	return p.res.app, p.res.err
+}
+
+// AppendAsync is Append without the wait: it returns once the entries are
+// validated and queued, and the Pending reports their outcome. A caller that
+// keeps several appends in flight lets one group commit (one sync) serve
+// more of them. Appends from one goroutine are sequenced in call order.
+func (l *Log) AppendAsync(ctx context.Context, entries []Entry) (*Pending, error) {
 	req, err := l.prepare(entries)
 	if err != nil {
 		return nil, err
@@ -252,8 +282,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Appended, error) {
 		l.intake.RUnlock()
 		return nil, ctx.Err()
 	}
-	res := <-req.done
-	return res.app, res.err
+	return &Pending{req: req}, nil
 }
 
 func (l *Log) failure() error {

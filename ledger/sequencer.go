@@ -125,7 +125,7 @@ func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
 		return err
 	}
 	if root != cp.Root {
-		return &CorruptionError{What: "state", Index: -1, Detail: fmt.Sprintf("tree of size %d hashes to %x, checkpoint says %x", cp.Size, root, cp.Root), Expected: cp.Root, Found: root}
+		return &CorruptionError{What: "state", Index: -1, Detail: fmt.Sprintf("tree of size %d hashes to %x, checkpoint says %x", cp.Size, root[:], cp.Root[:]), Expected: cp.Root, Found: root}
 	}
 	return nil
 }
@@ -287,7 +287,10 @@ func cut0(s string) (before, after string, found bool) {
 }
 
 // sequence is the sequencer goroutine: it gathers waiting requests into
-// batches and builds each one while the committer syncs the previous one.
+// batches and builds each one. It builds a batch only when fewer than
+// maxInflight batches are waiting for their sync, so that appends arriving
+// during a sync accumulate into the next group commit instead of trickling
+// out as many small ones.
 func (l *Log) sequence() {
 	defer close(l.batches)
 	for {
@@ -295,6 +298,7 @@ func (l *Log) sequence() {
 		if !ok {
 			return
 		}
+		l.slots <- struct{}{} // released by the syncer
 		b := &batch{reqs: []*request{r}}
 		entries, bytes := len(r.entries), r.bytes
 		open := true
@@ -315,10 +319,11 @@ func (l *Log) sequence() {
 		}
 		if err := l.failure(); err != nil {
 			b.fail(err)
+			<-l.slots
 		} else if err := l.seq.build(b); err != nil {
 			// The in-memory state may be half-updated: stop the log.
-			err = l.setFailed(err)
-			b.fail(err)
+			b.fail(l.setFailed(err))
+			<-l.slots
 		} else {
 			l.batches <- b
 		}
@@ -328,26 +333,75 @@ func (l *Log) sequence() {
 	}
 }
 
-// commit is the committer goroutine: it makes each batch durable, then
-// publishes its checkpoint and acknowledges its requests.
+// maxInflight is how many built batches may wait for durability at once:
+// one syncing and one applied behind it, ready for the next sync.
+const maxInflight = 2
+
+// inflight is a batch applied to storage, with a function that waits until
+// it is durable.
+type inflight struct {
+	b    *batch
+	wait func() error
+}
+
+// commit is the committer goroutine: it applies each batch to storage in
+// order and hands it to the syncer. When the store can apply a batch without
+// waiting for its sync (storage.AsyncWriter), the next batch is applied while
+// this one syncs and the store groups their syncs.
 func (l *Log) commit() {
-	defer close(l.committed)
+	synced := make(chan inflight, maxInflight)
+	done := make(chan struct{})
+	go l.syncer(synced, done)
+	aw, async := l.store.(storage.AsyncWriter)
 	for b := range l.batches {
 		if err := l.failure(); err != nil {
 			b.fail(err)
+			<-l.slots
 			continue
 		}
-		if err := l.store.Write(&b.ops, true); err != nil {
+		var wait func() error
+		var err error
+		if async {
+			wait, err = aw.WriteAsync(&b.ops)
+		} else {
+			err = l.store.Write(&b.ops, true)
+		}
+		if err != nil {
 			b.fail(l.setFailed(err))
+			<-l.slots
 			continue
 		}
-		l.seq.committedBatch.Store(b.no)
-		l.publish(b.cp)
-		for _, r := range b.reqs {
+		synced <- inflight{b: b, wait: wait}
+	}
+	close(synced)
+	<-done
+	close(l.committed)
+}
+
+// syncer waits for each applied batch to become durable, in order, then
+// publishes its checkpoint and acknowledges its requests.
+func (l *Log) syncer(in <-chan inflight, done chan<- struct{}) {
+	defer close(done)
+	for f := range in {
+		err := l.failure()
+		if err == nil && f.wait != nil {
+			if werr := f.wait(); werr != nil {
+				err = l.setFailed(werr)
+			}
+		}
+		if err != nil {
+			f.b.fail(err)
+			<-l.slots
+			continue
+		}
+		l.seq.committedBatch.Store(f.b.no)
+		l.publish(f.b.cp)
+		for _, r := range f.b.reqs {
 			app := r.app
-			app.Checkpoint = b.cp
+			app.Checkpoint = f.b.cp
 			r.done <- result{app: &app}
 		}
+		<-l.slots
 	}
 }
 

@@ -41,6 +41,19 @@ type Store interface {
 	Close() error
 }
 
+// AsyncWriter is implemented by stores that can apply a batch without
+// waiting for its sync, so that a writer can apply the next batch while the
+// previous one syncs and the store can cover both with one sync.
+type AsyncWriter interface {
+	// WriteAsync applies b atomically, ordered after every batch applied
+	// before it by Write or WriteAsync, and returns without waiting for
+	// the sync. The batch may be visible to readers before it is durable.
+	// wait blocks until b is durable and returns an error if it cannot be
+	// made so; it must be called exactly once. b may be reused once
+	// WriteAsync returns.
+	WriteAsync(b *Batch) (wait func() error, err error)
+}
+
 // Op is one operation of a Batch.
 type Op struct {
 	Key    []byte

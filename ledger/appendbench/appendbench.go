@@ -1,0 +1,171 @@
+// Package appendbench measures durable append throughput of the ledger on a
+// storage backend against the backend alone writing the same bytes.
+//
+// The ledger run records every storage batch the log writes. The raw run
+// then writes exactly those batches, in order and with the same sync policy
+// (one fsync per batch), to a fresh store of the same backend. The ratio of
+// the two throughputs is the cost of the ledger's own work (validation,
+// hashing, tiles, chains, signing) on top of the storage it needs.
+package appendbench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evidenceledger/evidence/ledger"
+	"github.com/evidenceledger/evidence/ledger/storage"
+)
+
+// Config describes one run.
+type Config struct {
+	Open        func(dir string) (storage.Store, error)
+	Dir         string // empty directory for the ledger's store; Dir+"-raw" for the raw run
+	Entries     int    // total entries to append
+	Appenders   int    // concurrent appenders, each appending one entry at a time
+	PayloadSize int
+	Encounters  int // entries are spread over this many encounters
+}
+
+// Result is what a run measured.
+type Result struct {
+	Entries       int
+	Batches       int
+	Ledger        time.Duration
+	Raw           time.Duration
+	LatencyP50    time.Duration
+	LatencyP99    time.Duration
+	BytesWritten  int64
+	LedgerPerSec  float64
+	RawPerSec     float64
+	LedgerRawRate float64
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d entries in %d batches: ledger %.0f entries/s (p50 %v, p99 %v), raw %.0f entries/s, ledger/raw %.2f, %.1f MiB written",
+		r.Entries, r.Batches, r.LedgerPerSec, r.LatencyP50, r.LatencyP99, r.RawPerSec, r.LedgerRawRate, float64(r.BytesWritten)/(1<<20))
+}
+
+// recorder keeps a copy of every batch written through it.
+type recorder struct {
+	storage.Store
+	mu      sync.Mutex
+	batches []storage.Batch
+	bytes   int64
+}
+
+func (r *recorder) Write(b *storage.Batch, sync bool) error {
+	if err := r.Store.Write(b, sync); err != nil {
+		return err
+	}
+	var c storage.Batch
+	for _, op := range b.Ops {
+		if op.Delete {
+			c.Delete(append([]byte(nil), op.Key...))
+		} else {
+			c.Set(append([]byte(nil), op.Key...), append([]byte(nil), op.Value...))
+		}
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, c)
+	r.bytes += int64(c.Size())
+	r.mu.Unlock()
+	return nil
+}
+
+// Run appends cfg.Entries entries through a ledger, then replays its
+// batches on a raw store, and reports both.
+func Run(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Result, error) {
+	if cfg.Appenders <= 0 {
+		cfg.Appenders = 64
+	}
+	if cfg.Encounters <= 0 {
+		cfg.Encounters = 1000
+	}
+	s, err := cfg.Open(cfg.Dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	rec := &recorder{Store: s}
+	l, err := ledger.Open(rec, ledger.Options{Origin: origin, Key: key})
+	if err != nil {
+		return Result{}, err
+	}
+	payload := make([]byte, cfg.PayloadSize)
+	rand.Read(payload)
+	rec.mu.Lock()
+	rec.batches, rec.bytes = nil, 0 // drop the empty tree's checkpoint
+	rec.mu.Unlock()
+
+	var next atomic.Int64
+	lat := make([][]time.Duration, cfg.Appenders)
+	errs := make(chan error, cfg.Appenders)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range cfg.Appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(cfg.Entries) {
+					return
+				}
+				e := ledger.Entry{Kind: ledger.KindSegment, Tenant: "bench", Encounter: fmt.Sprintf("enc-%d", i%int64(cfg.Encounters)), Actor: "bench", Payload: payload}
+				t0 := time.Now()
+				if _, err := l.Append(ctx, []ledger.Entry{e}); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	l.Close()
+	select {
+	case err := <-errs:
+		return Result{}, err
+	default:
+	}
+
+	raw, err := cfg.Open(cfg.Dir + "-raw")
+	if err != nil {
+		return Result{}, err
+	}
+	defer raw.Close()
+	rawStart := time.Now()
+	for i := range rec.batches {
+		if err := raw.Write(&rec.batches[i], true); err != nil {
+			return Result{}, err
+		}
+	}
+	rawElapsed := time.Since(rawStart)
+
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := Result{
+		Entries:      cfg.Entries,
+		Batches:      len(rec.batches),
+		Ledger:       elapsed,
+		Raw:          rawElapsed,
+		BytesWritten: rec.bytes,
+		LedgerPerSec: float64(cfg.Entries) / elapsed.Seconds(),
+		RawPerSec:    float64(cfg.Entries) / rawElapsed.Seconds(),
+	}
+	if len(all) > 0 {
+		r.LatencyP50 = all[len(all)/2]
+		r.LatencyP99 = all[len(all)*99/100]
+	}
+	r.LedgerRawRate = r.LedgerPerSec / r.RawPerSec
+	return r, nil
+}
