@@ -188,8 +188,9 @@ func validateSentences(sents []Sentence) error {
 	return nil
 }
 
-// Align aligns every sentence against the segments of one encounter. It validates both lists
-// and returns one Result per sentence, in the order of sentences.
+// Align aligns the sentences of one note against the segments of its encounter, as
+// Index.AlignNote does. It validates both lists and returns one Result per sentence, in the
+// order of sentences.
 func Align(segments []Segment, sentences []Sentence) ([]Result, error) {
 	if err := validateSentences(sentences); err != nil {
 		return nil, err
@@ -198,9 +199,10 @@ func Align(segments []Segment, sentences []Sentence) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	spans := idx.AlignNote(sentences)
 	out := make([]Result, len(sentences))
 	for i, s := range sentences {
-		out[i] = Result{SentenceID: s.ID, Spans: idx.Align(s), MethodVersion: MethodVersion}
+		out[i] = Result{SentenceID: s.ID, Spans: spans[i], MethodVersion: MethodVersion}
 	}
 	return out, nil
 }

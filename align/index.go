@@ -229,19 +229,20 @@ func mapWords(text string, words []Word) [][2]int {
 
 // scratch is per-call working memory, pooled per Index.
 type scratch struct {
-	bm25    []float64
-	mask    []uint64 // bit q set when query term q occurs in the segment
-	touched []int32
+	bm25, sec, prf, comb []float64 // scores of the sentence, section and feedback queries
+	mask                 []uint64  // bit q set when query term q occurs in the segment
+	mark                 []bool    // the segment is in touched
+	touched              []int32
 }
 
 func newScratch(n int) *scratch {
-	return &scratch{bm25: make([]float64, n), mask: make([]uint64, n)}
+	return &scratch{bm25: make([]float64, n), sec: make([]float64, n), prf: make([]float64, n),
+		comb: make([]float64, n), mask: make([]uint64, n), mark: make([]bool, n)}
 }
 
 func (s *scratch) reset() {
 	for _, i := range s.touched {
-		s.bm25[i] = 0
-		s.mask[i] = 0
+		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, false
 	}
 	s.touched = s.touched[:0]
 }

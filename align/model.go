@@ -24,6 +24,9 @@ type model struct {
 	Relative  float64 `json:"relative"`
 	// MaxSpans caps the spans returned for one sentence.
 	MaxSpans int `json:"max_spans"`
+	// Stage2 rescores candidates with the first stage's probabilities of their
+	// neighbourhood (stacking); nil means one stage.
+	Stage2 *stage2 `json:"stage2,omitempty"`
 	// Note says how the parameters were made.
 	Note string `json:"note"`
 }
@@ -54,6 +57,11 @@ func loadModel(b []byte) (*model, error) {
 			return nil, fmt.Errorf("feature %d is %q, want %q", i, n, featureNames[i])
 		}
 	}
+	if m.Stage2 != nil {
+		if err := m.Stage2.valid(); err != nil {
+			return nil, err
+		}
+	}
 	if m.MaxSpans < 1 {
 		return nil, fmt.Errorf("max_spans %d < 1", m.MaxSpans)
 	}
@@ -69,6 +77,78 @@ func (m *model) prob(f *[numFeatures]float64) float64 {
 			s = 1
 		}
 		z += m.Weights[i] * (v - m.Mean[i]) / s
+	}
+	return 1 / (1 + math.Exp(-z))
+}
+
+// Second-stage features: how a candidate's first-stage probability sits among the others.
+const (
+	g2Bias = iota
+	g2Logit
+	g2NeighbourMax
+	g2RelTop
+	g2NearTopTime
+	g2SameSpeaker
+	g2RankRecip
+	numStage2
+)
+
+var stage2Names = [numStage2]string{"bias", "logit", "neighbour_max", "rel_top", "near_top_time", "same_speaker", "rank_recip"}
+
+type stage2 struct {
+	Features []string  `json:"features"`
+	Weights  []float64 `json:"weights"`
+}
+
+func (s *stage2) valid() error {
+	if len(s.Features) != numStage2 || len(s.Weights) != numStage2 {
+		return fmt.Errorf("stage2: want %d features and weights", numStage2)
+	}
+	for i, n := range s.Features {
+		if n != stage2Names[i] {
+			return fmt.Errorf("stage2: feature %d is %q, want %q", i, n, stage2Names[i])
+		}
+	}
+	return nil
+}
+
+// stage2Features computes second-stage features for candidates whose prob holds the first
+// stage's probability and that are sorted best first.
+func (x *Index) stage2Features(cands []candidate) [][numStage2]float64 {
+	out := make([][numStage2]float64, len(cands))
+	if len(cands) == 0 {
+		return out
+	}
+	byseg := make(map[int]float64, len(cands))
+	for _, c := range cands {
+		byseg[c.seg] = c.prob
+	}
+	top := cands[0]
+	for k, c := range cands {
+		g := &out[k]
+		g[g2Bias] = 1
+		p := math.Min(math.Max(c.prob, 1e-6), 1-1e-6)
+		g[g2Logit] = math.Log(p / (1 - p))
+		for d := -2; d <= 2; d++ {
+			if d != 0 {
+				g[g2NeighbourMax] = math.Max(g[g2NeighbourMax], byseg[c.seg+d])
+			}
+		}
+		g[g2RelTop] = c.prob / top.prob
+		dt := math.Abs(float64(x.segs[c.seg].StartMS - x.segs[top.seg].StartMS))
+		g[g2NearTopTime] = math.Exp(-dt / 30000)
+		if x.info[c.seg].speaker == x.info[top.seg].speaker {
+			g[g2SameSpeaker] = 1
+		}
+		g[g2RankRecip] = 1 / float64(k+1)
+	}
+	return out
+}
+
+func sigmoidDot(w []float64, f []float64) float64 {
+	z := 0.0
+	for i, v := range f {
+		z += w[i] * v
 	}
 	return 1 / (1 + math.Exp(-z))
 }

@@ -18,6 +18,14 @@ type query struct {
 }
 
 func (x *Index) analyseQuery(text string) query {
+	return x.analyseText(text, nil)
+}
+
+// analyseText analyses a sentence or section. noteShare, when not nil, gives for a term the
+// share of the note's other sentences that contain it; such note-wide terms ("patient",
+// a participant's role) say little about where one sentence's evidence is, so their weight
+// is divided by 1 + noteShareDamping * share.
+func (x *Index) analyseText(text string, noteShare map[string]float64) query {
 	if len(text) > MaxSentenceBytes {
 		text = text[:MaxSentenceBytes]
 	}
@@ -38,10 +46,11 @@ func (x *Index) analyseQuery(text string) query {
 			continue
 		}
 		seen[id] = true
+		w := x.idf[id] / (1 + noteShareDamping*noteShare[t.Term])
 		q.ids = append(q.ids, id)
-		q.weights = append(q.weights, x.idf[id])
+		q.weights = append(q.weights, w)
 		q.number = append(q.number, t.Flags&clinicaltext.Number != 0)
-		q.total += x.idf[id]
+		q.total += w
 	}
 	return q
 }
@@ -69,21 +78,30 @@ const (
 	fQuestion
 	fNegAgree
 	fNegSeg
-	fNearTop
+	fRegion
 	fNearTopTime
 	fNumMatch
 	fShort
 	fZeroMatch
 	fQueryLen
 	fBestAbs
+	fSecRel
+	fPRFRel
+	fPRFCtx
+	fSameSpeaker
+	fSecRegion
 	numFeatures
 )
 
 var featureNames = [numFeatures]string{
 	"bias", "bm25_rel", "bm25_abs", "cover", "cover_win", "ctx", "len", "rank_recip",
-	"reply_q", "question", "neg_agree", "neg_seg", "near_top", "near_top_time", "num_match",
-	"short", "zero_match", "query_len", "best_abs",
+	"reply_q", "question", "neg_agree", "neg_seg", "region", "near_top_time", "num_match",
+	"short", "zero_match", "query_len", "best_abs", "section_rel", "prf_rel", "prf_ctx",
+	"same_speaker", "section_region",
 }
+
+// noteShareDamping sets how strongly note-wide terms are down-weighted (see analyseText).
+const noteShareDamping = 3.0
 
 const (
 	topCandidates   = 40 // segments kept by BM25 before reranking
@@ -94,38 +112,23 @@ const (
 
 // candidates scores the query against every segment and returns reranker features for the
 // best ones and their conversational context. It returns nil when nothing matches.
-func (x *Index) candidates(q query, sc *scratch) []candidate {
-	for qi, id := range q.ids {
-		w := q.weights[qi]
-		for _, p := range x.postings[id] {
-			i := p.seg
-			if sc.mask[i] == 0 && sc.bm25[i] == 0 {
-				sc.touched = append(sc.touched, i)
-			}
-			tf := float64(p.tf)
-			norm := bm25K1 * (1 - bm25B + bm25B*float64(x.info[i].length)/x.avgLen)
-			sc.bm25[i] += w * tf * (bm25K1 + 1) / (tf + norm)
-			sc.mask[i] |= 1 << uint(qi)
-		}
-	}
+func (x *Index) candidates(q, sec query, sc *scratch) []candidate {
+	x.accumulate(q.ids, q.weights, sc.bm25, sc, true)
 	if len(sc.touched) == 0 || q.total == 0 {
 		return nil
 	}
-	ranked := append([]int32(nil), sc.touched...)
-	slices.SortFunc(ranked, func(a, b int32) int {
-		if sc.bm25[a] != sc.bm25[b] {
-			if sc.bm25[a] > sc.bm25[b] {
-				return -1
-			}
-			return 1
-		}
-		return int(a - b)
-	})
-	if len(ranked) > topCandidates {
-		ranked = ranked[:topCandidates]
+	x.accumulate(sec.ids, sec.weights, sc.sec, sc, false)
+	// Pseudo-relevance feedback: terms shared by the best BM25 segments, as a second query.
+	first := x.topBy(sc.bm25, sc.touched, prfDocs)
+	prfIDs, prfW := x.feedbackTerms(first, q)
+	x.accumulate(prfIDs, prfW, sc.prf, sc, false)
+	for _, i := range sc.touched {
+		sc.comb[i] = sc.bm25[i] + 0.3*sc.prf[i] + 0.3*sc.sec[i]
 	}
-	best := sc.bm25[ranked[0]]
-	top := int(ranked[0])
+	ranked := x.topBy(sc.comb, sc.touched, topCandidates)
+	best := sc.bm25[first[0]]
+	top := int(first[0])
+	bestSec, bestPRF := maxAt(sc.sec, sc.touched), maxAt(sc.prf, sc.touched)
 	rank := make(map[int]int, len(ranked)*2)
 	order := make([]int, 0, len(ranked)+2*expandNeighbors)
 	for r, i := range ranked {
@@ -204,7 +207,10 @@ func (x *Index) candidates(q query, sc *scratch) []candidate {
 		if in.negated && !q.negated {
 			f[fNegSeg] = 1
 		}
-		f[fNearTop] = math.Exp(-math.Abs(float64(i-top)) / 8)
+		f[fRegion] = x.region(sc.bm25, i) / best
+		if bestSec > 0 {
+			f[fSecRegion] = x.region(sc.sec, i) / bestSec
+		}
 		dt := math.Abs(float64(x.segs[i].StartMS - x.segs[top].StartMS))
 		f[fNearTopTime] = math.Exp(-dt / 60000)
 		nm := 0
@@ -222,6 +228,26 @@ func (x *Index) candidates(q query, sc *scratch) []candidate {
 		}
 		f[fQueryLen] = qlen
 		f[fBestAbs] = best / q.total
+		if bestSec > 0 {
+			f[fSecRel] = sc.sec[i] / bestSec
+		}
+		if bestPRF > 0 {
+			f[fPRFRel] = sc.prf[i] / bestPRF
+			pc, wgt := 0.0, 0.5
+			for d := 1; d <= ctxRadius; d++ {
+				if i-d >= 0 {
+					pc += wgt * sc.prf[i-d]
+				}
+				if i+d < len(x.segs) {
+					pc += wgt * sc.prf[i+d]
+				}
+				wgt /= 2
+			}
+			f[fPRFCtx] = pc / bestPRF
+		}
+		if in.speaker == x.info[top].speaker {
+			f[fSameSpeaker] = 1
+		}
 	}
 	return cands
 }
@@ -235,4 +261,112 @@ func (q query) mass(mask uint64) float64 {
 		}
 	}
 	return m / q.total
+}
+
+// prfDocs and prfTerms size pseudo-relevance feedback: the terms of the best prfDocs BM25
+// segments, the prfTerms heaviest of them.
+const (
+	prfDocs  = 3
+	prfTerms = 10
+)
+
+// accumulate adds the BM25 score of a weighted query to arr for every segment holding one
+// of its terms, recording touched segments; with setMask it also records in sc.mask which
+// query terms each segment holds.
+func (x *Index) accumulate(ids []int32, weights []float64, arr []float64, sc *scratch, setMask bool) {
+	for qi, id := range ids {
+		w := weights[qi]
+		for _, p := range x.postings[id] {
+			i := p.seg
+			if !sc.mark[i] {
+				sc.mark[i] = true
+				sc.touched = append(sc.touched, i)
+			}
+			tf := float64(p.tf)
+			norm := bm25K1 * (1 - bm25B + bm25B*float64(x.info[i].length)/x.avgLen)
+			arr[i] += w * tf * (bm25K1 + 1) / (tf + norm)
+			if setMask {
+				sc.mask[i] |= 1 << uint(qi)
+			}
+		}
+	}
+}
+
+// topBy returns up to k of the touched segments with the highest positive score, best
+// first, ties broken by position.
+func (x *Index) topBy(score []float64, touched []int32, k int) []int32 {
+	var out []int32
+	for _, i := range touched {
+		if score[i] > 0 {
+			out = append(out, i)
+		}
+	}
+	slices.SortFunc(out, func(a, b int32) int {
+		if score[a] != score[b] {
+			if score[a] > score[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	return out[:min(k, len(out))]
+}
+
+func maxAt(score []float64, touched []int32) float64 {
+	m := 0.0
+	for _, i := range touched {
+		m = max(m, score[i])
+	}
+	return m
+}
+
+// feedbackTerms picks expansion terms from the given segments: terms not in the query,
+// weighted by idf times the share of the segments that hold them.
+func (x *Index) feedbackTerms(segs []int32, q query) ([]int32, []float64) {
+	weight := map[int32]float64{}
+	for _, i := range segs {
+		seen := map[int32]bool{}
+		for _, id := range x.info[i].termIDs {
+			if seen[id] || slices.Contains(q.ids, id) {
+				continue
+			}
+			seen[id] = true
+			weight[id] += x.idf[id] / float64(len(segs))
+		}
+	}
+	ids := make([]int32, 0, len(weight))
+	for id := range weight {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b int32) int {
+		if weight[a] != weight[b] {
+			if weight[a] > weight[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	ids = ids[:min(prfTerms, len(ids))]
+	ws := make([]float64, len(ids))
+	for k, id := range ids {
+		ws[k] = weight[id]
+	}
+	return ids, ws
+}
+
+// regionRadius and regionDecay shape the topic-region feature: a wide, decaying sum of
+// scores around a segment, because the evidence for a summary sentence clusters in time.
+const (
+	regionRadius = 10
+	regionDecay  = 4.0
+)
+
+func (x *Index) region(score []float64, i int) float64 {
+	r := 0.0
+	for j := max(0, i-regionRadius); j <= min(len(x.segs)-1, i+regionRadius); j++ {
+		r += score[j] * math.Exp(-math.Abs(float64(j-i))/regionDecay)
+	}
+	return r / 2 // about the weight of the segment and its two nearest neighbours
 }

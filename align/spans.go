@@ -2,6 +2,8 @@ package align
 
 import (
 	"slices"
+
+	"github.com/evidenceledger/evidence/clinicaltext"
 )
 
 // Align returns the evidence spans for one sentence, best first, or an empty (non-nil)
@@ -9,22 +11,81 @@ import (
 // package-level Align to have sentences validated. Align is deterministic and safe to call
 // concurrently.
 func (x *Index) Align(s Sentence) []Span {
-	q := x.analyseQuery(s.Text)
-	return x.selectSpans(q, x.rank(q))
+	return x.alignWith(s, nil)
+}
+
+// AlignNote aligns all sentences of one note and returns their spans in order. Unlike
+// calling Align per sentence, it sees the whole note, and down-weights terms that occur in
+// many of its sentences (see docs/align.md, "note-wide terms"). It validates nothing; use
+// the package-level Align for validated input.
+func (x *Index) AlignNote(sentences []Sentence) [][]Span {
+	shares := noteShares(sentences)
+	out := make([][]Span, len(sentences))
+	for i, s := range sentences {
+		out[i] = x.alignWith(s, shares[i])
+	}
+	return out
+}
+
+func (x *Index) alignWith(s Sentence, share map[string]float64) []Span {
+	q := x.analyseText(s.Text, share)
+	return x.selectSpans(q, x.rank(q, x.analyseText(s.Section, nil)))
+}
+
+// noteShares returns, for each sentence, the share of the other sentences of the note that
+// contain each of its terms.
+func noteShares(sentences []Sentence) []map[string]float64 {
+	sets := make([]map[string]bool, len(sentences))
+	count := map[string]int{}
+	for i, s := range sentences {
+		sets[i] = map[string]bool{}
+		for _, t := range clinicaltext.Terms(s.Text) {
+			if !sets[i][t] {
+				sets[i][t] = true
+				count[t]++
+			}
+		}
+	}
+	out := make([]map[string]float64, len(sentences))
+	if len(sentences) < 2 {
+		return out
+	}
+	for i := range sentences {
+		out[i] = map[string]float64{}
+		for t := range sets[i] {
+			if c := count[t] - 1; c > 0 {
+				out[i][t] = float64(c) / float64(len(sentences)-1)
+			}
+		}
+	}
+	return out
 }
 
 // rank returns the candidates for a query with reranker probabilities, best first.
-func (x *Index) rank(q query) []candidate {
+func (x *Index) rank(q, sec query) []candidate {
 	if len(q.ids) == 0 {
 		return nil
 	}
 	sc := x.scratch.Get().(*scratch)
-	cands := x.candidates(q, sc)
+	cands := x.candidates(q, sec, sc)
 	sc.reset()
 	x.scratch.Put(sc)
 	for k := range cands {
 		cands[k].prob = x.model.prob(&cands[k].feat)
 	}
+	sortCandidates(cands)
+	if st := x.model.Stage2; st != nil {
+		g := x.stage2Features(cands)
+		for k := range cands {
+			cands[k].prob = sigmoidDot(st.Weights, g[k][:])
+		}
+		sortCandidates(cands)
+	}
+	return cands
+}
+
+// sortCandidates orders candidates by probability, best first, ties by position.
+func sortCandidates(cands []candidate) {
 	slices.SortFunc(cands, func(a, b candidate) int {
 		if a.prob != b.prob {
 			if a.prob > b.prob {
@@ -34,7 +95,6 @@ func (x *Index) rank(q query) []candidate {
 		}
 		return a.seg - b.seg
 	})
-	return cands
 }
 
 // selectSpans applies the model's selection rule to ranked candidates.

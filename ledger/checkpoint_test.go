@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	flog "github.com/transparency-dev/formats/log"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
+	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
 

@@ -98,3 +98,12 @@ func (t *TFIDF) Align(s align.Sentence) []align.Span {
 	}
 	return spans
 }
+
+// AlignNote aligns each sentence on its own.
+func (t *TFIDF) AlignNote(sents []align.Sentence) [][]align.Span {
+	out := make([][]align.Span, len(sents))
+	for i, s := range sents {
+		out[i] = t.Align(s)
+	}
+	return out
+}

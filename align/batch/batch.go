@@ -30,9 +30,10 @@ import (
 // MaxLineBytes caps one JSON Lines line (an encounter's segments are one line).
 const MaxLineBytes = 256 << 20
 
-// Aligner aligns sentences against the segments of one encounter; *align.Index is one.
+// Aligner aligns the sentences of one note against the segments of its encounter;
+// *align.Index is one.
 type Aligner interface {
-	Align(align.Sentence) []align.Span
+	AlignNote([]align.Sentence) [][]align.Span
 }
 
 // Options adjust Run. The zero value is ready to use.
@@ -104,12 +105,11 @@ type PredictionJSON struct {
 type encounter struct {
 	line     int
 	segments []align.Segment
-	aligner  Aligner
 }
 
-// Run reads all encounters from segments and all sentences from sentences, aligns each
-// sentence against the segments of its encounter and writes one prediction line per sentence
-// to out. It checks ctx between sentences.
+// Run reads all encounters from segments and all sentences from sentences, aligns the
+// sentences of each encounter (its note) against that encounter's segments and writes one
+// prediction line per sentence to out, in input order. It checks ctx between encounters.
 func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts Options) error {
 	segName, sentName := opts.SegmentsName, opts.SentencesName
 	if segName == "" {
@@ -126,12 +126,13 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(out)
+	type pending struct {
+		sent align.Sentence
+		enc  string
+	}
+	var all []pending
 	seen := map[string]int{}
 	err = eachLine(sentName, sentences, func(ln int, b []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		var s sentenceJSON
 		if err := decodeObject(b, &s); err != nil {
 			return err
@@ -152,23 +153,50 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 			return fmt.Errorf("duplicate sentence_id %q (first on line %d)", *s.SentenceID, prev)
 		}
 		seen[*s.SentenceID] = ln
-		enc, ok := encs[*s.EncounterID]
-		if !ok {
+		if _, ok := encs[*s.EncounterID]; !ok {
 			return fmt.Errorf("encounter_id %q not in %s", *s.EncounterID, segName)
-		}
-		if enc.aligner == nil {
-			a, err := newAligner(enc.segments)
-			if err != nil {
-				return &LineError{File: segName, Line: enc.line, Err: err}
-			}
-			enc.aligner = a
 		}
 		sent := align.Sentence{ID: *s.SentenceID, Text: *s.Text}
 		if s.Section != nil {
 			sent.Section = *s.Section
 		}
-		pred := PredictionJSON{SentenceID: sent.ID, Spans: []SpanJSON{}}
-		for _, sp := range enc.aligner.Align(sent) {
+		all = append(all, pending{sent, *s.EncounterID})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The sentences of one encounter form its note; align them together.
+	byEnc := map[string][]int{}
+	var encOrder []string
+	for i, p := range all {
+		if _, ok := byEnc[p.enc]; !ok {
+			encOrder = append(encOrder, p.enc)
+		}
+		byEnc[p.enc] = append(byEnc[p.enc], i)
+	}
+	results := make([][]align.Span, len(all))
+	for _, e := range encOrder {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		enc := encs[e]
+		a, err := newAligner(enc.segments)
+		if err != nil {
+			return &LineError{File: segName, Line: enc.line, Err: err}
+		}
+		note := make([]align.Sentence, len(byEnc[e]))
+		for k, i := range byEnc[e] {
+			note[k] = all[i].sent
+		}
+		for k, spans := range a.AlignNote(note) {
+			results[byEnc[e][k]] = spans
+		}
+	}
+	bw := bufio.NewWriter(out)
+	for i, p := range all {
+		pred := PredictionJSON{SentenceID: p.sent.ID, Spans: []SpanJSON{}}
+		for _, sp := range results[i] {
 			pred.Spans = append(pred.Spans, SpanJSON{SegmentID: sp.SegmentID, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: round(sp.Score)})
 		}
 		line, err := json.Marshal(pred)
@@ -176,10 +204,7 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 			return err
 		}
 		bw.Write(line)
-		return bw.WriteByte('\n')
-	})
-	if err != nil {
-		return err
+		bw.WriteByte('\n')
 	}
 	return bw.Flush()
 }
