@@ -1,5 +1,7 @@
 package soapgen
 
+import "strings"
+
 // Assessment: the clinician's stated impression. A diagnosis from the
 // condition lexicon said by the clinician next to an impression cue becomes
 // one sentence, worded by the strength of the cue.
@@ -31,7 +33,7 @@ var problemCues = newCues("for your first problem", "for your second problem", "
 var notImpression = newCues("history", "in the past", "previously", "diagnosed", "you said", "you mentioned",
 	"family", "runs in", "have you", "do you", "did you", "before", "last time", "leaflet", "information",
 	"website", "link", "if it", "if you", "if your", "if there", "if this", "when you", "refer", "referral", "clinic",
-	"risk of", "reduce the risk", "checked", "check for")
+	"risk of", "reduce the risk", "checked", "check for", "given that", "given you", "you've got high", "you have high")
 
 var serviceWords = map[string]bool{"test": true, "tests": true, "testing": true, "clinic": true, "team": true,
 	"service": true, "specialist": true, "nurse": true, "screen": true, "screening": true, "medication": true,
@@ -80,10 +82,10 @@ const (
 // statement wins, since clinicians reason aloud and conclude at the end
 // ("we'd worry about an allergic reaction if..." then "this is a localised
 // allergic reaction").
-func assessment(d *dialogue) []line {
+func assessment(d *dialogue, from int) []line {
 	var out []line
 	index := map[string]int{}
-	for i := len(d.utts) / 4; i < len(d.utts); i++ {
+	for i := from; i < len(d.utts); i++ {
 		u := d.utts[i]
 		if u.role != roleClinician || u.question {
 			continue
@@ -108,7 +110,40 @@ func assessment(d *dialogue) []line {
 			out = append(out, line{t, i})
 		}
 	}
+	return dropGenericLines(out)
+}
+
+// dropGenericLines drops "Possible dermatitis." beside "Possible contact
+// dermatitis.".
+func dropGenericLines(ls []line) []line {
+	var out []line
+	for _, l := range ls {
+		generic := false
+		for _, o := range ls {
+			if o.text != l.text && strings.Contains(strings.ToLower(o.text), " "+strings.ToLower(strings.TrimSuffix(impressionName(l.text), "."))) {
+				generic = true
+			}
+		}
+		if !generic {
+			out = append(out, l)
+		}
+	}
 	return out
+}
+
+// impressionName is the condition named by an assessment sentence.
+func impressionName(t string) string {
+	for _, p := range []string{"Likely ", "Possible "} {
+		if strings.HasPrefix(t, p) {
+			return strings.TrimPrefix(t, p)
+		}
+	}
+	for _, s := range []string{" to be excluded.", " considered unlikely."} {
+		if strings.HasSuffix(t, s) {
+			return strings.TrimSuffix(t, s)
+		}
+	}
+	return t
 }
 
 // classify weighs the cues of the utterance. A denial beats everything

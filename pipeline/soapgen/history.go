@@ -33,7 +33,7 @@ var healthyQuestion = newCues("fit and well", "fit and healthy", "generally well
 var ownershipCues = newCues("i have", "i've got", "i've had", "i had", "i've been diagnosed", "diagnosed with",
 	"i suffer", "i get", "history of", "i am", "i'm", "got the", "i've also got", "also have", "i also have", "my")
 
-var opinionCues = newCues("think", "worried", "could it", "maybe", "might", "wonder", "scared", "afraid", "in case",
+var opinionCues = newCues("think", "thought", "gonna have", "going to have", "felt like", "worried", "could it", "maybe", "might", "wonder", "scared", "afraid", "in case",
 	"checked", "tested", "screened", "risk of", "read")
 
 // pastHistory lists the patient's conditions ("Past medical history: asthma.")
@@ -54,8 +54,8 @@ func pastHistory(d *dialogue, planStart int) []line {
 			continue
 		}
 		for _, m := range findMentions(conditionLex, u.toks, uncertaintyCues) {
-			if m.end < len(u.toks) && serviceWords[u.toks[m.end]] {
-				continue // "my last STD screen"
+			if (m.end < len(u.toks) && serviceWords[u.toks[m.end]]) || acuteOnly[m.canon] {
+				continue // "my last STD screen"; "normal stuff like cold, flu"
 			}
 			if m.status == asserted && (ownershipCues.in(u.toks[:m.start]) || answersAbout(d, i, pmhQuestion)) {
 				add(m.canon, i)
@@ -105,8 +105,14 @@ func deniedConditions(d *dialogue, planStart int, have []string) []line {
 		if isWhQuestion(q) || relationLex.has(d.questionToks(e)) || familyQuestion.in(d.questionToks(e)) {
 			continue
 		}
+		if !conditionQuestion.in(q) {
+			continue // "Do you use cotton buds to clean out wax?"
+		}
 		var denied []string
 		for _, m := range findMentions(conditionLex, q, uncertaintyCues) {
+			if m.canon == "pregnancy" {
+				continue // a fact about now, not history; see facts
+			}
 			if !contains(have, m.canon) && !contains(seen, m.canon) && !contains(denied, m.canon) {
 				denied = append(denied, m.canon)
 			}
@@ -118,6 +124,15 @@ func deniedConditions(d *dialogue, planStart int, have []string) []line {
 	}
 	return out
 }
+
+// acuteOnly conditions are illnesses of the moment, never a past medical
+// history worth a line.
+var acuteOnly = map[string]bool{"influenza": true, "common cold": true, "viral illness": true, "dehydration": true,
+	"upper respiratory tract infection": true, "COVID-19": true, "insect bite reaction": true, "allergic reaction": true,
+	"pregnancy": true, "sprain": true, "muscle strain": true, "stress": true}
+
+var conditionQuestion = newCues("have you had", "have you ever", "do you have", "diagnosed", "history of",
+	"suffer", "told you", "ever had", "been told", "do you get", "have you got", "any", "problems with")
 
 // dropGeneric removes a condition when a more specific one ending in it is
 // also present ("diabetes" beside "type 2 diabetes").
@@ -153,7 +168,7 @@ func medications(d *dialogue, planStart int) []line {
 	regAt, triedAt := -1, -1
 	doses := map[string]string{}
 	for i, u := range d.utts {
-		if !patientStatement(u) || hasAny(u.toks, "allergic", "allergy", "allergies") {
+		if !patientStatement(u) || hasAny(u.toks, "allergic", "allergy", "allergies") || answersAbout(d, i, allergyQuestion) {
 			continue
 		}
 		for _, m := range findMentions(medicationLex, u.toks, uncertaintyCues) {
@@ -255,10 +270,16 @@ func allergies(d *dialogue, planStart int) []line {
 	}
 	for _, e := range exchangesAbout(d, allergyQuestion, planStart) {
 		ans := d.answerToks(e)
+		// The last medicine named is the specific one: "an antibiotic,
+		// called clindamycin".
+		named := ""
 		for _, m := range findMentions(medicationLex, ans, uncertaintyCues) {
 			if m.status == asserted {
-				return []line{{"Allergic to " + m.canon + ".", e.a[0]}}
+				named = m.canon
 			}
+		}
+		if named != "" {
+			return []line{{"Allergic to " + named + ".", e.a[0]}}
 		}
 		if answerPolarity(ans) == polNo || hasAny(ans, "not that i'm aware", "not that i know", "none", "nothing") {
 			return []line{{"No known drug allergies.", e.a[0]}}

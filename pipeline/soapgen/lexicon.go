@@ -36,7 +36,7 @@ var symptomTerms = []term{
 	{"sneezing", []string{"sneezing", "sneeze", "sneezes"}},
 	{"ear pain", []string{"ear pain", "earache", "ear ache", "pain in {my|your|the} {ear|ears}", "{ear|ears} {hurt|hurts|are sore|is sore}", "sore {ear|ears}"}},
 	{"blocked ears", []string{"blocked {ear|ears}", "{ear|ears} {feel|feels} blocked", "dullness"}},
-	{"hearing loss", []string{"hearing loss", "difficulty hearing", "{can't|cannot|couldn't} hear", "hard of hearing", "muffled hearing", "hearing {is|has been} {worse|reduced|muffled|not as good}", "lost {my|the} hearing", "reduced hearing", "deaf"}},
+	{"hearing loss", []string{"hearing loss", "difficulty hearing", "{can't|cannot|couldn't} {really|} hear {as well|properly|very well|much|out of|anything}", "hard of hearing", "muffled hearing", "hearing {is|has been} {worse|reduced|muffled|not as good}", "lost {my|the} hearing", "reduced hearing", "deaf"}},
 	{"tinnitus", []string{"tinnitus", "ringing in {my|your|the} {ear|ears}", "buzzing in {my|your|the} {ear|ears}"}},
 	{"ear discharge", []string{"discharge from {my|your|the} {ear|ears}", "ear discharge"}},
 	{"headache", []string{"headache", "headaches", "headachy", "head pain", "pain in {my|your|the} head", "head {hurts|is sore|is pounding}", "sore head"}},
@@ -61,7 +61,8 @@ var symptomTerms = []term{
 	{"loss of appetite", []string{"loss of appetite", "lost {my|your|her|his} appetite", "reduced appetite", "appetite {is|has been|was} {reduced|poor|low|down|not great|not good|not very good}", "poor appetite", "off {my|your|his|her} food", "not {really|} eating {much|as much|}", "haven't been eating", "not hungry", "no appetite"}},
 	{"weight loss", []string{"weight loss", "lost weight", "losing weight", "lost {some|a bit of|a lot of} weight"}},
 	{"painful urination", []string{"dysuria", "{pain|painful|hurts|hurt|hurting|burning|burns|stings|stinging|sting} {when|while} {i|you} {pee|wee|urinate|pass urine|go to the toilet}", "{pain|burning|stinging} {on|passing|when passing} urine", "painful {urination|peeing|to pee|to wee}", "{burning|stinging} sensation", "it hurts when i pee"}},
-	{"urinary frequency", []string{"urinary frequency", "{passing|pass} urine more {often|frequently}", "{peeing|weeing|urinating} more {often|frequently|than usual|}", "{pee|wee} more {often|frequently}", "needing to {pee|wee} {a lot|more|all the time}", "going to the toilet more often to {pee|wee}"}},
+	{"urinary frequency", []string{"urinary frequency", "{passing|pass} urine more {often|frequently}", "{peeing|weeing|urinating} more {often|frequently|than usual|}", "{pee|wee} more {often|frequently}", "needing to {pee|wee} {a lot|more|all the time}", "going to the toilet more often to {pee|wee}",
+		"going to the toilet a lot more", "{peeing|weeing} more {regularly|often}", "going to the {toilet|loo|bathroom} {a lot|more often|more frequently|a lot more}", "frequency"}},
 	{"foul-smelling urine", []string{"{smelly|foul smelling|cloudy|strong smelling} {urine|pee|wee}", "{urine|pee|wee} {smells|smelled|is smelly|is cloudy}"}},
 	{"vaginal discharge", []string{"vaginal discharge", "discharge down below"}},
 	{"discharge", []string{"discharge", "pus", "oozing", "weeping"}},
@@ -70,7 +71,7 @@ var symptomTerms = []term{
 	{"weakness", []string{"weak", "weakness"}},
 	{"numbness", []string{"numb", "numbness", "{losing|lost|loss of} {feeling|sensation}"}},
 	{"tingling", []string{"tingling", "tingly", "pins and needles"}},
-	{"muscle aches", []string{"muscle {pain|pains|ache|aches|aching}", "aching muscles", "achy", "aches and pains", "body {ache|aches}", "myalgia", "achey"}},
+	{"muscle aches", []string{"muscle {pain|pains|ache|aches|aching}", "aching muscles", "aches and pains", "body {ache|aches}", "myalgia", "achy all over", "aching all over"}},
 	{"joint pain", []string{"joint {pain|pains|ache|aches}", "{joints|joint} {ache|aching|hurt|are sore}", "arthralgia", "painful joints"}},
 	{"stiffness", []string{"stiffness", "stiff"}},
 	{"rash", []string{"rash", "rashes", "hives", "spots", "blotches"}},
@@ -109,13 +110,14 @@ var painWords = map[string]bool{
 	"pain": true, "pains": true, "painful": true, "hurts": true, "hurt": true, "hurting": true, "ache": true,
 	"aches": true, "aching": true, "achy": true, "sore": true, "soreness": true, "discomfort": true,
 	"cramp": true, "cramps": true, "cramping": true, "crampy": true, "tender": true, "throbbing": true,
+	"burning": true, "burns": true, "stinging": true, "stings": true,
 }
 
 // siteTerms are body sites. canon is the adjective used for "<site> pain"
 // ("lower abdominal pain"); a site whose canon is a whole symptom name
 // (head: "headache") names that symptom instead.
 var siteTerms = []term{
-	{"lower abdominal", []string{"lower {abdomen|stomach|tummy|belly|abdo}", "bottom of {my|your|the} {stomach|tummy|belly}", "lower part of {my|your|the} {stomach|tummy|belly|abdomen}", "pelvis", "pelvic"}},
+	{"lower abdominal", []string{"lower {abdomen|stomach|tummy|belly|abdo}", "{lower|low} down in {my|your|the} {tummy|stomach|belly|abdomen}", "bottom of {my|your|the} {tummy|stomach|belly}", "bottom of {my|your|the} {stomach|tummy|belly}", "lower part of {my|your|the} {stomach|tummy|belly|abdomen}", "pelvis", "pelvic"}},
 	{"upper abdominal", []string{"upper {abdomen|stomach|tummy|belly|abdo}", "top of {my|your|the} {stomach|tummy|belly}"}},
 	{"suprapubic", []string{"suprapubic", "above {my|your|the} {pubic bone|bladder}", "bladder area"}},
 	{"abdominal", []string{"abdomen", "abdominal", "stomach", "tummy", "belly", "abdo"}},
@@ -141,6 +143,8 @@ var siteTerms = []term{
 	{"joint", []string{"joint", "joints"}},
 	{"muscle", []string{"muscle", "muscles"}},
 	{"dental", []string{"tooth", "teeth", "gum", "gums", "jaw"}},
+	{"lip", []string{"lip", "lips", "upper lip", "lower lip"}},
+	{"painful urination", []string{"pee", "wee", "peeing", "weeing", "urinate", "urinating", "pass urine", "passing urine", "use the bathroom"}},
 }
 
 // conditionTerms are diagnoses: past medical history when the patient says

@@ -141,7 +141,7 @@ func symptomMentions(toks []string) []mention {
 		}
 		from := min(p, sp.start)
 		canon := siteLex.terms[sp.term].canon
-		if canon != "headache" && canon != "sore throat" {
+		if canon != "headache" && canon != "sore throat" && canon != "painful urination" {
 			canon += " pain"
 		}
 		ms = append(ms, mention{canon: canon, start: from, end: max(p+1, sp.end),
@@ -182,7 +182,8 @@ func refineSites(ms []mention, toks []string) {
 
 var swellingSites = map[string]string{"ankle": "ankle swelling", "leg": "leg swelling", "foot": "ankle swelling",
 	"knee": "knee swelling", "elbow": "elbow swelling", "hand": "hand swelling", "wrist": "wrist swelling",
-	"eye": "eye swelling", "neck": "neck swelling", "arm": "arm swelling", "shoulder": "shoulder swelling"}
+	"eye": "eye swelling", "neck": "neck swelling", "arm": "arm swelling", "shoulder": "shoulder swelling",
+	"lip": "lip swelling"}
 
 // siteBridge are the words that may stand between a pain word and its
 // site: "pain on the left side of my head", "my knee is really sore".
@@ -193,6 +194,7 @@ var siteBridge = map[string]bool{
 	",": true, "is": true, "was": true, "has": true, "been": true, "really": true, "very": true, "quite": true,
 	"it's": true, "feels": true, "little": true, "some": true, "and": true, "down": true, "back": true, "part": true,
 	"this": true, "horrible": true, "bad": true, "sharp": true, "dull": true, "severe": true, "mild": true,
+	"when": true, "i": true, "you": true, "kind": true, "sort": true, "like": true, "use": true,
 }
 
 // painNear finds an uncovered pain word before or after a site, with only

@@ -12,8 +12,14 @@ type extraction struct {
 
 // extract runs every section's rules over the dialogue.
 func extract(d *dialogue) extraction {
-	from := planStart(d)
-	syms := collectSymptoms(d)
+	from, found := planStart(d)
+	// Once the plan is being explained, a patient repeating "back pain,
+	// vomiting, OK" is echoing the safety-netting, not reporting symptoms.
+	historyEnd := len(d.utts)
+	if found {
+		historyEnd = from
+	}
+	syms := collectSymptoms(d, historyEnd)
 	var x extraction
 	x.subjective = append(x.subjective, symptomLines(syms, presenting(d, syms))...)
 	// History questions can come after a first impression, so history
@@ -28,7 +34,7 @@ func extract(d *dialogue) extraction {
 	x.subjective = append(x.subjective, socialHistory(d, all)...)
 	x.subjective = append(x.subjective, otherHistory(d, all)...)
 	x.objective = objective(d)
-	x.assessment = assessment(d)
+	x.assessment = assessment(d, from)
 	x.plan = plan(d, from)
 	return x
 }

@@ -106,8 +106,8 @@ func (v vital) valueAfter(toks []string, from int) (string, bool) {
 		if !isNumeric(t) {
 			continue
 		}
-		if k+1 < len(toks) && timeUnits[toks[k+1]] != "" {
-			return "", false // "temperature for 2 days"
+		if k+1 < len(toks) && (timeUnits[toks[k+1]] != "" || (toks[k+1] == "percent" && v.unit != "%")) {
+			return "", false // "temperature for 2 days", "not a hundred percent sure"
 		}
 		if f, err := strconv.ParseFloat(t, 64); err == nil && f >= v.lo && f <= v.hi {
 			return withRange(toks, k, v), true

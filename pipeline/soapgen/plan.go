@@ -16,18 +16,19 @@ var planOpeners = newCues("what i'd recommend", "what we'd recommend", "i would 
 
 // planStart is the index of the first utterance of the planning part of
 // the consultation: the first plan opener or stated impression after the
-// first quarter, or three fifths of the way through when there is none.
-func planStart(d *dialogue) int {
+// first third. found is false when there is none, and start is then three
+// fifths of the way through.
+func planStart(d *dialogue) (start int, found bool) {
 	for i := len(d.utts) / 3; i < len(d.utts); i++ {
 		u := d.utts[i]
 		if u.role != roleClinician || u.question {
 			continue
 		}
 		if planOpeners.in(u.toks) || (likelyCues.in(u.toks) || possibleCues.in(u.toks)) && diagnosisIn(u.toks) {
-			return i
+			return i, true
 		}
 	}
-	return len(d.utts) * 3 / 5
+	return len(d.utts) * 3 / 5, false
 }
 
 // planItem is one plan sentence; key merges repeats (a medicine said three
@@ -356,6 +357,9 @@ func courseLength(toks []string) string {
 			j += 2
 		}
 		if a, n := amount(toks, j); n > 0 {
+			if prefix != "" {
+				a = strings.TrimPrefix(a, "a ") // "the next a couple of weeks"
+			}
 			return "for " + prefix + a
 		}
 	}
@@ -420,7 +424,8 @@ var serviceTerms = []term{
 
 var serviceLex = newLexicon(serviceTerms)
 
-var referCues = newCues("will be with you", "on their way", "refer", "referral", "referring", "self refer", "i'll send you", "send you to", "go to", "attend",
+var referCues = newCues("be with you", "on their way", "should be there", "on its way", "going into", "go into",
+	"take yourself to", "go to the hospital", "into hospital", "refer", "referral", "referring", "self refer", "i'll send you", "send you to", "go to", "attend",
 	"go straight to", "head to", "need to be seen", "needs to be seen", "to be seen", "arrange for you", "book you",
 	"called", "calling", "i've called", "on its way", "coming", "fax", "contact them", "see you face to face",
 	"face to face", "in person")
@@ -439,7 +444,7 @@ func referralPlan(p *planList, u utterance, i int) {
 		}
 		var text string
 		switch {
-		case m.canon == "emergency services (999)" && hasAny(u.toks, "called", "calling", "on its way", "coming", "i've called", "i'm calling", "will be with you", "be with you", "on their way"):
+		case m.canon == "emergency services (999)" && hasAny(u.toks, "called", "calling", "on its way", "coming", "i've called", "i'm calling", "will be with you", "be with you", "on their way", "should be there", "be there"):
 			text = "Ambulance called."
 		case m.canon == "face-to-face review":
 			text = "Face-to-face review arranged."
@@ -589,6 +594,7 @@ var followUpCues = newCues("follow up", "follow-up", "followup", "review", "come
 // still not better by next week, come back and see me" is "Follow-up in 1
 // week if not improving."
 func followUp(p *planList, d *dialogue, from int) {
+	untimed := -1
 	for i := from; i < len(d.utts); i++ {
 		u := d.utts[i]
 		if u.role != roleClinician || u.question || !followUpCues.in(u.toks) {
@@ -596,6 +602,9 @@ func followUp(p *planList, d *dialogue, from int) {
 		}
 		when, ok := followUpTime(u.toks)
 		if !ok {
+			if untimed < 0 && explicitFollowUp.in(u.toks) && !hasAny(u.toks, "if", "result", "results") {
+				untimed = i
+			}
 			continue
 		}
 		text := "Follow-up " + when
@@ -605,7 +614,15 @@ func followUp(p *planList, d *dialogue, from int) {
 		p.add("followup", text+".", 1, i)
 		return
 	}
+	if untimed >= 0 {
+		p.add("followup", "Follow-up appointment to be arranged.", 1, untimed)
+	}
 }
+
+// explicitFollowUp names a further appointment without saying when ("I'll
+// book another appointment to see you soon").
+var explicitFollowUp = newCues("follow up appointment", "follow-up appointment", "book another appointment",
+	"arrange a follow up", "arrange a review", "review appointment", "book you in", "another appointment")
 
 // followUpTime reads "in a week's time", "in 3-4 days", "next week".
 func followUpTime(toks []string) (string, bool) {

@@ -404,7 +404,7 @@ var workIn = []string{"i work in", "i work at", "i work for", "i work with"}
 func jobPhrase(toks []string, onTopic bool) string {
 	if k, ok := workAs.atEnd(toks); ok {
 		if job := phraseUntilBreak(toks[k:], 4); job != "" {
-			return "Works as " + article(job) + "."
+			return worksAs(job)
 		}
 	}
 	for _, p := range workIn {
@@ -426,7 +426,7 @@ func jobPhrase(toks []string, onTopic bool) string {
 	for _, p := range []string{"i'm a", "i'm an", "i am a", "i am an", "i'm actually a", "i'm actually an", "i'm currently a", "i'm currently an"} {
 		if k, ok := containsSeq(toks, p); ok && k+len(strings.Fields(p)) < len(toks) && !notJob[toks[k+len(strings.Fields(p))]] {
 			if job := phraseUntilBreak(toks[k+len(strings.Fields(p)):], 4); job != "" {
-				return "Works as " + article(job) + "."
+				return worksAs(job)
 			}
 		}
 	}
@@ -455,10 +455,20 @@ func placePhrase(toks []string) string {
 		words = append(words, t)
 	}
 	p := strings.Join(words, " ")
+	if hasAny(words, "past", "last", "week", "weeks", "days", "morning", "moment", "pain") {
+		return "" // "work in the past few days" is not a workplace
+	}
 	if p == "it" {
 		return "IT" // tokens are lowercase; "I work in IT"
 	}
 	return p
+}
+
+func worksAs(job string) string {
+	if strings.HasPrefix(job, "student") || strings.HasSuffix(job, "student") {
+		return capitalize(job) + "."
+	}
+	return "Works as " + article(job) + "."
 }
 
 func article(noun string) string {
@@ -497,6 +507,8 @@ var facts = []struct {
 		"experienced this before", "had it before", "anything similar", "similar episodes", "similar symptoms before",
 		"this kind of pain before", "this pain before", "had this kind of"), "Similar episodes previously.", "No previous similar episodes."},
 	{newCues("travel", "travelled", "traveled", "been abroad", "out of the country", "been away"), "Recent travel.", "No recent travel."},
+	{newCues("chance you could be pregnant", "could you be pregnant", "chance of pregnancy", "possibility of pregnancy",
+		"might be pregnant", "chance you might be pregnant", "could be pregnant", "are you pregnant"), "Possibility of pregnancy reported.", "Pregnancy thought unlikely by patient."},
 }
 
 // otherHistory covers the remaining yes/no history facts and the last

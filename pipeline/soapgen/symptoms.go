@@ -78,15 +78,17 @@ func isQuestionWord(toks []string) bool {
 
 // collectSymptoms gathers symptom evidence from the patient's own words and
 // from yes/no answers to the clinician's questions.
-func collectSymptoms(d *dialogue) *symptomSet {
+func collectSymptoms(d *dialogue, end int) *symptomSet {
 	s := &symptomSet{by: map[string]*finding{}}
-	for i, u := range d.utts {
+	for i, u := range d.utts[:end] {
 		if patientStatement(u) && !pastEpisode(d, i) {
 			s.fromStatement(d, i)
 		}
 	}
 	for _, e := range d.exchanges {
-		s.fromExchange(d, e)
+		if e.q[0] < end {
+			s.fromExchange(d, e)
+		}
 	}
 	for i, u := range d.utts {
 		if patientStatement(u) {
