@@ -18,16 +18,18 @@ var ErrClosed = errors.New("storage: closed")
 // Store is an ordered, durable key-value store.
 //
 // Implementations MUST be safe for concurrent use by multiple goroutines.
-// Keys compare bytewise. Values returned by Get and passed to Scan callbacks
-// belong to the caller of Get, but only to the callback for Scan: a Scan
-// callback that keeps a key or value must copy it.
+// Keys compare bytewise and are never empty: Write rejects a batch that
+// holds an empty key and applies none of it. Values returned by Get and
+// passed to Scan callbacks belong to the caller of Get, but only to the
+// callback for Scan: a Scan callback that keeps a key or value must copy it.
 type Store interface {
 	// Get returns a copy of the value stored under key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
 
 	// Scan calls fn for every key k with start <= k < end, in ascending
 	// order. A nil end means no upper bound. Scan stops at the first error
-	// returned by fn and returns it.
+	// returned by fn and returns it. Scan reads one consistent snapshot:
+	// a batch written concurrently is visible to it whole or not at all.
 	Scan(start, end []byte, fn func(key, value []byte) error) error
 
 	// Write applies every operation in b atomically: after a crash either
@@ -37,7 +39,9 @@ type Store interface {
 	// key wins.
 	Write(b *Batch, sync bool) error
 
-	// Close releases the store. It is safe to call more than once.
+	// Close waits for calls in progress and releases the store. Writes
+	// that returned before Close survive it, synced or not. It is safe to
+	// call more than once.
 	Close() error
 }
 

@@ -16,6 +16,7 @@ package memstore
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 
 	"github.com/RaduBerinde/btreemap"
@@ -104,6 +105,9 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 	// Copy outside the lock; the batch is the caller's and stays put.
 	ops := make([]storage.Op, len(b.Ops))
 	for i, op := range b.Ops {
+		if len(op.Key) == 0 {
+			return fmt.Errorf("memstore: write: op %d of %d has an empty key", i, len(b.Ops))
+		}
 		ops[i] = storage.Op{Key: clone(op.Key), Delete: op.Delete}
 		if !op.Delete {
 			ops[i].Value = clone(op.Value)

@@ -36,7 +36,6 @@ func (h harness) testRoundTrip(t *testing.T) {
 		{"plain", []byte("key"), []byte("value")},
 		{"empty value", []byte("empty"), []byte{}},
 		{"nil value is an empty set", []byte("nil"), nil},
-		{"empty key", []byte{}, []byte("value of the empty key")},
 		{"zero byte key", []byte{0x00}, []byte{0x00}},
 		{"two zero bytes", []byte{0x00, 0x00}, []byte{0x00, 0x01}},
 		{"ff key", []byte{0xff}, []byte{0xff, 0xfe}},
@@ -155,6 +154,30 @@ func (h harness) testLaterOpWins(t *testing.T) {
 	wantMissing(t, s, []byte("pre-existing"))
 }
 
+// testEmptyKey checks that a batch holding an empty key, in a Set or a
+// Delete, is rejected whole.
+func (h harness) testEmptyKey(t *testing.T) {
+	s, _ := h.fresh(t)
+	set(t, s, "kept", "v")
+	for _, del := range []bool{false, true} {
+		var b storage.Batch
+		b.Set([]byte("before"), []byte("v"))
+		b.Delete([]byte("kept"))
+		if del {
+			b.Delete([]byte{})
+		} else {
+			b.Set(nil, []byte("v"))
+		}
+		b.Set([]byte("after"), []byte("v"))
+		if err := s.Write(&b, true); err == nil {
+			t.Errorf("Write accepted an empty key (delete=%v)", del)
+		}
+		wantMissing(t, s, []byte("before"))
+		wantMissing(t, s, []byte("after"))
+		wantValue(t, s, []byte("kept"), []byte("v"))
+	}
+}
+
 func (h harness) testEmptyBatch(t *testing.T) {
 	s, _ := h.fresh(t)
 	for _, sync := range []bool{false, true} {
@@ -199,7 +222,7 @@ func (h harness) testLargeBatch(t *testing.T) {
 func (h harness) testScanBounds(t *testing.T) {
 	s, _ := h.fresh(t)
 	// Sorted bytewise, which is the order Scan must yield.
-	keys := []string{"", "\x00", "\x00\x00", "\x00\xff", "a", "a\x00", "ab", "b", "\xff", "\xff\xff"}
+	keys := []string{"\x00", "\x00\x00", "\x00\xff", "\x01", "a", "a\x00", "ab", "b", "\xff", "\xff\xff"}
 	var all []kv
 	for _, k := range keys {
 		all = append(all, kv{[]byte(k), []byte("v" + k)})
@@ -231,6 +254,7 @@ func (h harness) testScanBounds(t *testing.T) {
 		{[]byte("\xff"), nil},
 		{[]byte("\xff\xff\x00"), nil},
 		{nil, []byte("\x00")},
+		{nil, []byte("\x00\x00")},
 		{[]byte{}, []byte{}},
 		{[]byte("\x00"), []byte("\x00\x00\x00")},
 	}
@@ -546,7 +570,7 @@ func modelKeys(rng *rand.Rand, n int) []string {
 	seen := map[string]bool{}
 	var keys []string
 	for len(keys) < n {
-		k := make([]byte, rng.IntN(5))
+		k := make([]byte, 1+rng.IntN(4))
 		for i := range k {
 			k[i] = alphabet[rng.IntN(len(alphabet))]
 		}

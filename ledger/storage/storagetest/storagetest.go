@@ -12,10 +12,11 @@
 //	}
 //
 // The suite checks the contract written on storage.Store and nothing more:
-// missing keys, copies, batch order and atomicity, scan bounds, concurrency
-// under the race detector, persistence across Close and reopen, and
-// behaviour after Close. A randomized subtest compares the store with a
-// plain map model, with fixed seeds so that a failure reproduces.
+// missing and empty keys, copies, batch order and atomicity, snapshot scans
+// and their bounds, concurrency under the race detector, persistence across
+// Close and reopen, and behaviour after Close. A randomized subtest compares
+// the store with a plain map model, with fixed seeds so that a failure
+// reproduces.
 //
 // It also holds the shared write benchmark, BenchWriteSync, so that the
 // numbers of different backends measure the same thing.
@@ -55,6 +56,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 	t.Run("Overwrite", h.testOverwrite)
 	t.Run("Delete", h.testDelete)
 	t.Run("LaterOpWins", h.testLaterOpWins)
+	t.Run("EmptyKey", h.testEmptyKey)
 	t.Run("EmptyBatch", h.testEmptyBatch)
 	t.Run("LargeBatch", h.testLargeBatch)
 	t.Run("ScanBounds", h.testScanBounds)
