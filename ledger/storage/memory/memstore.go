@@ -41,7 +41,10 @@ type Store struct {
 	}
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store       = (*Store)(nil)
+	_ storage.AsyncWriter = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -127,6 +130,16 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 		}
 	}
 	return nil
+}
+
+// WriteAsync implements storage.AsyncWriter as Write, so that code written
+// for pipelined commits runs on memstore too. The returned wait has nothing
+// to wait for.
+func (s *Store) WriteAsync(b *storage.Batch) (wait func() error, err error) {
+	if err := s.Write(b, true); err != nil {
+		return nil, err
+	}
+	return func() error { return nil }, nil
 }
 
 // Close drops the data. Scans already running finish on their snapshot.

@@ -81,7 +81,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store       = (*Store)(nil)
+	_ storage.AsyncWriter = (*Store)(nil)
+)
 
 // Open opens or creates the Pebble database in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -199,29 +202,11 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	// Each op encodes as a kind byte, two varint lengths (at most 5 bytes
-	// each) and the bytes; 12 is the batch header. This bounds the encoding
-	// from above.
-	repr := 12 + b.Size() + 11*b.Len()
-	if repr >= maxBatchRepr {
-		return fmt.Errorf("pebblestore: batch of %d ops and %d bytes is over Pebble's 4 GiB batch limit", b.Len(), b.Size())
+	pb, err := s.newBatch(b)
+	if err != nil {
+		return err
 	}
-	pb := s.db.NewBatchWithSize(repr)
 	defer pb.Close()
-	for i, op := range b.Ops {
-		if len(op.Key) == 0 {
-			return fmt.Errorf("pebblestore: write: op %d of %d has an empty key", i, b.Len())
-		}
-		var err error
-		if op.Delete {
-			err = pb.Delete(op.Key, nil)
-		} else {
-			err = pb.Set(op.Key, op.Value, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("pebblestore: write: %w", err)
-		}
-	}
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
@@ -230,6 +215,75 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 		return fmt.Errorf("pebblestore: write: %w", err)
 	}
 	return nil
+}
+
+// WriteAsync implements storage.AsyncWriter with Pebble's ApplyNoSyncWait:
+// it applies b, queues it for the WAL fsync and returns. Batches applied
+// while an fsync is running share the next one. The returned wait blocks
+// until b is durable; calling it more than once returns the same result,
+// and a wait left uncalled does not hold up Close (which syncs the WAL).
+//
+// Pebble marks ApplyNoSyncWait experimental; it is the commit path
+// CockroachDB itself uses for pipelined writes.
+func (s *Store) WriteAsync(b *storage.Batch) (wait func() error, err error) {
+	if !s.begin() {
+		return nil, storage.ErrClosed
+	}
+	defer s.calls.Done()
+
+	if b.Len() == 0 {
+		return func() error { return nil }, nil
+	}
+	pb, err := s.newBatch(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.ApplyNoSyncWait(pb, pebble.Sync); err != nil {
+		// Pebble forbids closing a batch before SyncWait; an unapplied
+		// batch is simply left to the garbage collector.
+		return nil, fmt.Errorf("pebblestore: write: %w", err)
+	}
+	var once sync.Once
+	var syncErr error
+	return func() error {
+		once.Do(func() {
+			if err := pb.SyncWait(); err != nil {
+				syncErr = fmt.Errorf("pebblestore: sync: %w", err)
+			}
+			_ = pb.Close()
+		})
+		return syncErr
+	}, nil
+}
+
+// newBatch encodes b as a Pebble batch, checking every key first.
+func (s *Store) newBatch(b *storage.Batch) (*pebble.Batch, error) {
+	// Each op encodes as a kind byte, two varint lengths (at most 5 bytes
+	// each) and the bytes; 12 is the batch header. This bounds the encoding
+	// from above.
+	repr := 12 + b.Size() + 11*b.Len()
+	if repr >= maxBatchRepr {
+		return nil, fmt.Errorf("pebblestore: batch of %d ops and %d bytes is over Pebble's 4 GiB batch limit", b.Len(), b.Size())
+	}
+	for i, op := range b.Ops {
+		if len(op.Key) == 0 {
+			return nil, fmt.Errorf("pebblestore: write: op %d of %d has an empty key", i, b.Len())
+		}
+	}
+	pb := s.db.NewBatchWithSize(repr)
+	for _, op := range b.Ops {
+		var err error
+		if op.Delete {
+			err = pb.Delete(op.Key, nil)
+		} else {
+			err = pb.Set(op.Key, op.Value, nil)
+		}
+		if err != nil {
+			_ = pb.Close()
+			return nil, fmt.Errorf("pebblestore: write: %w", err)
+		}
+	}
+	return pb, nil
 }
 
 // Close waits for calls in progress, then closes the database. Later calls

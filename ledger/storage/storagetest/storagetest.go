@@ -14,9 +14,9 @@
 // The suite checks the contract written on storage.Store and nothing more:
 // missing and empty keys, copies, batch order and atomicity, snapshot scans
 // and their bounds, concurrency under the race detector, persistence across
-// Close and reopen, and behaviour after Close. A randomized subtest compares
-// the store with a plain map model, with fixed seeds so that a failure
-// reproduces.
+// Close and reopen, and behaviour after Close; and storage.AsyncWriter, for
+// stores that implement it. A randomized subtest compares the store with a
+// plain map model, with fixed seeds so that a failure reproduces.
 //
 // It also holds the shared write benchmark, BenchWriteSync, so that the
 // numbers of different backends measure the same thing.
@@ -70,6 +70,19 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 	}
 	t.Run("Close", h.testClose)
 	t.Run("CloseWhileBusy", h.testCloseWhileBusy)
+
+	if !h.implementsAsync(t) {
+		t.Log("the store does not implement storage.AsyncWriter; its subtests are left out")
+		return
+	}
+	t.Run("AsyncWriter", func(t *testing.T) {
+		t.Run("Basic", h.testAsyncBasic)
+		t.Run("Pipeline", h.testAsyncPipeline)
+		if !opts.Volatile {
+			t.Run("Durable", h.testAsyncDurable)
+		}
+		t.Run("Closed", h.testAsyncClosed)
+	})
 }
 
 type harness struct {
