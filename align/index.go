@@ -24,7 +24,8 @@ type Index struct {
 	idf      []float64   // by term id
 	avgLen   float64
 	model    *model
-	scratch  sync.Pool // *scratch
+	segIndex map[string]int // segment id -> position
+	scratch  sync.Pool      // *scratch
 }
 
 type posting struct {
@@ -49,6 +50,10 @@ type segInfo struct {
 // answer ("No.", "Yeah, about three days.").
 const shortTurnTerms = 4
 
+// bareAnswerTerms is the most content terms an answer may have and still need its question
+// to make sense ("No.", "Nope, nothing like that.", "Yes, twice.").
+const bareAnswerTerms = 2
+
 // replyWindowMS is how soon after a question a reply must start to count as its answer.
 const replyWindowMS = 5000
 
@@ -60,15 +65,17 @@ func NewIndex(segments []Segment) (*Index, error) {
 		return nil, err
 	}
 	x := &Index{
-		segs:  segments,
-		info:  make([]segInfo, len(segments)),
-		vocab: make(map[string]int32),
-		model: defaultModel,
+		segs:     segments,
+		info:     make([]segInfo, len(segments)),
+		vocab:    make(map[string]int32),
+		model:    defaultModel,
+		segIndex: make(map[string]int, len(segments)),
 	}
 	speakers := map[string]int32{}
 	var df []int32
 	totalLen := 0
 	for i, s := range segments {
+		x.segIndex[s.ID] = i
 		in := &x.info[i]
 		in.replyTo = -1
 		sp, ok := speakers[s.Speaker]

@@ -114,6 +114,60 @@ func (x *Index) selectSpans(q query, cands []candidate) []Span {
 		}
 		spans = append(spans, x.span(q, c))
 	}
+	return x.addPartners(q, cands, spans)
+}
+
+// partnerFactor scales a span's score onto the question or short answer it brings along.
+const partnerFactor = 0.9
+
+// addPartners completes question-answer pairs: a selected question brings the short answer
+// that follows it ("Any blood in your stool?" / "No."), and a selected short answer brings
+// its question, because neither half is evidence alone. A partner's score is partnerFactor
+// times its primary's (or its own, if higher); spans are then re-sorted best first.
+func (x *Index) addPartners(q query, cands []candidate, spans []Span) []Span {
+	if len(spans) == 0 {
+		return spans
+	}
+	pos := make(map[string]int, len(spans))
+	for k, sp := range spans {
+		pos[sp.SegmentID] = k
+	}
+	own := make(map[int]float64, len(cands))
+	for _, c := range cands {
+		own[c.seg] = c.prob
+	}
+	n := len(spans)
+	for k := 0; k < n; k++ {
+		i := x.segIndex[spans[k].SegmentID]
+		partner := -1
+		if x.info[i].question {
+			for a := i + 1; a < len(x.info) && a <= i+3; a++ {
+				if int(x.info[a].replyTo) == i && x.info[a].length <= bareAnswerTerms {
+					partner = a
+				}
+			}
+		} else if r := int(x.info[i].replyTo); r >= 0 && x.info[i].length <= bareAnswerTerms {
+			partner = r
+		}
+		if partner < 0 {
+			continue
+		}
+		if _, ok := pos[x.segs[partner].ID]; ok {
+			continue
+		}
+		c := candidate{seg: partner, prob: max(partnerFactor*spans[k].Score, own[partner])}
+		pos[x.segs[partner].ID] = len(spans)
+		spans = append(spans, x.span(q, c))
+	}
+	slices.SortStableFunc(spans, func(a, b Span) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return 0
+	})
 	return spans
 }
 
