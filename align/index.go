@@ -43,6 +43,7 @@ type segInfo struct {
 	shortTurn bool                 // at most shortTurnTerms content terms
 	negated   bool                 // the turn holds a negation cue
 	replyTo   int32                // index of the question this turn answers, or -1
+	spoken    bool                 // the turn has at least one word besides markup
 	words     [][2]int             // byte range of each Word in Text, or nil
 }
 
@@ -112,6 +113,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 		if !in.question {
 			in.question = startsLikeQuestion(s.Text)
 		}
+		in.spoken = len(clinicaltext.Tokenize(s.Text)) > 0
 		in.shortTurn = in.length <= shortTurnTerms
 		for id, c := range counts {
 			x.postings[id] = append(x.postings[id], posting{seg: int32(i), tf: float32(c)})
@@ -153,8 +155,8 @@ func (x *Index) linkReplies() {
 			continue
 		}
 		for a := q + 1; a < len(x.info) && a <= q+3; a++ {
-			if x.info[a].speaker == x.info[q].speaker {
-				continue
+			if x.info[a].speaker == x.info[q].speaker || !x.info[a].spoken {
+				continue // same speaker, or a turn that is only <UNIN/> or similar
 			}
 			if x.segs[a].StartMS-x.segs[q].EndMS > replyWindowMS {
 				break
