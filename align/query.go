@@ -363,10 +363,23 @@ const (
 	regionDecay  = 4.0
 )
 
+// regionWeights[d] = exp(-d / regionDecay).
+var regionWeights = func() (w [regionRadius + 1]float64) {
+	for d := range w {
+		w[d] = math.Exp(-float64(d) / regionDecay)
+	}
+	return w
+}()
+
 func (x *Index) region(score []float64, i int) float64 {
-	r := 0.0
-	for j := max(0, i-regionRadius); j <= min(len(x.segs)-1, i+regionRadius); j++ {
-		r += score[j] * math.Exp(-math.Abs(float64(j-i))/regionDecay)
+	r := score[i]
+	for d := 1; d <= regionRadius; d++ {
+		if i-d >= 0 {
+			r += score[i-d] * regionWeights[d]
+		}
+		if i+d < len(score) {
+			r += score[i+d] * regionWeights[d]
+		}
 	}
 	return r / 2 // about the weight of the segment and its two nearest neighbours
 }

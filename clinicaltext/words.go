@@ -2,6 +2,8 @@ package clinicaltext
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/blevesearch/snowballstem"
 	"github.com/blevesearch/snowballstem/english"
@@ -46,6 +48,25 @@ func IsNegationCue(w string) bool { return negationCues[w] }
 // Stem returns the normalized stem of a lower-case word: spelling variants from the lexicon
 // (UK to US), the British "-our" ending as "-or", then the Snowball English stemmer.
 func Stem(w string) string {
+	if v, ok := stemCache.Load(w); ok {
+		return v.(string)
+	}
+	st := stem(w)
+	if stemCacheSize.Add(1) <= maxStemCache {
+		stemCache.Store(w, st)
+	}
+	return st
+}
+
+// stemCache memoizes Stem; it stops growing at maxStemCache entries.
+var (
+	stemCache     sync.Map
+	stemCacheSize atomic.Int64
+)
+
+const maxStemCache = 200_000
+
+func stem(w string) string {
 	if v, ok := lex.variant[w]; ok {
 		w = v
 	}
