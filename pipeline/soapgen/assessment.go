@@ -66,6 +66,10 @@ func clauseOf(toks []string, start, end int) []string {
 
 func clauseBreak(t string) bool { return isPunct(t) || t == "but" }
 
+func contrastBreak(t string) bool {
+	return t == "but" || t == "although" || t == "though" || t == "however" || t == "." || t == ";" || t == "?"
+}
+
 type impression int
 
 const (
@@ -146,10 +150,20 @@ func impressionName(t string) string {
 	return t
 }
 
-// classify weighs the cues of the utterance. A denial beats everything
-// ("I don't think you've got a chest infection"), then a plan to exclude,
-// then hedging ("it could be"), then confident wording.
-func classify(toks []string, m mention) impression {
+// classify weighs the cues of the mention's clause ("most likely a chest
+// infection, but it could be pneumonia" has two). A denial beats
+// everything ("I don't think you've got a chest infection"), then a plan to
+// exclude, then hedging ("it could be"), then confident wording.
+func classify(all []string, m mention) impression {
+	a, b := m.start, m.end
+	for a > 0 && !contrastBreak(all[a-1]) {
+		a--
+	}
+	for b < len(all) && !contrastBreak(all[b]) {
+		b++
+	}
+	toks := all[a:b]
+	m.start -= a
 	switch {
 	case unlikelyCues.in(toks[:m.start]):
 		return impUnlikely

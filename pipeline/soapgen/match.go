@@ -3,6 +3,7 @@ package soapgen
 import (
 	"sort"
 	"strings"
+	"sync"
 )
 
 // term is one lexicon entry: a canonical clinical name and the everyday
@@ -120,10 +121,23 @@ func (l *lexicon) has(toks []string) bool {
 	return false
 }
 
+// phraseToks caches the tokens of the literal phrases used in code, which
+// are few and fixed; only tokenising them once matters for speed.
+var phraseToks sync.Map // string -> []string
+
+func tokensOf(phrase string) []string {
+	if v, ok := phraseToks.Load(phrase); ok {
+		return v.([]string)
+	}
+	p := tokenize(phrase)
+	phraseToks.Store(phrase, p)
+	return p
+}
+
 // containsSeq reports whether the words of phrase (tokenised) occur in toks
 // contiguously, and where.
 func containsSeq(toks []string, phrase string) (int, bool) {
-	p := tokenize(phrase)
+	p := tokensOf(phrase)
 	if len(p) == 0 {
 		return 0, false
 	}
@@ -137,7 +151,7 @@ func containsSeq(toks []string, phrase string) (int, bool) {
 
 // lastSeq is containsSeq's last occurrence.
 func lastSeq(toks []string, phrase string) (int, bool) {
-	p := tokenize(phrase)
+	p := tokensOf(phrase)
 	for i := len(toks) - len(p); i >= 0 && len(p) > 0; i-- {
 		if _, ok := matchPhrase(toks[i:], p); ok {
 			return i, true

@@ -149,6 +149,9 @@ func medicationPlan(p *planList, d *dialogue, i int) {
 		if m.status != asserted || (dose == "" && !prescribeCues.in(toks[max(0, m.start-8):min(len(toks), m.end+8)])) {
 			continue
 		}
+		if hasAny(toks[max(0, m.start-3):m.start], "allergic", "allergy") {
+			continue // "because you're allergic to penicillin"
+		}
 		text, detail := medicationText(toks, m, dose)
 		p.add("med:"+m.canon, text, detail, i)
 		if strings.HasSuffix(text, " recommended.") {

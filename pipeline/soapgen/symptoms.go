@@ -81,7 +81,9 @@ func isQuestionWord(toks []string) bool {
 func collectSymptoms(d *dialogue, end int) *symptomSet {
 	s := &symptomSet{by: map[string]*finding{}}
 	for i, u := range d.utts[:end] {
-		if patientStatement(u) && !pastEpisode(d, i) {
+		// A reaction described with an allergy ("I get a rash") is not a
+		// current symptom.
+		if patientStatement(u) && !pastEpisode(d, i) && !answersAbout(d, i, allergyQuestion) && !hasAny(u.toks, "allergic", "allergy") {
 			s.fromStatement(d, i)
 		}
 	}
@@ -209,6 +211,9 @@ func (s *symptomSet) yesNoAnswer(d *dialogue, e exchange, qi int, said map[strin
 	for _, m := range ms {
 		distinct[m.canon] = true
 	}
+	if offersAlternatives(d.utts[qi].toks) {
+		distinct["(alternative)"] = true // "Any cough or cold?": a yes does not say which
+	}
 	for _, m := range ms {
 		if said[m.canon] || m.status == hedged {
 			continue
@@ -221,6 +226,17 @@ func (s *symptomSet) yesNoAnswer(d *dialogue, e exchange, qi int, said map[strin
 			s.positive(m.canon, e.a[0], m.side)
 		}
 	}
+}
+
+// offersAlternatives reports "X or Y" in a question, where Y may be a word
+// the lexicon does not know; "or anything else" offers nothing.
+func offersAlternatives(toks []string) bool {
+	for i, t := range toks {
+		if t == "or" && i+1 < len(toks) && !hasAny(toks[i+1:min(i+2, len(toks))], "anything", "something", "not", "no", "is", "are", "do", "did", "have", "has", "was", "were", "would", "just", "other") && !isPunct(toks[i+1]) {
+			return true
+		}
+	}
+	return false
 }
 
 var echoStop = map[string]bool{"to": true, "the": true, "my": true, "your": true, "any": true, "of": true,

@@ -18,8 +18,11 @@ var markupRE = regexp.MustCompile(`</?[A-Za-z][A-Za-z_]*\s*/?>`)
 var replacer = strings.NewReplacer(
 	"\u2019", "'", "\u2018", "'", "\u201c", `"`, "\u201d", `"`,
 	"\u2026", ", ", "...", ", ", "--", ", ", "\t", " ", "\n", " ", "\r", " ",
-	" n't", "n't", " gon na ", " gonna ", " wan na ", " wanna ",
-	" 's ", "'s ", " 've ", "'ve ", " 're ", "'re ", " 'll ", "'ll ", " 'm ", "'m ", " 'd ", "'d ",
+)
+
+var (
+	splitContraction = regexp.MustCompile(`(?i)\s+(n't|'s|'ve|'re|'ll|'m|'d)\b`)
+	splitGonna       = regexp.MustCompile(`(?i)\b(gon|wan) na\b`)
 )
 
 // fillers are hesitation sounds that carry no content. "mm-hmm" and
@@ -33,8 +36,16 @@ var fillers = map[string]bool{
 // and returns display text with tidy spacing and punctuation.
 func cleanText(s string) string {
 	s = validUTF8(s)
-	s = markupRE.ReplaceAllString(s, " ")
-	s = replacer.Replace(" " + s + " ")
+	if strings.IndexByte(s, '<') >= 0 {
+		s = markupRE.ReplaceAllString(s, " ")
+	}
+	s = replacer.Replace(s)
+	if strings.Contains(s, " '") || strings.Contains(s, " n'") || strings.Contains(s, " N'") {
+		s = splitContraction.ReplaceAllString(s, "$1")
+	}
+	if strings.Contains(s, " na") {
+		s = splitGonna.ReplaceAllString(s, "${1}na")
+	}
 	words := dropStutters(dropFillers(strings.Fields(s)))
 	s = tidyPunctuation(strings.Join(words, " "))
 	for range 2 { // adjacent fillers share a comma
@@ -103,22 +114,51 @@ func sameWords(a, b []string) bool {
 
 func endsSentence(w string) bool { return strings.ContainsAny(w[len(w)-1:], ".?!") }
 
-var (
-	spaceBeforePunct = regexp.MustCompile(`\s+([,.;:?!])`)
-	repeatedPunct    = regexp.MustCompile(`([,;:])(\s*[,;:])+`)
-	commaThenStop    = regexp.MustCompile(`[,;:]\s*([.?!])`)
-	stopThenComma    = regexp.MustCompile(`([.?!])\s*[,;:]`)
-	leadingPunct     = regexp.MustCompile(`^[\s,.;:!?]+`)
-)
-
+// tidyPunctuation repairs what removing words leaves behind: no space
+// before punctuation, one mark where several meet (a full stop beats a
+// comma), no punctuation at the start, single spaces.
 func tidyPunctuation(s string) string {
-	s = spaceBeforePunct.ReplaceAllString(s, "$1")
-	s = repeatedPunct.ReplaceAllString(s, "$1")
-	s = commaThenStop.ReplaceAllString(s, "$1")
-	s = stopThenComma.ReplaceAllString(s, "$1")
-	s = leadingPunct.ReplaceAllString(s, "")
-	return strings.TrimSpace(strings.TrimRight(s, ",;: "))
+	var b strings.Builder
+	b.Grow(len(s))
+	var last byte // last byte written, 0 at the start
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			space = last != 0
+		case c == ',' || c == ';' || c == ':':
+			space = false
+			if last == 0 || isMark(last) {
+				continue // leading, or after another mark
+			}
+			b.WriteByte(c)
+			last = c
+		case c == '.' || c == '?' || c == '!':
+			space = false
+			if last == 0 {
+				continue
+			}
+			if last == ',' || last == ';' || last == ':' {
+				str := b.String()
+				b.Reset()
+				b.WriteString(str[:len(str)-1]) // "word, ." is "word."
+			}
+			b.WriteByte(c)
+			last = c
+		default:
+			if space {
+				b.WriteByte(' ')
+				space = false
+			}
+			b.WriteByte(c)
+			last = c
+		}
+	}
+	return strings.TrimRight(b.String(), ",;: ")
 }
+
+func isMark(c byte) bool { return strings.IndexByte(",;:.?!", c) >= 0 }
 
 // splitSentences splits display text after '.', '?' or '!' followed by a
 // space, so decimals ("38.5") and times stay whole.
