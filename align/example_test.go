@@ -17,7 +17,6 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	// The question that prompted an answer comes along as weaker context.
 	for _, text := range []string{"3/7 hx of diarrhoea.", "No blood in stool.", "Fractured femur."} {
 		spans := idx.Align(align.Sentence{ID: "s", Text: text})
 		fmt.Printf("%-22s", text)
@@ -30,7 +29,7 @@ func Example() {
 		fmt.Println()
 	}
 	// Output:
-	// 3/7 hx of diarrhoea.   p1@2600-7000ms d1@0-2500ms
+	// 3/7 hx of diarrhoea.   p1@2600-7000ms
 	// No blood in stool.     d2@7100-8800ms p2@8900-9400ms
 	// Fractured femur.       unsupported
 }

@@ -2,6 +2,7 @@ package align
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,7 +26,11 @@ type Index struct {
 	avgLen   float64
 	model    *model
 	segIndex map[string]int // segment id -> position
-	scratch  sync.Pool      // *scratch
+	// Speaker turns: runs of one speaker's segments, indexed like segments.
+	turnPostings [][]posting // by term id; posting.seg is the turn number
+	turnLen      []int
+	avgTurnLen   float64
+	scratch      sync.Pool // *scratch
 }
 
 type posting struct {
@@ -44,6 +49,7 @@ type segInfo struct {
 	negated   bool                 // the turn holds a negation cue
 	replyTo   int32                // index of the question this turn answers, or -1
 	spoken    bool                 // the turn has at least one word besides markup
+	turn      int32                // speaker turn number (see linkTurns)
 	words     [][2]int             // byte range of each Word in Text, or nil
 }
 
@@ -133,7 +139,13 @@ func NewIndex(segments []Segment) (*Index, error) {
 		sortPostings(p)
 	}
 	x.linkReplies()
-	x.scratch.New = func() any { return newScratch(len(segments)) }
+	x.linkTurns(len(df))
+	nTurns := len(x.turnLen)
+	x.scratch.New = func() any {
+		sc := newScratch(len(segments))
+		sc.turn = make([]float64, nTurns)
+		return sc
+	}
 	return x, nil
 }
 
@@ -165,6 +177,55 @@ func (x *Index) linkReplies() {
 			break
 		}
 	}
+}
+
+// turnGapMS is the longest pause inside one speaker turn.
+const turnGapMS = 3000
+
+// linkTurns groups segments into speaker turns: a segment continues the turn of the same
+// speaker's previous segment when it starts within turnGapMS of it and only short segments
+// (at most shortTurnTerms content terms: backchannels) of others lie between. ASR and
+// dialogue-act segmentation cut one turn into fragments; the turn is the better unit of
+// meaning.
+func (x *Index) linkTurns(nTerms int) {
+	lastOf := map[int32]int{} // speaker -> index of their last segment
+	turnOf := func(i int) int32 { return x.info[i].turn }
+	interrupted := -1 // index of the last substantial segment
+	counts := []map[int32]int{}
+	for i := range x.info {
+		in := &x.info[i]
+		sp := in.speaker
+		prev, ok := lastOf[sp]
+		if ok && interrupted <= prev && x.segs[i].StartMS-x.segs[prev].EndMS <= turnGapMS {
+			in.turn = turnOf(prev)
+		} else {
+			in.turn = int32(len(counts))
+			counts = append(counts, map[int32]int{})
+			x.turnLen = append(x.turnLen, 0)
+		}
+		for _, id := range in.termIDs {
+			counts[in.turn][id]++
+		}
+		x.turnLen[in.turn] += in.length
+		lastOf[sp] = i
+		if in.length > shortTurnTerms {
+			interrupted = i
+		}
+	}
+	x.turnPostings = make([][]posting, nTerms)
+	total := 0
+	for t, c := range counts {
+		ids := make([]int32, 0, len(c))
+		for id := range c {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			x.turnPostings[id] = append(x.turnPostings[id], posting{seg: int32(t), tf: float32(c[id])})
+		}
+		total += x.turnLen[t]
+	}
+	x.avgTurnLen = math.Max(1, float64(total)/float64(max(1, len(counts))))
 }
 
 var questionStarts = map[string]bool{
@@ -242,6 +303,8 @@ type scratch struct {
 	mask                 []uint64  // bit q set when query term q occurs in the segment
 	mark                 []bool    // the segment is in touched
 	touched              []int32
+	turn                 []float64 // BM25 of speaker turns
+	turnTouched          []int32
 }
 
 func newScratch(n int) *scratch {
@@ -254,4 +317,8 @@ func (s *scratch) reset() {
 		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, false
 	}
 	s.touched = s.touched[:0]
+	for _, t := range s.turnTouched {
+		s.turn[t] = 0
+	}
+	s.turnTouched = s.turnTouched[:0]
 }

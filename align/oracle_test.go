@@ -19,7 +19,7 @@ func TestCandidateOracle(t *testing.T) {
 		}
 		x := d.idx[s.EncounterID]
 		in := map[string]bool{}
-		for _, c := range x.rawCandidates(s.Text, s.Section, nil) {
+		for _, c := range x.rawCandidates(s.Text, s.Section, &noteContext{}) {
 			in[x.segs[c.seg].ID] = true
 		}
 		k := 0

@@ -2,6 +2,7 @@ package align
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/evidenceledger/evidence/clinicaltext"
@@ -9,6 +10,7 @@ import (
 
 // query is one analysed sentence.
 type query struct {
+	seq     []int32   // term id of each content word in order (-1 when unknown), for phrases
 	ids     []int32   // distinct known term ids, at most 64
 	weights []float64 // idf of each
 	number  []bool    // the term is a number
@@ -38,10 +40,15 @@ func (x *Index) analyseText(text string, noteShare map[string]float64) query {
 		if t.Flags&clinicaltext.Stop != 0 {
 			continue
 		}
+		id, ok := x.vocab[t.Term]
 		if t.Flags&clinicaltext.Expansion == 0 {
 			q.nTerms++
+			if ok {
+				q.seq = append(q.seq, id)
+			} else {
+				q.seq = append(q.seq, -1)
+			}
 		}
-		id, ok := x.vocab[t.Term]
 		if !ok || seen[id] || len(q.ids) == 64 {
 			continue
 		}
@@ -90,6 +97,13 @@ const (
 	fPRFCtx
 	fSameSpeaker
 	fSecRegion
+	fPhrase
+	fPrecision
+	fTurn
+	fMatched
+	fOrder
+	fHasOrder
+	fNearNeighbour
 	numFeatures
 )
 
@@ -97,7 +111,8 @@ var featureNames = [numFeatures]string{
 	"bias", "bm25_rel", "bm25_abs", "cover", "cover_win", "ctx", "len", "rank_recip",
 	"reply_q", "question", "neg_agree", "neg_seg", "region", "near_top_time", "num_match",
 	"short", "zero_match", "query_len", "best_abs", "section_rel", "prf_rel", "prf_ctx",
-	"same_speaker", "section_region",
+	"same_speaker", "section_region", "phrase", "precision", "turn", "matched",
+	"order", "has_order", "near_neighbour",
 }
 
 // noteShareDamping sets how strongly note-wide terms are down-weighted (see analyseText).
@@ -112,7 +127,7 @@ const (
 
 // candidates scores the query against every segment and returns reranker features for the
 // best ones and their conversational context. It returns nil when nothing matches.
-func (x *Index) candidates(q, sec query, sc *scratch) []candidate {
+func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candidate {
 	x.accumulate(q.ids, q.weights, sc.bm25, sc, true)
 	if len(sc.touched) == 0 || q.total == 0 {
 		return nil
@@ -129,6 +144,8 @@ func (x *Index) candidates(q, sec query, sc *scratch) []candidate {
 	best := sc.bm25[first[0]]
 	top := int(first[0])
 	bestSec, bestPRF := maxAt(sc.sec, sc.touched), maxAt(sc.prf, sc.touched)
+	bestTurn := x.scoreTurns(q, sc)
+	span := float64(x.segs[len(x.segs)-1].StartMS - x.segs[0].StartMS)
 	rank := make(map[int]int, len(ranked)*2)
 	order := make([]int, 0, len(ranked)+2*expandNeighbors)
 	for r, i := range ranked {
@@ -247,6 +264,32 @@ func (x *Index) candidates(q, sec query, sc *scratch) []candidate {
 		}
 		if in.speaker == x.info[top].speaker {
 			f[fSameSpeaker] = 1
+		}
+		f[fPhrase] = x.phraseShare(q, i)
+		if in.length > 0 {
+			m := 0
+			for k, id := range in.termIDs {
+				if in.toks[k].Flags&clinicaltext.Expansion == 0 && sc.mask[i] != 0 && slices.Contains(q.ids, id) {
+					m++
+				}
+			}
+			f[fPrecision] = float64(m) / float64(in.length)
+		}
+		if bestTurn > 0 {
+			f[fTurn] = sc.turn[x.info[i].turn] / bestTurn
+		}
+		f[fMatched] = math.Min(float64(bits.OnesCount64(sc.mask[i])), 5) / 5
+		if nc.hasPos && span > 0 {
+			rel := float64(x.segs[i].StartMS-x.segs[0].StartMS) / span
+			f[fOrder] = 1 - math.Abs(rel-nc.relPos)
+			f[fHasOrder] = 1
+		}
+		if len(nc.nearMS) > 0 {
+			d := math.Inf(1)
+			for _, t := range nc.nearMS {
+				d = math.Min(d, math.Abs(float64(x.segs[i].StartMS-t)))
+			}
+			f[fNearNeighbour] = math.Exp(-d / 60000)
 		}
 	}
 	return cands
@@ -382,4 +425,59 @@ func (x *Index) region(score []float64, i int) float64 {
 		}
 	}
 	return r / 2 // about the weight of the segment and its two nearest neighbours
+}
+
+// phraseShare is the share of the query's adjacent word pairs (both known terms) that occur
+// in segment i in the same order within two positions: a cheap phrase match.
+func (x *Index) phraseShare(q query, i int) float64 {
+	pairs, found := 0, 0
+	in := &x.info[i]
+	for k := 0; k+1 < len(q.seq); k++ {
+		a, b := q.seq[k], q.seq[k+1]
+		if a < 0 || b < 0 || a == b {
+			continue
+		}
+		pairs++
+		for m, id := range in.termIDs {
+			if id != a {
+				continue
+			}
+			pa := in.toks[m].Pos
+			hit := false
+			for n := m + 1; n < len(in.termIDs) && in.toks[n].Pos <= pa+2; n++ {
+				if in.termIDs[n] == b {
+					hit = true
+					break
+				}
+			}
+			if hit {
+				found++
+				break
+			}
+		}
+	}
+	if pairs == 0 {
+		return 0
+	}
+	return float64(found) / float64(pairs)
+}
+
+// scoreTurns scores speaker turns (runs of one speaker's segments, see linkTurns) with BM25
+// for the query and returns the best turn score.
+func (x *Index) scoreTurns(q query, sc *scratch) float64 {
+	best := 0.0
+	for qi, id := range q.ids {
+		w := q.weights[qi]
+		for _, p := range x.turnPostings[id] {
+			t := p.seg
+			if sc.turn[t] == 0 {
+				sc.turnTouched = append(sc.turnTouched, t)
+			}
+			tf := float64(p.tf)
+			norm := bm25K1 * (1 - bm25B + bm25B*float64(x.turnLen[t])/x.avgTurnLen)
+			sc.turn[t] += w * tf * (bm25K1 + 1) / (tf + norm)
+			best = max(best, sc.turn[t])
+		}
+	}
+	return best
 }

@@ -9,52 +9,72 @@ import (
 // Align returns the evidence spans for one sentence, best first, or an empty (non-nil)
 // slice when the sentence is unsupported. Text beyond MaxSentenceBytes is ignored; use the
 // package-level Align to have sentences validated. Align is deterministic and safe to call
-// concurrently.
+// concurrently. It sees only this sentence; AlignNote, which sees the whole note, is usually
+// more accurate.
 func (x *Index) Align(s Sentence) []Span {
-	return x.alignWith(s, nil)
+	return x.alignWith(s, &noteContext{})
 }
 
-// AlignNote aligns all sentences of one note and returns their spans in order. Unlike
-// calling Align per sentence, it sees the whole note, and down-weights terms that occur in
-// many of its sentences (see docs/align.md, "note-wide terms"). It validates nothing; use
-// the package-level Align for validated input.
+// AlignNote aligns all sentences of one note, in note order, and returns their spans in
+// that order. Unlike calling Align per sentence, it uses the note as context: terms found in
+// many of its sentences are down-weighted, and evidence is expected to follow the order of
+// the sentences within a section and to lie near the evidence of neighbouring sentences
+// (see docs/align.md). It validates nothing; use the package-level Align for validated input.
 func (x *Index) AlignNote(sentences []Sentence) [][]Span {
-	shares := noteShares(sentences)
+	ctxs := x.noteContexts(sentences)
 	out := make([][]Span, len(sentences))
 	for i, s := range sentences {
-		out[i] = x.alignWith(s, shares[i])
+		out[i] = x.alignWith(s, &ctxs[i])
 	}
 	return out
 }
 
-func (x *Index) alignWith(s Sentence, share map[string]float64) []Span {
-	q := x.analyseText(s.Text, share)
-	return x.selectSpans(q, x.rank(q, x.analyseText(s.Section, nil)))
+func (x *Index) alignWith(s Sentence, nc *noteContext) []Span {
+	q := x.analyseText(s.Text, nc.share)
+	return x.selectSpans(q, x.rank(q, x.analyseText(s.Section, nil), nc))
 }
 
-// noteShares returns, for each sentence, the share of the other sentences of the note that
-// contain each of its terms.
-func noteShares(sentences []Sentence) []map[string]float64 {
-	sets := make([]map[string]bool, len(sentences))
-	count := map[string]int{}
+// noteContext is what alignment knows about a sentence from the rest of its note.
+type noteContext struct {
+	share  map[string]float64 // share of the note's other sentences holding each term
+	relPos float64            // position of the sentence within its section, 0..1
+	hasPos bool               // the section has at least two sentences
+	// nearMS are the start times of the best BM25 segments of the neighbouring sentences
+	// of the same section.
+	nearMS []int64
+}
+
+// noteContexts computes the note context of every sentence against this index.
+func (x *Index) noteContexts(sentences []Sentence) []noteContext {
+	shares := noteShares(sentences)
+	out := make([]noteContext, len(sentences))
+	bySection := map[string][]int{}
 	for i, s := range sentences {
-		sets[i] = map[string]bool{}
-		for _, t := range clinicaltext.Terms(s.Text) {
-			if !sets[i][t] {
-				sets[i][t] = true
-				count[t]++
-			}
+		bySection[s.Section] = append(bySection[s.Section], i)
+	}
+	topMS := make([]int64, len(sentences))
+	sc := x.scratch.Get().(*scratch)
+	for i, s := range sentences {
+		topMS[i] = -1
+		q := x.analyseText(s.Text, shares[i])
+		x.accumulate(q.ids, q.weights, sc.bm25, sc, false)
+		if top := x.topBy(sc.bm25, sc.touched, 1); len(top) > 0 {
+			topMS[i] = x.segs[top[0]].StartMS
 		}
+		sc.reset()
 	}
-	out := make([]map[string]float64, len(sentences))
-	if len(sentences) < 2 {
-		return out
-	}
+	x.scratch.Put(sc)
 	for i := range sentences {
-		out[i] = map[string]float64{}
-		for t := range sets[i] {
-			if c := count[t] - 1; c > 0 {
-				out[i][t] = float64(c) / float64(len(sentences)-1)
+		out[i].share = shares[i]
+		sec := bySection[sentences[i].Section]
+		k := slices.Index(sec, i)
+		if len(sec) >= 2 {
+			out[i].hasPos = true
+			out[i].relPos = float64(k) / float64(len(sec)-1)
+		}
+		for _, j := range []int{k - 1, k + 1} {
+			if j >= 0 && j < len(sec) && topMS[sec[j]] >= 0 {
+				out[i].nearMS = append(out[i].nearMS, topMS[sec[j]])
 			}
 		}
 	}
@@ -62,12 +82,12 @@ func noteShares(sentences []Sentence) []map[string]float64 {
 }
 
 // rank returns the candidates for a query with reranker probabilities, best first.
-func (x *Index) rank(q, sec query) []candidate {
+func (x *Index) rank(q, sec query, nc *noteContext) []candidate {
 	if len(q.ids) == 0 {
 		return nil
 	}
 	sc := x.scratch.Get().(*scratch)
-	cands := x.candidates(q, sec, sc)
+	cands := x.candidates(q, sec, nc, sc)
 	sc.reset()
 	x.scratch.Put(sc)
 	for k := range cands {
@@ -211,4 +231,33 @@ func (x *Index) span(q query, c candidate) Span {
 		}
 	}
 	return sp
+}
+
+// noteShares returns, for each sentence, the share of the other sentences of the note that
+// contain each of its terms.
+func noteShares(sentences []Sentence) []map[string]float64 {
+	sets := make([]map[string]bool, len(sentences))
+	count := map[string]int{}
+	for i, s := range sentences {
+		sets[i] = map[string]bool{}
+		for _, t := range clinicaltext.Terms(s.Text) {
+			if !sets[i][t] {
+				sets[i][t] = true
+				count[t]++
+			}
+		}
+	}
+	out := make([]map[string]float64, len(sentences))
+	if len(sentences) < 2 {
+		return out
+	}
+	for i := range sentences {
+		out[i] = map[string]float64{}
+		for t := range sets[i] {
+			if c := count[t] - 1; c > 0 {
+				out[i][t] = float64(c) / float64(len(sentences)-1)
+			}
+		}
+	}
+	return out
 }

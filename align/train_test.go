@@ -28,6 +28,26 @@ type devSplitData struct {
 	gold  map[string][]devGoldSpan
 	idx   map[string]*Index
 	share []map[string]float64 // note shares by sentence index
+	notes map[string][]int     // sentence indices by encounter, in note order
+	ctx   []noteContext        // note context of each sentence against its own meeting
+}
+
+// contextIn returns the note context of sentence si computed against index x (its own
+// meeting or, for negatives, another one).
+func (d *devSplitData) contextIn(x *Index, si int) noteContext {
+	if x == d.idx[d.sents[si].EncounterID] {
+		return d.ctx[si]
+	}
+	is := d.notes[d.sents[si].EncounterID]
+	note := make([]Sentence, len(is))
+	k := 0
+	for j, i := range is {
+		note[j] = Sentence{ID: d.sents[i].SentenceID, Section: d.sents[i].Section, Text: d.sents[i].Text}
+		if i == si {
+			k = j
+		}
+	}
+	return x.noteContexts(note)[k]
 }
 
 func loadAlignDev(tb testing.TB) *devSplitData {
@@ -58,6 +78,17 @@ func loadAlignDev(tb testing.TB) *devSplitData {
 		}
 		d.idx[e] = x
 	}
+	d.notes = byEnc
+	d.ctx = make([]noteContext, len(d.sents))
+	for e, is := range byEnc {
+		note := make([]Sentence, len(is))
+		for k, i := range is {
+			note[k] = Sentence{ID: d.sents[i].SentenceID, Section: d.sents[i].Section, Text: d.sents[i].Text}
+		}
+		for k, c := range d.idx[e].noteContexts(note) {
+			d.ctx[is[k]] = c
+		}
+	}
 	return d
 }
 
@@ -83,7 +114,8 @@ func (d *devSplitData) examples(heldOut bool) []trainExample {
 			gold[g.SegmentID] = true
 		}
 		x := d.idx[s.EncounterID]
-		for _, c := range x.rawCandidates(s.Text, s.Section, d.share[si]) {
+		ctx := d.ctx[si]
+		for _, c := range x.rawCandidates(s.Text, s.Section, &ctx) {
 			lab := 0.0
 			if gold[x.segs[c.seg].ID] {
 				lab = 1
@@ -97,7 +129,8 @@ func (d *devSplitData) examples(heldOut bool) []trainExample {
 				k++
 				other = pool[(k*7)%len(pool)]
 			}
-			for _, c := range d.idx[other].rawCandidates(s.Text, s.Section, d.share[si]) {
+			octx := d.contextIn(d.idx[other], si)
+			for _, c := range d.idx[other].rawCandidates(s.Text, s.Section, &octx) {
 				rows = append(rows, trainExample{sent: -1 - si, feat: c.feat})
 			}
 		}
@@ -106,15 +139,15 @@ func (d *devSplitData) examples(heldOut bool) []trainExample {
 }
 
 // rawCandidates returns candidates with features but without probabilities.
-func (x *Index) rawCandidates(text, section string, share map[string]float64) []candidate {
-	q := x.analyseText(text, share)
+func (x *Index) rawCandidates(text, section string, nc *noteContext) []candidate {
+	q := x.analyseText(text, nc.share)
 	if len(q.ids) == 0 {
 		return nil
 	}
 	sc := x.scratch.Get().(*scratch)
 	defer x.scratch.Put(sc)
 	defer sc.reset()
-	return x.candidates(q, x.analyseText(section, nil), sc)
+	return x.candidates(q, x.analyseText(section, nil), nc, sc)
 }
 
 // fitLogistic fits L2-regularized logistic regression by Newton's method on standardized
@@ -236,7 +269,7 @@ func (d *devSplitData) evalSplit(m *model, heldOut bool) (aggMetrics, []float64)
 		x := d.idx[s.EncounterID]
 		x.model = m // test-only: sequential, and restored by the caller's next use
 		q := x.analyseText(s.Text, d.share[si])
-		cands := x.rank(q, x.analyseText(s.Section, nil))
+		cands := x.rank(q, x.analyseText(s.Section, nil), &d.ctx[si])
 		if len(cands) > 0 {
 			tops = append(tops, cands[0].prob)
 		} else {
@@ -334,7 +367,8 @@ func (d *devSplitData) fitStage2(t *testing.T, m *model) *stage2 {
 		s := d.sents[si]
 		saved := x.model
 		x.model = &model{Features: m.Features, Weights: m.Weights, Mean: m.Mean, Scale: m.Scale, MaxSpans: 1}
-		cands := x.rank(x.analyseText(s.Text, d.share[si]), x.analyseText(s.Section, nil))
+		nc := d.contextIn(x, si)
+		cands := x.rank(x.analyseText(s.Text, d.share[si]), x.analyseText(s.Section, nil), &nc)
 		x.model = saved
 		for c, g := range x.stage2Features(cands) {
 			var r trainExample
