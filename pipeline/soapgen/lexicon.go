@@ -231,6 +231,8 @@ var conditionTerms = []term{
 	{"appendicitis", []string{"appendicitis", "appendix"}},
 	{"gallstones", []string{"gallstones", "gallstone", "gallbladder"}},
 	{"dehydration", []string{"dehydration", "dehydrated"}},
+	{"hyperglycaemia", []string{"hyperglycaemia", "hyperglycemia", "high blood sugar", "high blood sugars"}},
+	{"Lyme disease", []string{"lyme disease", "lyme"}},
 	{"anaemia", []string{"anaemia", "anemia", "anaemic", "anemic"}},
 	{"pregnancy", []string{"pregnancy", "pregnant"}},
 	{"ectopic pregnancy", []string{"ectopic pregnancy", "ectopic"}},

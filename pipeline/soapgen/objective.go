@@ -208,7 +208,7 @@ func examFinding(u utterance) (string, bool) {
 
 var (
 	leadDiscourse = regexp.MustCompile(`(?i)^(?:(?:ok|okay|so|right|and|um|well|alright|all right|great|good|now|yeah|yes|fine|fantastic|perfect|brilliant|excellent)\b[,.]?\s*)+`)
-	seeingPrefix  = regexp.MustCompile(`(?i)^(?:(?:i can see|i do appreciate|i appreciate|i noticed|i notice|i can feel|i think|looking at (?:it|that|this|you)|examining you|from what i can see|on examination|on exam)(?: now)?(?: that)?,?\s*)`)
+	seeingPrefix  = regexp.MustCompile(`(?i)^(?:(?:i can see|i do appreciate|i appreciate|i noticed|i notice|i can feel|i think|looking at (?:it|that|this|you)|examining you|from what i can see|on examination|on exam)\b(?: now)?(?: that)?,?\s*)`)
 	examinedLead  = regexp.MustCompile(`(?i)^.*\b(?:having examined you|on examination|examining you now|having looked at (?:your \w+|the \w+|you|it))\b\s*,?\s*`)
 	youPrefix     = regexp.MustCompile(`(?i)^(?:you're|you are|you've got|you have got|you have|your)\s+`)
 	trailingTag   = regexp.MustCompile(`(?i)(?:,\s*(?:okay|ok|alright|all right|yeah|right|though|as well|at the moment))?\s*[,.?!]*$`)

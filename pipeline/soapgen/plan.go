@@ -82,7 +82,7 @@ func plan(d *dialogue, from int) []line {
 	p := &planList{}
 	for i := from; i < len(d.utts); i++ {
 		u := d.utts[i]
-		if u.role != roleClinician || u.question || recap.in(u.toks) {
+		if u.role != roleClinician || askingQuestion(u) || recap.in(u.toks) {
 			continue
 		}
 		medicationPlan(p, d, i)
@@ -102,9 +102,15 @@ func plan(d *dialogue, from int) []line {
 	return out
 }
 
+// askingQuestion tells a real question from a statement said with a rising
+// tone ("I would recommend ... something like ibuprofen?").
+func askingQuestion(u utterance) bool {
+	return u.question && isQuestionWord(u.toks)
+}
+
 // recap marks the clinician repeating the history back, which names
 // medicines and tests the patient already has.
-var recap = newCues("you've been taking", "you're taking", "you take", "you said", "you mentioned", "you told me",
+var recap = newCues("you've been taking", "you're taking", "you said", "you mentioned", "you told me",
 	"you've tried", "you've taken", "you took", "you've had", "you were", "you've been using", "you're on",
 	"you are on", "you've got some", "were you", "had you", "result", "results", "showed", "we did", "you had",
 	"used to", "guidelines", "you've already")
@@ -131,7 +137,7 @@ var medVerbs = []struct{ cue, verb string }{
 // times a day" into "Paracetamol 2 tablets up to 4 times a day."
 func medicationPlan(p *planList, d *dialogue, i int) {
 	toks := d.utts[i].toks
-	ms := findMentions(medicationLex, toks, uncertaintyCues)
+	ms := findMentions(medicationLex, toks, nil) // "maybe something like ibuprofen" is advice, not doubt
 	if len(ms) == 0 {
 		return
 	}
@@ -145,9 +151,12 @@ func medicationPlan(p *planList, d *dialogue, i int) {
 	if dose == "" {
 		dose = doseOf(nextClinician(d, i))
 	}
-	for _, m := range ms {
+	for k, m := range ms {
 		if m.status != asserted || (dose == "" && !prescribeCues.in(toks[max(0, m.start-8):min(len(toks), m.end+8)])) {
 			continue
+		}
+		if k+1 < len(ms) && hasAny(toks[m.end:ms[k+1].start], "sorry", "i mean", "rather", "actually") {
+			continue // "penicillin or, I'm sorry, amoxicillin"
 		}
 		if hasAny(toks[max(0, m.start-3):m.start], "allergic", "allergy") {
 			continue // "because you're allergic to penicillin"
@@ -427,7 +436,7 @@ var serviceTerms = []term{
 
 var serviceLex = newLexicon(serviceTerms)
 
-var referCues = newCues("be with you", "on their way", "should be there", "on its way", "going into", "go into",
+var referCues = newCues("be with you", "on their way", "should be there", "on its way", "on it's way", "going into", "go into",
 	"take yourself to", "go to the hospital", "into hospital", "refer", "referral", "referring", "self refer", "i'll send you", "send you to", "go to", "attend",
 	"go straight to", "head to", "need to be seen", "needs to be seen", "to be seen", "arrange for you", "book you",
 	"called", "calling", "i've called", "on its way", "coming", "fax", "contact them", "see you face to face",
@@ -447,7 +456,7 @@ func referralPlan(p *planList, u utterance, i int) {
 		}
 		var text string
 		switch {
-		case m.canon == "emergency services (999)" && hasAny(u.toks, "called", "calling", "on its way", "coming", "i've called", "i'm calling", "will be with you", "be with you", "on their way", "should be there", "be there"):
+		case m.canon == "emergency services (999)" && hasAny(u.toks, "called", "calling", "on its way", "coming", "i've called", "i'm calling", "will be with you", "be with you", "on their way", "should be there", "be there", "on it's way"):
 			text = "Ambulance called."
 		case m.canon == "face-to-face review":
 			text = "Face-to-face review arranged."

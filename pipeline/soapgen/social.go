@@ -179,7 +179,7 @@ func smokingStatus(part, ans []string) string {
 			return "Ex-smoker, stopped " + strings.TrimPrefix(dur, "started ") + "."
 		}
 		return "Ex-smoker."
-	case nonSmoker.in(part) || answerPolarity(ans) == polNo:
+	case nonSmoker.in(part) || answerPolarity(part) == polNo:
 		return "Non-smoker."
 	}
 	if n, ok := amountOf(part, smokeUnits); ok {
@@ -223,7 +223,9 @@ var newCuesAlcoholAnswer = newCues("drink", "drinks", "drinking", "alcohol", "pi
 var nonDrinker = newCues("don't drink", "never drink", "teetotal", "tee total", "not a drinker", "i do not drink", "no alcohol", "don't really drink")
 
 func drinkingStatus(part, ans []string, d *dialogue, e exchange) string {
-	if nonDrinker.in(part) || answerPolarity(ans) == polNo {
+	// The polarity of the drinking clause, not of the whole answer: "No
+	// drugs. I do drink socially."
+	if nonDrinker.in(part) || answerPolarity(part) == polNo {
 		return "Does not drink alcohol."
 	}
 	// A follow-up "How much?" often carries the amount; an amount with a
