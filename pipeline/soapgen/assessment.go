@@ -7,6 +7,7 @@ import "strings"
 // one sentence, worded by the strength of the cue.
 
 var likelyCues = newCues("i think", "likely", "most likely", "probably", "sounds like", "seems like", "looks like",
+	"sound like", "sounds quite like", "sound quite like", "sounds very much like", "from the sounds of it", "suspicious of",
 	"in keeping with", "consistent with", "my impression", "diagnosis", "what you have is", "what you've got is",
 	"essentially have", "i suspect", "suspect", "fairly sure", "pretty sure", "i believe", "suggests", "suggestive of",
 	"my assessment", "this is a", "that's a", "it is a", "it's a", "it is", "this is", "due to", "caused by",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -128,6 +129,7 @@ func checkCorpus(t *testing.T, encs []corpusEncounter) {
 			continue
 		}
 		checkNoteShape(t, e.ID, n)
+		checkNumbersGrounded(t, e.ID, e.Segments, n)
 		if want["all"] || want[e.ID] {
 			fmt.Printf("===== %s\n%s\n", e.ID, formatNote(n))
 		}
@@ -161,6 +163,35 @@ func checkNoteShape(t *testing.T, label string, n Note) {
 			seen[sen.ID] = true
 			if strings.TrimSpace(sen.Text) == "" {
 				t.Errorf("%s: sentence %s is empty", label, sen.ID)
+			}
+		}
+	}
+}
+
+var numberRE = regexp.MustCompile(`\d+(?:\.\d+)?`)
+
+// checkNumbersGrounded asserts that every number in the note (doses,
+// durations, vitals), other than 1 which "a week" also gives, was said in
+// the transcript, as digits or words. Numbers are where an invented
+// sentence would do the most harm.
+func checkNumbersGrounded(t *testing.T, label string, segs []Segment, n Note) {
+	t.Helper()
+	said := map[string]bool{}
+	for _, s := range segs {
+		for _, u := range splitSentences(cleanText(s.Text)) {
+			for _, tok := range numbersAsDigits(tokenize(u)) {
+				for _, num := range numberRE.FindAllString(tok, -1) {
+					said[num] = true
+				}
+			}
+		}
+	}
+	for _, s := range n.Sections {
+		for _, sen := range s.Sentences {
+			for _, num := range numberRE.FindAllString(sen.Text, -1) {
+				if num != "1" && !said[num] {
+					t.Errorf("%s %s: number %s in %q was never said", label, sen.ID, num, sen.Text)
+				}
 			}
 		}
 	}

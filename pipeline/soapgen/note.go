@@ -28,7 +28,7 @@ func extract(d *dialogue) extraction {
 	// medication history.
 	all := len(d.utts)
 	x.subjective = append(x.subjective, pastHistory(d, all)...)
-	x.subjective = append(x.subjective, medications(d, from)...)
+	x.subjective = append(x.subjective, medications(d, historyEnd)...)
 	x.subjective = append(x.subjective, allergies(d, all)...)
 	x.subjective = append(x.subjective, familyHistory(d, all)...)
 	x.subjective = append(x.subjective, socialHistory(d, all)...)

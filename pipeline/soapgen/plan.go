@@ -308,7 +308,7 @@ func doseAmount(toks []string) string {
 		if n == 0 && (toks[i] == "a" || toks[i] == "an") {
 			num, n = "1", 1
 		}
-		if n == 0 || i+n >= len(toks) {
+		if n == 0 || i+n >= len(toks) || midNumber(toks, i) {
 			continue
 		}
 		u, ok := doseUnits[toks[i+n]]
@@ -653,7 +653,7 @@ func followUpTime(toks []string) (string, bool) {
 		case toks[i] == "by" && i+2 < len(toks) && toks[i+1] == "next" && timeUnits[toks[i+2]] != "":
 			return "in 1 " + timeUnits[toks[i+2]], true
 		}
-		if a, n := amount(toks, i); n > 0 && i+n < len(toks) && (toks[i+n] == "time" || toks[i+n] == "later") {
+		if a, n := amount(toks, i); n > 0 && i+n < len(toks) && (toks[i+n] == "time" || toks[i+n] == "later") && !midNumber(toks, i) {
 			return "in " + a, true
 		}
 	}

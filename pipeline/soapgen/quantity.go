@@ -93,12 +93,24 @@ var sinceWords = []string{"yesterday", "last night", "this morning", "mid day", 
 
 var pointWords = []string{"this morning", "last night", "yesterday", "earlier today", "this afternoon", "yesterday evening", "overnight"}
 
+// midNumber reports whether toks[i] continues a number that starts
+// earlier ("five" in "seventy five"), where scanning must not start a
+// second, smaller number.
+func midNumber(toks []string, i int) bool {
+	for k := max(0, i-4); k < i; k++ {
+		if _, n := parseNumber(toks, k); k+n > i {
+			return true
+		}
+	}
+	return false
+}
+
 // findDuration finds how long something has lasted or when it started.
 // loose also accepts a bare amount ("About five days."), which is only
 // safe in the answer to a "how long" question.
 func findDuration(toks []string, loose bool) (string, bool) {
 	for i := 0; i < len(toks); i++ {
-		if d, ok := durationAt(toks, i, loose); ok {
+		if d, ok := durationAt(toks, i, loose); ok && !midNumber(toks, i) {
 			return d, true
 		}
 	}
@@ -159,7 +171,7 @@ var periodWords = map[string]string{"day": "day", "daily": "day", "week": "week"
 // findFrequency finds "6-7 times a day", "twice a day" or "once a week".
 func findFrequency(toks []string) (string, bool) {
 	for i := 0; i < len(toks); i++ {
-		if f, ok := frequencyAt(toks, i); ok {
+		if f, ok := frequencyAt(toks, i); ok && !midNumber(toks, i) {
 			return f, true
 		}
 	}
@@ -206,7 +218,7 @@ func findSeverity(toks []string) (string, bool) {
 			return toks[i], true
 		}
 		num, k := parseNumber(toks, i)
-		if k > 0 && i+k+2 < len(toks) && toks[i+k] == "out" && toks[i+k+1] == "of" {
+		if k > 0 && i+k+2 < len(toks) && toks[i+k] == "out" && toks[i+k+1] == "of" && !midNumber(toks, i) {
 			if d, k2 := parseNumber(toks, i+k+2); k2 > 0 && d == "10" {
 				return num + "/10", true
 			}

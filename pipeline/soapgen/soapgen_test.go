@@ -391,3 +391,17 @@ func TestModelIdentity(t *testing.T) {
 		t.Errorf("ModelID %q, Version %q", ModelID, Version)
 	}
 }
+
+func TestSpokenNumbers(t *testing.T) {
+	n := mustGenerate(t, script(
+		"C: How can I help?",
+		"P: I've had chest pain for twenty four hours.",
+		"C: Any regular medications?",
+		"P: I take aspirin, seventy five milligrams once a day.",
+		"C: Your blood pressure is a hundred and forty over ninety.",
+	))
+	wantSentence(t, n, SectionSubjective, "Presents with chest pain for 24 hours.")
+	// "five" inside "seventy five" must not start a second number.
+	wantSentence(t, n, SectionSubjective, "Medications: aspirin 75 mg once a day.")
+	wantSentence(t, n, SectionObjective, "Blood pressure 140/90 mmHg.")
+}

@@ -287,7 +287,7 @@ func amountOf(toks []string, unitWords []string) (string, bool) {
 	first := ""
 	for i := 0; i < len(toks); i++ {
 		q, k, _ := qty(toks, i)
-		if k == 0 {
+		if k == 0 || midNumber(toks, i) {
 			continue
 		}
 		j := i + k
@@ -549,7 +549,7 @@ func lastPeriod(d *dialogue, before int) (line, bool) {
 		ans := d.answerToks(e)
 		when := ""
 		for i := range ans {
-			if dur, ok := durationAt(ans, i, false); ok && strings.HasPrefix(dur, "started ") {
+			if dur, ok := durationAt(ans, i, false); ok && strings.HasPrefix(dur, "started ") && !midNumber(ans, i) {
 				when = strings.TrimPrefix(dur, "started ")
 			}
 		}
