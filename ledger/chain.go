@@ -80,15 +80,21 @@ func (l *Log) EncounterIndexes(tenant, encounter string) ([]int64, error) {
 	return out, err
 }
 
-// Encounters calls fn for each encounter of a tenant that has entries, in
-// order of encounter id, with the head of its chain.
-func (l *Log) Encounters(tenant string, fn func(encounter string, h Head) error) error {
+// Encounters calls fn for each encounter of a tenant that has entries and
+// an id greater than after, in order of encounter id, with the head of its
+// chain.
+func (l *Log) Encounters(tenant, after string, fn func(encounter string, h Head) error) error {
 	if err := CheckID("tenant", tenant, MaxTenantLen); err != nil {
 		return err
 	}
-	prefix := append(encounterName(prefixHead, tenant, ""), []byte{}...)
+	prefix := encounterName(prefixHead, tenant, "")
+	start := prefix
+	if after != "" {
+		// The smallest key after the one for encounter "after".
+		start = append(encounterName(prefixHead, tenant, after), 0)
+	}
 	size := l.Size()
-	return l.store.Scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
+	return l.store.Scan(start, prefixEnd(prefix), func(k, v []byte) error {
 		h, err := decodeHead(v)
 		if err != nil {
 			return err

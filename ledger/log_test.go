@@ -300,11 +300,16 @@ func TestEncounterChains(t *testing.T) {
 		t.Fatalf("walk: %v after %d entries", err, i)
 	}
 	var encs []string
-	l.Encounters("tenant-a", func(enc string, h Head) error { encs = append(encs, enc); return nil })
+	l.Encounters("tenant-a", "", func(enc string, h Head) error { encs = append(encs, enc); return nil })
 	if fmt.Sprint(encs) != "[enc-x enc-y]" {
 		t.Fatalf("Encounters = %v", encs)
 	}
-	if err := l.Encounters("tenant-b", func(string, Head) error { t.Error("tenant-b sees an encounter"); return nil }); err != nil {
+	encs = nil
+	l.Encounters("tenant-a", "enc-x", func(enc string, h Head) error { encs = append(encs, enc); return nil })
+	if fmt.Sprint(encs) != "[enc-y]" {
+		t.Fatalf("Encounters after enc-x = %v", encs)
+	}
+	if err := l.Encounters("tenant-b", "", func(string, Head) error { t.Error("tenant-b sees an encounter"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.EncounterHead("tenant-a", "nope"); !errors.Is(err, ErrNotFound) {

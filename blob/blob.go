@@ -1,0 +1,251 @@
+// Package blob stores large binary objects, such as audio recordings,
+// addressed by the SHA-256 of their content and kept in fixed-size chunks in
+// the same key-value store as the ledger, so that a byte range can be read
+// without reading the whole object.
+//
+// Put streams an object in, chunk by chunk, under a random upload id, and
+// only then writes the manifest that makes it addressable by its hash, in a
+// synced batch. An interrupted Put leaves orphaned chunks but never a
+// manifest pointing at missing data.
+package blob
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/evidenceledger/evidence/ledger/storage"
+)
+
+// ChunkSize is the size of every chunk but the last.
+const ChunkSize = 64 << 10
+
+// Key prefixes, disjoint from the ledger's (docs/formats.md).
+const (
+	prefixManifest = 'b' // 'b' sha256(32) -> manifest
+	prefixChunk    = 'B' // 'B' upload id(16) chunk(4) -> data
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("blob: not found")
+	ErrTooLarge = errors.New("blob: too large")
+	ErrEmpty    = errors.New("blob: empty")
+)
+
+// Sealer protects chunks at rest; see ledger.Sealer. The blob's hash and the
+// chunk number are bound to each sealed chunk.
+type Sealer interface {
+	Seal(aad, plaintext []byte) ([]byte, error)
+	Open(aad, sealed []byte) ([]byte, error)
+}
+
+type plain struct{}
+
+func (plain) Seal(_, p []byte) ([]byte, error) { return p, nil }
+func (plain) Open(_, p []byte) ([]byte, error) { return p, nil }
+
+// Store keeps blobs in a storage.Store. It is safe for concurrent use.
+type Store struct {
+	kv     storage.Store
+	sealer Sealer
+}
+
+// New returns a blob store on kv. A nil sealer stores chunks as they are.
+func New(kv storage.Store, sealer Sealer) *Store {
+	if sealer == nil {
+		sealer = plain{}
+	}
+	return &Store{kv: kv, sealer: sealer}
+}
+
+// Hash is a blob's address.
+type Hash [32]byte
+
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// ParseHash parses a hex blob address.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("blob: malformed hash")
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+type manifest struct {
+	size   int64
+	upload [16]byte
+}
+
+func (m manifest) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(m.size))
+	return append(b, m.upload[:]...)
+}
+
+func decodeManifest(b []byte) (manifest, error) {
+	var m manifest
+	if len(b) != 8+16 {
+		return m, fmt.Errorf("blob: malformed manifest")
+	}
+	m.size = int64(binary.BigEndian.Uint64(b))
+	copy(m.upload[:], b[8:])
+	return m, nil
+}
+
+func manifestKey(h Hash) []byte { return append([]byte{prefixManifest}, h[:]...) }
+
+func chunkKey(upload [16]byte, n uint32) []byte {
+	k := append([]byte{prefixChunk}, upload[:]...)
+	return binary.BigEndian.AppendUint32(k, n)
+}
+
+// Put reads r to the end and stores it, returning its hash and size. It
+// fails with ErrTooLarge beyond max bytes and ErrEmpty for no bytes; in both
+// cases nothing addressable is written. Storing content that is already
+// present stores nothing new.
+func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Hash, int64, error) {
+	var upload [16]byte
+	rand.Read(upload[:])
+	h := sha256.New()
+	var size int64
+	var n uint32
+	buf := make([]byte, ChunkSize)
+	cleanup := func() {
+		var b storage.Batch
+		for i := uint32(0); i < n; i++ {
+			b.Delete(chunkKey(upload, i))
+		}
+		if b.Len() > 0 {
+			s.kv.Write(&b, false)
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			cleanup()
+			return Hash{}, 0, err
+		}
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			size += int64(k)
+			if size > max {
+				cleanup()
+				return Hash{}, 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+			}
+			h.Write(buf[:k])
+			// Chunks are bound to the upload and position; the content
+			// hash is not known yet.
+			sealed, serr := s.sealer.Seal(chunkKey(upload, n), buf[:k])
+			if serr != nil {
+				cleanup()
+				return Hash{}, 0, serr
+			}
+			var b storage.Batch
+			b.Set(chunkKey(upload, n), sealed)
+			if werr := s.kv.Write(&b, false); werr != nil {
+				cleanup()
+				return Hash{}, 0, fmt.Errorf("blob: write: %w", werr)
+			}
+			n++
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			cleanup()
+			return Hash{}, 0, fmt.Errorf("blob: read: %w", err)
+		}
+	}
+	if size == 0 {
+		return Hash{}, 0, ErrEmpty
+	}
+	var sum Hash
+	h.Sum(sum[:0])
+	if _, err := s.kv.Get(manifestKey(sum)); err == nil {
+		cleanup()
+		return sum, size, nil
+	}
+	var b storage.Batch
+	b.Set(manifestKey(sum), manifest{size: size, upload: upload}.encode())
+	// The sync also makes the unsynced chunk writes before it durable.
+	if err := s.kv.Write(&b, true); err != nil {
+		return Hash{}, 0, fmt.Errorf("blob: write: %w", err)
+	}
+	return sum, size, nil
+}
+
+// Blob is a stored object, readable at any offset.
+type Blob struct {
+	s    *Store
+	hash Hash
+	m    manifest
+}
+
+// Open returns the blob with hash h, or ErrNotFound.
+func (s *Store) Open(h Hash) (*Blob, error) {
+	data, err := s.kv.Get(manifestKey(h))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: %w", err)
+	}
+	m, err := decodeManifest(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Blob{s: s, hash: h, m: m}, nil
+}
+
+// Size returns the blob's length in bytes.
+func (b *Blob) Size() int64 { return b.m.size }
+
+// ReadAt implements io.ReaderAt, reading only the chunks it needs.
+func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("blob: negative offset")
+	}
+	read := 0
+	for read < len(p) {
+		pos := off + int64(read)
+		if pos >= b.m.size {
+			return read, io.EOF
+		}
+		n := uint32(pos / ChunkSize)
+		key := chunkKey(b.m.upload, n)
+		sealed, err := b.s.kv.Get(key)
+		if err != nil {
+			return read, fmt.Errorf("blob: chunk %d: %w", n, err)
+		}
+		chunk, err := b.s.sealer.Open(key, sealed)
+		if err != nil {
+			return read, fmt.Errorf("blob: chunk %d: %w", n, err)
+		}
+		within := int(pos % ChunkSize)
+		if within >= len(chunk) {
+			return read, fmt.Errorf("blob: chunk %d is short", n)
+		}
+		read += copy(p[read:], chunk[within:])
+	}
+	return read, nil
+}
+
+// Verify reads the whole blob and checks it against its hash.
+func (b *Blob) Verify() error {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(b, 0, b.m.size)); err != nil {
+		return err
+	}
+	if !bytes.Equal(h.Sum(nil), b.hash[:]) {
+		return fmt.Errorf("blob: content does not match its hash %s", b.hash)
+	}
+	return nil
+}

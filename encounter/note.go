@@ -1,0 +1,389 @@
+package encounter
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/evidenceledger/evidence/align"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// Recorded reports the entries a note-changing write appended.
+type Recorded struct {
+	// Appended holds every entry of the write; Checkpoint covers them all.
+	Appended *ledger.Appended
+	// Indexes are the leaf indexes of all entries, in order.
+	Indexes []int64
+	// Change is the model output or edit entry, and Alignment the
+	// alignment entry that followed it (-1 when none was recorded).
+	Change, Alignment int64
+	SentenceID        string
+	Note              *Note
+}
+
+func validateDraft(d *Draft) error {
+	if d == nil || len(d.Sections) == 0 {
+		return invalid("note.sections", "a note needs at least one section")
+	}
+	ids := make(map[string]bool)
+	total := 0
+	for i, sec := range d.Sections {
+		f := fmt.Sprintf("note.sections[%d]", i)
+		if err := checkLabel(f+".name", sec.Name, true); err != nil {
+			return err
+		}
+		for j, t := range sec.Sentences {
+			g := fmt.Sprintf("%s.sentences[%d]", f, j)
+			if err := checkLabel(g+".sentence_id", t.ID, true); err != nil {
+				return err
+			}
+			if ids[t.ID] {
+				return invalid(g+".sentence_id", "repeats an earlier sentence id")
+			}
+			ids[t.ID] = true
+			if err := checkText(g+".text", t.Text, align.MaxSentenceBytes, true); err != nil {
+				return err
+			}
+			total++
+		}
+	}
+	if total > MaxSentences {
+		return &ledger.InvalidError{Field: "note", Reason: fmt.Sprintf("more than %d sentences", MaxSentences), Err: ledger.ErrTooLarge}
+	}
+	return nil
+}
+
+// RecordModelOutput records one model call. When it produced a note, the
+// note is aligned to the transcript and the alignment recorded after it.
+func (svc *Service) RecordModelOutput(ctx context.Context, c Caller, id string, o ModelOutput) (*Recorded, error) {
+	o.V = PayloadVersion
+	if err := checkLabel("model.name", o.Model.Name, true); err != nil {
+		return nil, err
+	}
+	if err := checkLabel("model.version", o.Model.Version, false); err != nil {
+		return nil, err
+	}
+	if err := checkLabel("backend", o.Backend, false); err != nil {
+		return nil, err
+	}
+	if o.PromptSHA256 != "" {
+		if b, err := hex.DecodeString(o.PromptSHA256); err != nil || len(b) != 32 {
+			return nil, invalid("prompt_sha256", "must be 64 hex digits")
+		}
+	}
+	if len(o.Parameters) > MaxParameters {
+		return nil, invalid("parameters", "more than %d parameters", MaxParameters)
+	}
+	for k, v := range o.Parameters {
+		if err := checkLabel("parameters.key", k, true); err != nil {
+			return nil, err
+		}
+		if err := checkText("parameters["+strconv.Quote(k)+"]", v, 1024, false); err != nil {
+			return nil, err
+		}
+	}
+	if o.LatencyMS < 0 || o.PromptTokens < 0 || o.CompletionTokens < 0 {
+		return nil, invalid("latency_ms", "latency and token counts must not be negative")
+	}
+	if err := checkText("error", o.Error, 4096, false); err != nil {
+		return nil, err
+	}
+	if o.Error == "" {
+		if err := validateDraft(o.Note); err != nil {
+			return nil, err
+		}
+	} else if o.Note != nil && len(o.Note.Sections) > 0 {
+		return nil, invalid("note", "a failed call has no note")
+	} else {
+		o.Note = nil
+	}
+	if len(o.Inputs) > MaxInputs {
+		return nil, invalid("input_indexes", "more than %d inputs", MaxInputs)
+	}
+	var rec *Recorded
+	err := svc.with(c, id, func(s *state) error {
+		for i, x := range o.Inputs {
+			if x < 0 || x > s.head || !s.has(x) {
+				return invalid(fmt.Sprintf("input_indexes[%d]", i), "is not an entry of this encounter")
+			}
+		}
+		p, err := encodePayload(o)
+		if err != nil {
+			return err
+		}
+		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindModelOutput}, [][]byte{p})
+		if err != nil {
+			return err
+		}
+		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1}
+		if o.Note != nil {
+			var sents []align.Sentence
+			for _, sec := range o.Note.Sections {
+				for _, t := range sec.Sentences {
+					sents = append(sents, align.Sentence{ID: t.ID, Section: sec.Name, Text: t.Text})
+				}
+			}
+			if err := svc.alignAndRecord(ctx, c, s, sents, a.First, rec); err != nil {
+				return err
+			}
+		}
+		rec.Note = s.project()
+		return nil
+	})
+	return rec, err
+}
+
+// has reports whether x is the index of one of the encounter's entries.
+func (s *state) has(x int64) bool {
+	for _, g := range s.segments {
+		if g.Index == x {
+			return true
+		}
+	}
+	for _, a := range s.audio {
+		if a.Index == x {
+			return true
+		}
+	}
+	for _, e := range s.events {
+		if e.Index == x {
+			return true
+		}
+	}
+	return false
+}
+
+// alignAndRecord aligns sentences (all of one version) to the transcript
+// and appends the alignment entry.
+func (svc *Service) alignAndRecord(ctx context.Context, c Caller, s *state, sents []align.Sentence, version int64, rec *Recorded) error {
+	results, err := svc.alignSentences(s, sents)
+	if err != nil {
+		return err
+	}
+	a := Alignment{V: PayloadVersion, Method: align.MethodVersion, Segments: len(s.segments)}
+	for i, r := range results {
+		sa := SentenceAlignment{SentenceID: sents[i].ID, Version: version, Spans: []Span{}}
+		for _, sp := range r.Spans {
+			sa.Spans = append(sa.Spans, Span{SegmentID: sp.SegmentID, SegmentIndex: s.segmentIndex(sp.SegmentID),
+				CharStart: sp.CharStart, CharEnd: sp.CharEnd, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: sp.Score})
+		}
+		a.Sentences = append(a.Sentences, sa)
+	}
+	p, err := encodePayload(a)
+	if err != nil {
+		return err
+	}
+	app, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindAlignment}, [][]byte{p})
+	if err != nil {
+		return err
+	}
+	rec.Alignment = app.First
+	rec.Indexes = append(rec.Indexes, app.First)
+	// The later checkpoint covers both writes.
+	rec.Appended.Checkpoint = app.Checkpoint
+	return nil
+}
+
+func (svc *Service) alignSentences(s *state, sents []align.Sentence) ([]align.Result, error) {
+	if len(s.segments) == 0 {
+		out := make([]align.Result, len(sents))
+		for i := range sents {
+			out[i] = align.Result{SentenceID: sents[i].ID, MethodVersion: align.MethodVersion}
+		}
+		return out, nil
+	}
+	segs := make([]align.Segment, len(s.segments))
+	for i, g := range s.segments {
+		words := make([]align.Word, len(g.Words))
+		for j, w := range g.Words {
+			words[j] = align.Word{Text: w.Text, StartMS: w.StartMS, EndMS: w.EndMS}
+		}
+		segs[i] = align.Segment{ID: g.ID, Speaker: g.Role, StartMS: g.StartMS, EndMS: g.EndMS, Text: g.Text, Words: words}
+	}
+	// The aligner expects segments in time order; the chain holds them in
+	// the order they were recorded.
+	slices.SortStableFunc(segs, func(a, b align.Segment) int {
+		switch {
+		case a.StartMS < b.StartMS:
+			return -1
+		case a.StartMS > b.StartMS:
+			return 1
+		}
+		return 0
+	})
+	return align.Align(segs, sents)
+}
+
+func (s *state) segmentIndex(id string) int64 {
+	for _, g := range s.segments {
+		if g.ID == id {
+			return g.Index
+		}
+	}
+	return -1
+}
+
+// EditRequest is a clinician's change to the note.
+type EditRequest struct {
+	Action     string
+	SentenceID string // for replace and delete
+	Section    string // for add
+	After      string // for add: the sentence to follow, or "" for the start
+	Text       string
+	Reason     string
+}
+
+// RecordEdit records an edit of the current note and re-aligns the
+// sentence it changes (only that one).
+func (svc *Service) RecordEdit(ctx context.Context, c Caller, id string, r EditRequest) (*Recorded, error) {
+	switch r.Action {
+	case ActionReplace, ActionAdd:
+		if err := checkText("text", r.Text, align.MaxSentenceBytes, true); err != nil {
+			return nil, err
+		}
+	case ActionDelete:
+		if r.Text != "" {
+			return nil, invalid("text", "a delete has no text")
+		}
+	default:
+		return nil, invalid("action", "must be replace, add or delete")
+	}
+	if err := checkText("reason", r.Reason, 1024, false); err != nil {
+		return nil, err
+	}
+	var rec *Recorded
+	err := svc.with(c, id, func(s *state) error {
+		n := s.project()
+		if n.ModelOutput < 0 {
+			return fmt.Errorf("%w: the encounter has no note to edit yet", ErrPrecondition)
+		}
+		d := Edit{V: PayloadVersion, Action: r.Action, Text: r.Text, Reason: r.Reason}
+		if r.Action == ActionAdd {
+			if err := checkLabel("section", r.Section, true); err != nil {
+				return err
+			}
+			if r.After != "" {
+				if sec, ok := n.find(r.After); !ok || sec != r.Section {
+					return fmt.Errorf("%w: sentence %q is not in section %q", ledger.ErrNotFound, r.After, r.Section)
+				}
+			}
+			d.Section, d.After = r.Section, r.After
+			d.SentenceID = fmt.Sprintf("added-%d", s.added+1)
+		} else {
+			if err := checkLabel("sentence_id", r.SentenceID, true); err != nil {
+				return err
+			}
+			sec, ok := n.find(r.SentenceID)
+			if !ok {
+				return fmt.Errorf("%w: sentence %q", ledger.ErrNotFound, r.SentenceID)
+			}
+			t := n.sentence(r.SentenceID)
+			if r.Action == ActionReplace && t.Text == r.Text {
+				return fmt.Errorf("%w: the new text is the same as the current text", ErrPrecondition)
+			}
+			d.SentenceID, d.Section = r.SentenceID, sec
+			d.Base = t.Versions[len(t.Versions)-1].Index
+		}
+		p, err := encodePayload(d)
+		if err != nil {
+			return err
+		}
+		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindEdit}, [][]byte{p})
+		if err != nil {
+			return err
+		}
+		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, SentenceID: d.SentenceID}
+		if d.Action != ActionDelete {
+			sents := []align.Sentence{{ID: d.SentenceID, Section: d.Section, Text: d.Text}}
+			if err := svc.alignAndRecord(ctx, c, s, sents, a.First, rec); err != nil {
+				return err
+			}
+		}
+		rec.Note = s.project()
+		return nil
+	})
+	return rec, err
+}
+
+// find returns the section holding sentence id.
+func (n *Note) find(id string) (string, bool) {
+	for _, sec := range n.Sections {
+		for _, t := range sec.Sentences {
+			if t.ID == id {
+				return sec.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (n *Note) sentence(id string) *NoteSentence {
+	for _, sec := range n.Sections {
+		for _, t := range sec.Sentences {
+			if t.ID == id {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// Sign signs the current note. noteHash must be the hash of the version the
+// clinician reviewed, and every unsupported sentence must be acknowledged.
+func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []byte, acknowledged []string, statement string) (*Recorded, error) {
+	if len(noteHash) != 32 {
+		return nil, invalid("note_hash", "must be a 32-byte SHA-256")
+	}
+	if err := checkText("statement", statement, 1024, false); err != nil {
+		return nil, err
+	}
+	var rec *Recorded
+	err := svc.with(c, id, func(s *state) error {
+		n := s.project()
+		if n.ModelOutput < 0 {
+			return fmt.Errorf("%w: the encounter has no note to sign", ErrPrecondition)
+		}
+		if hex.EncodeToString(noteHash) != hexHash(n.Hash) {
+			return fmt.Errorf("%w: the note changed since the reviewed version; fetch it again", ErrPrecondition)
+		}
+		acked := make(map[string]bool)
+		for i, sid := range acknowledged {
+			if n.sentence(sid) == nil {
+				return invalid(fmt.Sprintf("acknowledged_sentence_ids[%d]", i), "is not a sentence of the note")
+			}
+			acked[sid] = true
+		}
+		missing := 0
+		for _, sec := range n.Sections {
+			for _, t := range sec.Sentences {
+				if t.Unsupported() && !acked[t.ID] {
+					missing++
+				}
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%w: %d unsupported sentences must be acknowledged before signing", ErrPrecondition, missing)
+		}
+		p, err := encodePayload(Signoff{V: PayloadVersion, NoteHash: hexHash(n.Hash), Head: n.Head, Acknowledged: acknowledged, Statement: statement})
+		if err != nil {
+			return err
+		}
+		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindSignoff}, [][]byte{p})
+		if err != nil {
+			return err
+		}
+		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Note: s.project()}
+		return nil
+	})
+	return rec, err
+}
+
+// Note returns the current note of an encounter.
+func (svc *Service) Note(ctx context.Context, c Caller, id string) (*Note, error) {
+	var n *Note
+	err := svc.with(c, id, func(s *state) error { n = s.project(); return nil })
+	return n, err
+}

@@ -1,0 +1,402 @@
+// Package encounter records clinical encounters in the ledger and reads them
+// back: the opening of a visit, its audio and transcript, model outputs,
+// alignments, clinician edits and sign-offs, each as a ledger entry with a
+// JSON payload (docs/formats.md), and the current note as a projection of
+// the encounter's chain.
+//
+// Every write validates its whole request before appending anything, so a
+// rejected request writes nothing. Writes to one encounter are serialized,
+// so an edit or sign-off is checked against the note it changes.
+package encounter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// Caller is who makes a request, as authentication established it.
+type Caller struct {
+	Tenant string
+	Actor  string
+}
+
+// Limits on requests.
+const (
+	MaxSegmentsPerRequest = 1000
+	MaxTextBytes          = 16 << 10
+	MaxWords              = 2000
+	MaxTitleBytes         = 256
+	MaxIDBytes            = 128
+	MaxSentences          = 500
+	MaxParameters         = 64
+	MaxAudioBytes         = 512 << 20
+	MaxInputs             = 10_000
+)
+
+// ErrPrecondition marks a request that is well formed but cannot apply to
+// the encounter as it is now, such as signing a note that changed since it
+// was reviewed.
+var ErrPrecondition = errors.New("encounter: failed precondition")
+
+// Service records and reads encounters. It is safe for concurrent use.
+type Service struct {
+	log    *ledger.Log
+	blobs  *blob.Store
+	states *stateCache
+}
+
+// New returns a Service on a log and a blob store.
+func New(l *ledger.Log, blobs *blob.Store) *Service {
+	return &Service{log: l, blobs: blobs, states: newStateCache(1024)}
+}
+
+func invalid(field, format string, args ...any) error {
+	return &ledger.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// newID returns an unguessable encounter id: "enc_" and 26 base32 letters
+// (128 random bits).
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "enc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Info summarises an encounter.
+type Info struct {
+	ID         string
+	Title      string
+	PatientRef string
+	Created    meta
+	Count      uint64
+	Head       int64
+}
+
+func (s *state) info() Info {
+	return Info{ID: s.id, Title: s.opened.Title, PatientRef: s.opened.PatientRef,
+		Created: meta{Index: -1, Actor: s.actor, Time: s.openedAt}, Count: s.count, Head: s.head}
+}
+
+// with runs fn on the up-to-date state of an encounter, holding its lock.
+func (svc *Service) with(c Caller, id string, fn func(s *state) error) error {
+	if err := ledger.CheckID("encounter_id", id, ledger.MaxEncounterLen); err != nil {
+		return err
+	}
+	s := svc.states.get(c.Tenant, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.refresh(svc.log); err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
+		}
+		return err
+	}
+	return fn(s)
+}
+
+// append appends entries of one encounter and applies them to its state.
+func (svc *Service) append(ctx context.Context, c Caller, s *state, kinds []ledger.Kind, payloads [][]byte) (*ledger.Appended, error) {
+	entries := make([]ledger.Entry, len(kinds))
+	for i := range kinds {
+		entries[i] = ledger.Entry{Kind: kinds[i], Tenant: c.Tenant, Encounter: s.id, Actor: c.Actor, Payload: payloads[i]}
+	}
+	a, err := svc.log.Append(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.refresh(svc.log); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func encodeAll[T any](vs []T) ([][]byte, error) {
+	out := make([][]byte, len(vs))
+	for i := range vs {
+		b, err := encodePayload(vs[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func repeat(k ledger.Kind, n int) []ledger.Kind {
+	out := make([]ledger.Kind, n)
+	for i := range out {
+		out[i] = k
+	}
+	return out
+}
+
+func checkText(field, s string, max int, required bool) error {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		return invalid(field, "must not be empty")
+	case len(s) > max:
+		return invalid(field, "longer than %d bytes", max)
+	case !utf8.ValidString(s):
+		return invalid(field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+// checkLabel checks a short identifier-like string chosen by a client.
+func checkLabel(field, s string, required bool) error {
+	if err := checkText(field, s, MaxIDBytes, required); err != nil {
+		return err
+	}
+	for i, r := range s {
+		if r < ' ' || r == 0x7f {
+			return invalid(field, "has a control character at byte %d", i)
+		}
+	}
+	return nil
+}
+
+// Create opens a new encounter.
+func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef string) (Info, *ledger.Appended, error) {
+	if err := checkText("title", title, MaxTitleBytes, false); err != nil {
+		return Info{}, nil, err
+	}
+	if err := checkLabel("patient_ref", patientRef, false); err != nil {
+		return Info{}, nil, err
+	}
+	p, err := encodePayload(Opened{V: PayloadVersion, Title: title, PatientRef: patientRef})
+	if err != nil {
+		return Info{}, nil, err
+	}
+	id := newID()
+	s := svc.states.get(c.Tenant, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
+	if err != nil {
+		return Info{}, nil, err
+	}
+	if err := s.refresh(svc.log); err != nil {
+		return Info{}, nil, err
+	}
+	return s.info(), a, nil
+}
+
+// Get returns an encounter's summary.
+func (svc *Service) Get(ctx context.Context, c Caller, id string) (Info, error) {
+	var info Info
+	err := svc.with(c, id, func(s *state) error { info = s.info(); return nil })
+	return info, err
+}
+
+// List returns up to limit of the tenant's encounters with ids after the
+// given one, in id order, and whether more follow.
+func (svc *Service) List(ctx context.Context, c Caller, after string, limit int) ([]Info, bool, error) {
+	var ids []string
+	more := false
+	errStop := errors.New("stop")
+	err := svc.log.Encounters(c.Tenant, after, func(id string, _ ledger.Head) error {
+		if len(ids) == limit {
+			more = true
+			return errStop
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, false, err
+	}
+	out := make([]Info, 0, len(ids))
+	for _, id := range ids {
+		info, err := svc.Get(ctx, c, id)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, info)
+	}
+	return out, more, nil
+}
+
+func validateSegment(field string, g *Segment) error {
+	if err := checkLabel(field+".segment_id", g.ID, true); err != nil {
+		return err
+	}
+	switch g.Role {
+	case RoleClinician, RolePatient, RoleOther:
+	default:
+		return invalid(field+".speaker_role", "must be clinician, patient or other")
+	}
+	if err := checkLabel(field+".speaker_label", g.SpeakerLabel, false); err != nil {
+		return err
+	}
+	if err := checkText(field+".text", g.Text, MaxTextBytes, true); err != nil {
+		return err
+	}
+	if g.StartMS < 0 || g.EndMS < g.StartMS {
+		return invalid(field+".end_ms", "times must satisfy 0 <= start_ms <= end_ms")
+	}
+	if len(g.Words) > MaxWords {
+		return invalid(field+".words", "more than %d words", MaxWords)
+	}
+	for j, w := range g.Words {
+		if w.StartMS < g.StartMS || w.EndMS < w.StartMS || w.EndMS > g.EndMS {
+			return invalid(fmt.Sprintf("%s.words[%d]", field, j), "word times must lie within the segment and not run backwards")
+		}
+		if err := checkText(fmt.Sprintf("%s.words[%d].text", field, j), w.Text, 256, true); err != nil {
+			return err
+		}
+	}
+	if err := checkLabel(field+".asr_model", g.ASRModel, false); err != nil {
+		return err
+	}
+	if g.Confidence < 0 || g.Confidence > 1 {
+		return invalid(field+".confidence", "must be in [0,1]")
+	}
+	return nil
+}
+
+// RecordSegments appends transcript segments, all or none.
+func (svc *Service) RecordSegments(ctx context.Context, c Caller, id string, segs []Segment) (*ledger.Appended, error) {
+	if len(segs) == 0 {
+		return nil, invalid("segments", "at least one segment is required")
+	}
+	if len(segs) > MaxSegmentsPerRequest {
+		return nil, &ledger.InvalidError{Field: "segments", Reason: fmt.Sprintf("more than %d segments in one request", MaxSegmentsPerRequest), Err: ledger.ErrTooLarge}
+	}
+	seen := make(map[string]bool, len(segs))
+	for i := range segs {
+		segs[i].V = PayloadVersion
+		field := fmt.Sprintf("segments[%d]", i)
+		if err := validateSegment(field, &segs[i]); err != nil {
+			return nil, err
+		}
+		if seen[segs[i].ID] {
+			return nil, invalid(field+".segment_id", "repeats an earlier segment of the request")
+		}
+		seen[segs[i].ID] = true
+	}
+	var a *ledger.Appended
+	err := svc.with(c, id, func(s *state) error {
+		for i := range segs {
+			if s.segmentIDs[segs[i].ID] {
+				return invalid(fmt.Sprintf("segments[%d].segment_id", i), "already recorded in this encounter")
+			}
+		}
+		payloads, err := encodeAll(segs)
+		if err != nil {
+			return err
+		}
+		a, err = svc.append(ctx, c, s, repeat(ledger.KindSegment, len(segs)), payloads)
+		return err
+	})
+	return a, err
+}
+
+// RecordAudio stores a recording read from r as a blob and appends its
+// audio entry.
+func (svc *Service) RecordAudio(ctx context.Context, c Caller, id string, meta Audio, r io.Reader) (*ledger.Appended, Audio, error) {
+	meta.V = PayloadVersion
+	if err := checkLabel("media_type", meta.MediaType, true); err != nil {
+		return nil, meta, err
+	}
+	if err := checkLabel("codec", meta.Codec, false); err != nil {
+		return nil, meta, err
+	}
+	if meta.SampleRateHz < 0 || meta.SampleRateHz > 384_000 {
+		return nil, meta, invalid("sample_rate_hz", "must be between 0 and 384000")
+	}
+	if meta.Channels < 0 || meta.Channels > 32 {
+		return nil, meta, invalid("channels", "must be between 0 and 32")
+	}
+	if meta.DurationMS < 0 || meta.StartMS < 0 {
+		return nil, meta, invalid("duration_ms", "times must not be negative")
+	}
+	var a *ledger.Appended
+	err := svc.with(c, id, func(s *state) error {
+		h, size, err := svc.blobs.Put(ctx, r, MaxAudioBytes)
+		switch {
+		case errors.Is(err, blob.ErrEmpty):
+			return invalid("chunk", "the recording has no bytes")
+		case errors.Is(err, blob.ErrTooLarge):
+			return &ledger.InvalidError{Field: "chunk", Reason: fmt.Sprintf("the recording exceeds %d bytes", MaxAudioBytes), Err: ledger.ErrTooLarge}
+		case err != nil:
+			return err
+		}
+		meta.BlobSHA256, meta.SizeBytes = h.String(), size
+		p, err := encodePayload(meta)
+		if err != nil {
+			return err
+		}
+		a, err = svc.append(ctx, c, s, []ledger.Kind{ledger.KindAudio}, [][]byte{p})
+		return err
+	})
+	return a, meta, err
+}
+
+// AudioRecording is a stored recording of an encounter.
+type AudioRecording struct {
+	Audio
+	Index int64
+}
+
+// Transcript returns an encounter's segments in chain order and its audio.
+func (svc *Service) Transcript(ctx context.Context, c Caller, id string) ([]StoredSegment, []AudioRecording, error) {
+	var segs []StoredSegment
+	var audio []AudioRecording
+	err := svc.with(c, id, func(s *state) error {
+		for _, g := range s.segments {
+			segs = append(segs, StoredSegment{Segment: g.Segment, Index: g.Index, Time: g.Time})
+		}
+		for _, a := range s.audio {
+			audio = append(audio, AudioRecording{Audio: a.Audio, Index: a.Index})
+		}
+		return nil
+	})
+	return segs, audio, err
+}
+
+// StoredSegment is a recorded segment with its leaf.
+type StoredSegment struct {
+	Segment
+	Index int64
+	Time  time.Time
+}
+
+// AudioBlob returns a recording of the encounter for reading: the one
+// recorded at leaf index, or the latest when index is negative.
+func (svc *Service) AudioBlob(ctx context.Context, c Caller, id string, index int64) (*blob.Blob, Audio, error) {
+	var meta Audio
+	found := false
+	err := svc.with(c, id, func(s *state) error {
+		for _, a := range s.audio {
+			if a.Index == index || index < 0 {
+				meta, found = a.Audio, true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, meta, err
+	}
+	if !found {
+		return nil, meta, fmt.Errorf("%w: audio", ledger.ErrNotFound)
+	}
+	h, err := blob.ParseHash(meta.BlobSHA256)
+	if err != nil {
+		return nil, meta, err
+	}
+	b, err := svc.blobs.Open(h)
+	return b, meta, err
+}
+
+func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }

@@ -1,0 +1,181 @@
+package encounter
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// state is the decoded chain of one encounter: a view derived from the log.
+// It records the last leaf it applied and catches up from the log before
+// every use, so it is never stale and can be dropped at any time.
+type state struct {
+	mu sync.Mutex // held for every read or write of the encounter
+
+	tenant, id string
+	head       int64 // index of the last applied entry, -1 before the first
+	count      uint64
+
+	opened   *Opened
+	openedAt time.Time
+	actor    string
+
+	segments   []storedSegment
+	segmentIDs map[string]bool
+	audio      []storedAudio
+	events     []event // model outputs, edits, alignments and sign-offs, in chain order
+	added      int     // sentences added by edits so far
+}
+
+type meta struct {
+	Index int64
+	Actor string
+	Time  time.Time
+}
+
+type storedSegment struct {
+	Segment
+	meta
+}
+
+type storedAudio struct {
+	Audio
+	meta
+}
+
+// event is one note-affecting entry; exactly one field is set.
+type event struct {
+	meta
+	output    *ModelOutput
+	edit      *Edit
+	alignment *Alignment
+	signoff   *Signoff
+}
+
+// apply decodes one entry of the chain into s.
+func (s *state) apply(e *ledger.StoredEntry, payload []byte) error {
+	m := meta{Index: e.Index, Actor: e.Leaf.Actor, Time: e.Leaf.Time}
+	var err error
+	switch e.Leaf.Kind {
+	case ledger.KindEncounter:
+		var o Opened
+		if err = decodePayload(payload, &o, func() int { return o.V }); err == nil {
+			s.opened, s.openedAt, s.actor = &o, e.Leaf.Time, e.Leaf.Actor
+		}
+	case ledger.KindSegment:
+		var g Segment
+		if err = decodePayload(payload, &g, func() int { return g.V }); err == nil {
+			s.segments = append(s.segments, storedSegment{g, m})
+			s.segmentIDs[g.ID] = true
+		}
+	case ledger.KindAudio:
+		var a Audio
+		if err = decodePayload(payload, &a, func() int { return a.V }); err == nil {
+			s.audio = append(s.audio, storedAudio{a, m})
+		}
+	case ledger.KindModelOutput:
+		var o ModelOutput
+		if err = decodePayload(payload, &o, func() int { return o.V }); err == nil {
+			s.events = append(s.events, event{meta: m, output: &o})
+		}
+	case ledger.KindEdit:
+		var d Edit
+		if err = decodePayload(payload, &d, func() int { return d.V }); err == nil {
+			s.events = append(s.events, event{meta: m, edit: &d})
+			if d.Action == ActionAdd {
+				s.added++
+			}
+		}
+	case ledger.KindAlignment:
+		var a Alignment
+		if err = decodePayload(payload, &a, func() int { return a.V }); err == nil {
+			s.events = append(s.events, event{meta: m, alignment: &a})
+		}
+	case ledger.KindSignoff:
+		var g Signoff
+		if err = decodePayload(payload, &g, func() int { return g.V }); err == nil {
+			s.events = append(s.events, event{meta: m, signoff: &g})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	s.head = e.Index
+	s.count++
+	return nil
+}
+
+// stateCache keeps recently used encounter states, bounded in number.
+type stateCache struct {
+	mu struct {
+		sync.Mutex
+		lru   *list.List // of *state, front = most recent
+		items map[string]*list.Element
+	}
+	max int
+}
+
+func newStateCache(max int) *stateCache {
+	c := &stateCache{max: max}
+	c.mu.lru = list.New()
+	c.mu.items = make(map[string]*list.Element)
+	return c
+}
+
+// get returns the state object for an encounter, creating an empty one.
+// The caller locks it and calls refresh.
+func (c *stateCache) get(tenant, id string) *state {
+	k := tenant + "\x00" + id
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.mu.items[k]; ok {
+		c.mu.lru.MoveToFront(el)
+		return el.Value.(*state)
+	}
+	s := &state{tenant: tenant, id: id, head: -1, segmentIDs: make(map[string]bool)}
+	c.mu.items[k] = c.mu.lru.PushFront(s)
+	for c.mu.lru.Len() > c.max {
+		old := c.mu.lru.Remove(c.mu.lru.Back()).(*state)
+		delete(c.mu.items, old.tenant+"\x00"+old.id)
+	}
+	return s
+}
+
+// refresh catches s up with the log. It returns an error wrapping
+// ledger.ErrNotFound when the encounter does not exist. s.mu must be held.
+func (s *state) refresh(l *ledger.Log) error {
+	h, err := l.EncounterHead(s.tenant, s.id)
+	if err != nil {
+		return err
+	}
+	if h.Index == s.head {
+		return nil
+	}
+	idx, err := l.EncounterIndexes(s.tenant, s.id)
+	if err != nil {
+		return err
+	}
+	for _, x := range idx {
+		if x <= s.head {
+			continue
+		}
+		p, e, err := l.Payload(x)
+		if errors.Is(err, ledger.ErrRedacted) {
+			return fmt.Errorf("%w: the encounter's payloads were destroyed", ledger.ErrRedacted)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.apply(e, p); err != nil {
+			return err
+		}
+	}
+	if s.opened == nil {
+		return &ledger.CorruptionError{What: "chain", Index: -1, Detail: "encounter has no opening entry"}
+	}
+	return nil
+}
