@@ -23,7 +23,7 @@ var negationCues = map[string]bool{
 	"no": true, "not": true, "never": true, "without": true, "denies": true, "deny": true, "denied": true,
 	"none": true, "nor": true, "neither": true, "haven't": true, "hasn't": true, "hadn't": true,
 	"don't": true, "doesn't": true, "didn't": true, "isn't": true, "wasn't": true, "aren't": true,
-	"weren't": true, "won't": true, "nothing": true, "nil": true, "negative": true,
+	"weren't": true, "won't": true, "wouldn't": true, "nothing": true, "nil": true, "negative": true,
 }
 
 // hedgeCues make a mention unusable as evidence either way: uncertainty,

@@ -211,7 +211,7 @@ func (s *symptomSet) yesNoAnswer(d *dialogue, e exchange, qi int, said map[strin
 	for _, m := range ms {
 		distinct[m.canon] = true
 	}
-	if offersAlternatives(d.utts[qi].toks) {
+	if offersAlternatives(d.questionToks(e)) {
 		distinct["(alternative)"] = true // "Any cough or cold?": a yes does not say which
 	}
 	for _, m := range ms {
