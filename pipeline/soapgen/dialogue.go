@@ -209,14 +209,24 @@ func (d *dialogue) questionGroup(from, to int) []int {
 			continue
 		}
 		if !u.question {
-			if backchannel(u.toks) {
-				continue
+			if backchannel(u.toks) || wordCount(u.toks) <= 2 {
+				continue // "OK." or a trailing "Or, uh" does not close the question
 			}
 			break
 		}
 		q = append([]int{k}, q...)
 	}
 	return q
+}
+
+func wordCount(toks []string) int {
+	n := 0
+	for _, t := range toks {
+		if !isPunct(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // polarity of a reply to a yes/no question.
