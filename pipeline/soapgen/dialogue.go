@@ -287,7 +287,7 @@ func cueLen(c cueSet, toks []string) int {
 	return sp.end
 }
 
-// answerText returns the tokens of all utterances of an exchange's answer,
+// answerToks returns the tokens of all utterances of an exchange's answer,
 // with sentence boundaries kept as "." tokens.
 func (d *dialogue) answerToks(e exchange) []string {
 	var out []string

@@ -180,16 +180,6 @@ func newCues(phrases ...string) cueSet {
 
 func (c cueSet) in(toks []string) bool { return c.lex.has(toks) }
 
-// at returns the token index of the first cue in toks.
-func (c cueSet) at(toks []string) (int, bool) {
-	for i := range toks {
-		if _, ok := c.lex.matchAt(toks, i); ok {
-			return i, true
-		}
-	}
-	return 0, false
-}
-
 // atEnd returns the index just after the first cue in toks.
 func (c cueSet) atEnd(toks []string) (int, bool) {
 	for i := range toks {
