@@ -205,7 +205,7 @@ func medications(d *dialogue, planStart int) []line {
 		}
 		out = append(out, line{t, i})
 	}
-	if len(tried) > 0 {
+	if tried = dropGeneric(tried); len(tried) > 0 {
 		out = append(out, line{"Has tried " + joinList(tried, "and") + ".", triedAt})
 	}
 	return out
@@ -254,6 +254,11 @@ func noMedications(d *dialogue, planStart int) (at int, other, ok bool) {
 
 var allergyQuestion = newCues("allergies", "allergic", "allergy")
 
+// medsOrAllergies asks two things at once; a medicine in the answer is then
+// not an allergy unless the patient says so.
+var medsOrAllergies = newCues("{medication|medications|medicines|tablets} {or|and} {allergies|allergy}",
+	"{allergies|allergy} {or|and} {medication|medications|medicines|tablets}")
+
 // allergies reads "Allergic to clindamycin." or "No known drug allergies."
 func allergies(d *dialogue, planStart int) []line {
 	for i, u := range d.utts {
@@ -270,6 +275,9 @@ func allergies(d *dialogue, planStart int) []line {
 	}
 	for _, e := range exchangesAbout(d, allergyQuestion, planStart) {
 		ans := d.answerToks(e)
+		if medsOrAllergies.in(d.questionToks(e)) && !hasAny(ans, "allergic", "allergy", "allergies", "reaction") {
+			continue // "Any medications or allergies?" / "Only the ibuprofen I took."
+		}
 		// The last medicine named is the specific one: "an antibiotic,
 		// called clindamycin".
 		named := ""
@@ -317,4 +325,5 @@ var breakWords = map[string]bool{
 	"and": true, "but": true, "so": true, "or": true, "which": true, "that": true, "as": true, "because": true,
 	"cause": true, "if": true, "when": true, "who": true, "yeah": true, "like": true, "um": true, "really": true,
 	"though": true, "then": true, "now": true, "at": true, "for": true, "you": true, "i": true, "it's": true,
+	"actually": true, "basically": true, "currently": true,
 }

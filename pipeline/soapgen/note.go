@@ -53,7 +53,7 @@ func symptomLines(s *symptomSet, pc []*finding) []line {
 	}
 	var rest []line
 	for _, f := range s.order {
-		if !f.present() || containsFinding(pc, f) {
+		if !f.present() || containsFinding(pc, f) || s.hasSpecific(f) {
 			continue
 		}
 		rest = append(rest, line{"Reports " + name(f) + details(f) + ".", f.firstPos})

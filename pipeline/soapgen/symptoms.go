@@ -46,6 +46,17 @@ func (s *symptomSet) get(canon string) *finding {
 	return f
 }
 
+// hasSpecific reports a present finding that names f more precisely:
+// "knee swelling" makes "swelling" redundant.
+func (s *symptomSet) hasSpecific(f *finding) bool {
+	for _, g := range s.order {
+		if g != f && g.present() && strings.HasSuffix(g.canon, " "+f.canon) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *symptomSet) positive(canon string, utt int, side string) *finding {
 	f := s.get(canon)
 	if f.firstPos < 0 || utt < f.firstPos {
