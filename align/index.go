@@ -40,17 +40,18 @@ type posting struct {
 
 // segInfo is what alignment needs to know about one segment.
 type segInfo struct {
-	toks      []clinicaltext.Token // analysed tokens (content terms only)
-	termIDs   []int32              // term id of each of toks
-	length    int                  // number of content terms
-	speaker   int32                // speaker number, by first appearance
-	question  bool                 // the turn asks something
-	shortTurn bool                 // at most shortTurnTerms content terms
-	negated   bool                 // the turn holds a negation cue
-	replyTo   int32                // index of the question this turn answers, or -1
-	spoken    bool                 // the turn has at least one word besides markup
-	turn      int32                // speaker turn number (see linkTurns)
-	words     [][2]int             // byte range of each Word in Text, or nil
+	toks       []clinicaltext.Token // analysed tokens (content terms only)
+	termIDs    []int32              // term id of each of toks
+	length     int                  // number of content terms
+	speaker    int32                // speaker number, by first appearance
+	question   bool                 // the turn asks something
+	shortTurn  bool                 // at most shortTurnTerms content terms
+	negated    bool                 // the turn holds a negation cue
+	replyTo    int32                // index of the question this turn answers, or -1
+	spoken     bool                 // the turn has at least one word besides markup
+	bareAnswer bool                 // the turn opens with an answer word (see isBareAnswer)
+	turn       int32                // speaker turn number (see linkTurns)
+	words      [][2]int             // byte range of each Word in Text, or nil
 }
 
 // shortTurnTerms is the most content terms a turn may have and still count as a short
@@ -120,6 +121,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 			in.question = startsLikeQuestion(s.Text)
 		}
 		in.spoken = len(clinicaltext.Tokenize(s.Text)) > 0
+		in.bareAnswer = isBareAnswer(s.Text)
 		in.shortTurn = in.length <= shortTurnTerms
 		for id, c := range counts {
 			x.postings[id] = append(x.postings[id], posting{seg: int32(i), tf: float32(c)})
@@ -266,8 +268,10 @@ var fillers = map[string]bool{"um": true, "uh": true, "so": true, "and": true, "
 func isBareAnswer(text string) bool {
 	for _, t := range clinicaltext.Tokenize(text) {
 		switch strings.ToLower(t.Term) {
-		case "yes", "yeah", "yep", "yup", "no", "nope", "nah", "never", "none", "nothing", "correct", "right", "mm-hmm", "mhm", "uh-huh", "not":
+		case "yes", "yeah", "yep", "yup", "no", "nope", "nah", "never", "none", "nothing", "correct", "right", "mhm", "not", "definitely", "sometimes", "occasionally", "once", "twice":
 			return true
+		case "um", "uh", "erm", "oh", "well", "so", "mm", "hmm":
+			continue // fillers before the answer word
 		}
 		return false
 	}

@@ -24,6 +24,10 @@ type model struct {
 	Relative  float64 `json:"relative"`
 	// MaxSpans caps the spans returned for one sentence.
 	MaxSpans int `json:"max_spans"`
+	// Trees, when present, replace the linear first stage: a gradient-boosted ensemble
+	// whose raw score is Base plus the sum of the trees' leaf values (a logit).
+	Trees []tree  `json:"trees,omitempty"`
+	Base  float64 `json:"base,omitempty"`
 	// Stage2 rescores candidates with the first stage's probabilities of their
 	// neighbourhood (stacking); nil means one stage.
 	Stage2 *stage2 `json:"stage2,omitempty"`
@@ -57,6 +61,11 @@ func loadModel(b []byte) (*model, error) {
 			return nil, fmt.Errorf("feature %d is %q, want %q", i, n, featureNames[i])
 		}
 	}
+	for i, t := range m.Trees {
+		if err := t.valid(); err != nil {
+			return nil, fmt.Errorf("tree %d: %v", i, err)
+		}
+	}
 	if m.Stage2 != nil {
 		if err := m.Stage2.valid(); err != nil {
 			return nil, err
@@ -68,8 +77,54 @@ func loadModel(b []byte) (*model, error) {
 	return &m, nil
 }
 
+// tree is one regression tree in array form: node 0 is the root; a node with Feature < 0 is a
+// leaf holding Value; otherwise rows with feature value <= Threshold go Left, others Right.
+type tree []treeNode
+
+type treeNode struct {
+	Feature   int     `json:"f"`
+	Threshold float64 `json:"t,omitempty"`
+	Left      int     `json:"l,omitempty"`
+	Right     int     `json:"r,omitempty"`
+	Value     float64 `json:"v,omitempty"`
+}
+
+func (t tree) eval(f *[numFeatures]float64) float64 {
+	n := 0
+	for t[n].Feature >= 0 {
+		if f[t[n].Feature] <= t[n].Threshold {
+			n = t[n].Left
+		} else {
+			n = t[n].Right
+		}
+	}
+	return t[n].Value
+}
+
+func (t tree) valid() error {
+	if len(t) == 0 {
+		return fmt.Errorf("empty tree")
+	}
+	for i, n := range t {
+		if n.Feature >= numFeatures {
+			return fmt.Errorf("node %d: feature %d out of range", i, n.Feature)
+		}
+		if n.Feature >= 0 && (n.Left <= i || n.Right <= i || n.Left >= len(t) || n.Right >= len(t)) {
+			return fmt.Errorf("node %d: children %d, %d out of order", i, n.Left, n.Right)
+		}
+	}
+	return nil
+}
+
 // prob is the reranker's probability for one feature vector.
 func (m *model) prob(f *[numFeatures]float64) float64 {
+	if len(m.Trees) > 0 {
+		z := m.Base
+		for _, t := range m.Trees {
+			z += t.eval(f)
+		}
+		return 1 / (1 + math.Exp(-z))
+	}
 	z := 0.0
 	for i, v := range f {
 		s := m.Scale[i]

@@ -104,6 +104,7 @@ const (
 	fOrder
 	fHasOrder
 	fNearNeighbour
+	fSectionDensity
 	numFeatures
 )
 
@@ -112,7 +113,7 @@ var featureNames = [numFeatures]string{
 	"reply_q", "question", "neg_agree", "neg_seg", "region", "near_top_time", "num_match",
 	"short", "zero_match", "query_len", "best_abs", "section_rel", "prf_rel", "prf_ctx",
 	"same_speaker", "section_region", "phrase", "precision", "turn", "matched",
-	"order", "has_order", "near_neighbour",
+	"order", "has_order", "near_neighbour", "section_density",
 }
 
 // noteShareDamping sets how strongly note-wide terms are down-weighted (see analyseText).
@@ -290,6 +291,15 @@ func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candida
 				d = math.Min(d, math.Abs(float64(x.segs[i].StartMS-t)))
 			}
 			f[fNearNeighbour] = math.Exp(-d / 60000)
+		}
+		if len(nc.sectionMS) > 0 {
+			n := 0
+			for _, t := range nc.sectionMS {
+				if math.Abs(float64(x.segs[i].StartMS-t)) <= 60000 {
+					n++
+				}
+			}
+			f[fSectionDensity] = float64(n) / float64(len(nc.sectionMS))
 		}
 	}
 	return cands

@@ -42,6 +42,9 @@ type noteContext struct {
 	// nearMS are the start times of the best BM25 segments of the neighbouring sentences
 	// of the same section.
 	nearMS []int64
+	// sectionMS are the start times of the best BM25 segments of the other sentences of
+	// the same section.
+	sectionMS []int64
 }
 
 // noteContexts computes the note context of every sentence against this index.
@@ -71,6 +74,11 @@ func (x *Index) noteContexts(sentences []Sentence) []noteContext {
 		if len(sec) >= 2 {
 			out[i].hasPos = true
 			out[i].relPos = float64(k) / float64(len(sec)-1)
+		}
+		for _, j := range sec {
+			if j != i && topMS[j] >= 0 {
+				out[i].sectionMS = append(out[i].sectionMS, topMS[j])
+			}
 		}
 		for _, j := range []int{k - 1, k + 1} {
 			if j >= 0 && j < len(sec) && topMS[sec[j]] >= 0 {
@@ -137,6 +145,26 @@ func (x *Index) selectSpans(q query, cands []candidate) []Span {
 	return x.addPartners(q, cands, spans)
 }
 
+// isShortAnswer reports whether turn a is a short answer that needs its question: at most
+// bareAnswerTerms content terms, and either opening with an answer word ("No.", "Yeah,
+// twice.") or holding a number or a term of the sentence. A short turn that is neither
+// ("Have a good day.") is not an answer.
+func (x *Index) isShortAnswer(a int, q query) bool {
+	in := &x.info[a]
+	if in.length > bareAnswerTerms {
+		return false
+	}
+	if in.bareAnswer {
+		return true
+	}
+	for k, t := range in.toks {
+		if t.Flags&clinicaltext.Number != 0 || slices.Contains(q.ids, in.termIDs[k]) {
+			return true
+		}
+	}
+	return false
+}
+
 // partnerFactor scales a span's score onto the question or short answer it brings along.
 const partnerFactor = 0.9
 
@@ -162,11 +190,11 @@ func (x *Index) addPartners(q query, cands []candidate, spans []Span) []Span {
 		partner := -1
 		if x.info[i].question {
 			for a := i + 1; a < len(x.info) && a <= i+3; a++ {
-				if int(x.info[a].replyTo) == i && x.info[a].length <= bareAnswerTerms {
+				if int(x.info[a].replyTo) == i && x.isShortAnswer(a, q) {
 					partner = a
 				}
 			}
-		} else if r := int(x.info[i].replyTo); r >= 0 && x.info[i].length <= bareAnswerTerms {
+		} else if r := int(x.info[i].replyTo); r >= 0 && x.isShortAnswer(i, q) {
 			partner = r
 		}
 		if partner < 0 {

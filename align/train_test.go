@@ -11,7 +11,10 @@ import (
 	"github.com/evidenceledger/evidence/align/internal/devsplit"
 )
 
-var flagTrain = flag.Bool("train", false, "retrain the reranker on the align-dev train split and rewrite reranker.json")
+var (
+	flagTrain = flag.Bool("train", false, "retrain the reranker on the align-dev train split and rewrite reranker.json")
+	flagTrees = flag.Int("trees", 0, "with -train: number of boosted trees for the first stage (0 = logistic regression)")
+)
 
 // trainExample is one candidate of one training sentence.
 type trainExample struct {
@@ -307,6 +310,9 @@ func TestTrainReranker(t *testing.T) {
 	for j, n := range featureNames {
 		t.Logf("%-14s %+.3f", n, w[j])
 	}
+	if *flagTrees > 0 {
+		m.Base, m.Trees = fitBoosted(rows, *flagTrees, 3, 0.1)
+	}
 	m.Stage2 = d.fitStage2(t, m)
 	// Selection rule: maximize train F1 over a small grid.
 	best := -1.0
@@ -366,7 +372,7 @@ func (d *devSplitData) fitStage2(t *testing.T, m *model) *stage2 {
 	add := func(x *Index, si int, gold map[string]bool) {
 		s := d.sents[si]
 		saved := x.model
-		x.model = &model{Features: m.Features, Weights: m.Weights, Mean: m.Mean, Scale: m.Scale, MaxSpans: 1}
+		x.model = &model{Features: m.Features, Weights: m.Weights, Mean: m.Mean, Scale: m.Scale, Trees: m.Trees, Base: m.Base, MaxSpans: 1}
 		nc := d.contextIn(x, si)
 		cands := x.rank(x.analyseText(s.Text, d.share[si]), x.analyseText(s.Section, nil), &nc)
 		x.model = saved
@@ -433,4 +439,115 @@ func fitRaw(rows []trainExample, nf int, lambda float64) []float64 {
 		}
 	}
 	return w
+}
+
+// fitBoosted fits gradient-boosted regression trees for logistic loss (Newton leaf values,
+// L2 1.0 on leaves, at least 20 hessian mass per leaf) on quantile bins of the features.
+func fitBoosted(rows []trainExample, nTrees, depth int, rate float64) (float64, []tree) {
+	const nBins = 32
+	const lambda, minHess = 1.0, 20.0
+	n := len(rows)
+	// Quantile thresholds per feature.
+	thr := make([][]float64, numFeatures)
+	bin := make([][numFeatures]uint8, n)
+	for j := 0; j < numFeatures; j++ {
+		vals := make([]float64, n)
+		for i, r := range rows {
+			vals[i] = r.feat[j]
+		}
+		sortFloats(vals)
+		var ts []float64
+		for b := 1; b < nBins; b++ {
+			v := vals[b*n/nBins]
+			if len(ts) == 0 || v > ts[len(ts)-1] {
+				ts = append(ts, v)
+			}
+		}
+		thr[j] = ts
+		for i, r := range rows {
+			k := 0
+			for k < len(ts) && r.feat[j] > ts[k] {
+				k++
+			}
+			bin[i][j] = uint8(k)
+		}
+	}
+	pos := 0.0
+	for _, r := range rows {
+		pos += r.label
+	}
+	base := math.Log(pos / (float64(n) - pos))
+	score := make([]float64, n)
+	for i := range score {
+		score[i] = base
+	}
+	grad, hess := make([]float64, n), make([]float64, n)
+	var trees []tree
+	for it := 0; it < nTrees; it++ {
+		for i, r := range rows {
+			p := 1 / (1 + math.Exp(-score[i]))
+			grad[i], hess[i] = p-r.label, p*(1-p)
+		}
+		var tr tree
+		var grow func(idx []int, d int) int
+		grow = func(idx []int, d int) int {
+			G, H := 0.0, 0.0
+			for _, i := range idx {
+				G += grad[i]
+				H += hess[i]
+			}
+			me := len(tr)
+			tr = append(tr, treeNode{Feature: -1, Value: -rate * G / (H + lambda)})
+			if d == depth || H < 2*minHess {
+				return me
+			}
+			bestGain, bestF, bestB := 0.0, -1, 0
+			for j := 0; j < numFeatures; j++ {
+				var gs, hs [nBins]float64
+				for _, i := range idx {
+					gs[bin[i][j]] += grad[i]
+					hs[bin[i][j]] += hess[i]
+				}
+				gl, hl := 0.0, 0.0
+				for b := 0; b < len(thr[j]); b++ {
+					gl += gs[b]
+					hl += hs[b]
+					gr, hr := G-gl, H-hl
+					if hl < minHess || hr < minHess {
+						continue
+					}
+					gain := gl*gl/(hl+lambda) + gr*gr/(hr+lambda) - G*G/(H+lambda)
+					if gain > bestGain {
+						bestGain, bestF, bestB = gain, j, b
+					}
+				}
+			}
+			if bestF < 0 {
+				return me
+			}
+			var left, right []int
+			for _, i := range idx {
+				if int(bin[i][bestF]) <= bestB {
+					left = append(left, i)
+				} else {
+					right = append(right, i)
+				}
+			}
+			tr[me] = treeNode{Feature: bestF, Threshold: thr[bestF][bestB]}
+			l := grow(left, d+1)
+			r := grow(right, d+1)
+			tr[me].Left, tr[me].Right = l, r
+			return me
+		}
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		grow(all, 0)
+		for i, r := range rows {
+			score[i] += tr.eval(&r.feat)
+		}
+		trees = append(trees, tr)
+	}
+	return base, trees
 }

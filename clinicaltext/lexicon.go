@@ -115,6 +115,12 @@ func (l *lexicon) abbreviation(w string) (string, bool) {
 			return v, true
 		}
 	}
+	// Title case of an all-caps key ("Fh" for "FH"), unless it is a common word or name.
+	if n := len(w); n >= 2 && n <= 5 && isTitle(w) && !titleBlock[w] {
+		if v, ok := l.abbrUpper[strings.ToUpper(w)]; ok {
+			return v, true
+		}
+	}
 	v, ok := l.abbrLower[strings.ToLower(w)]
 	return v, ok
 }
@@ -150,3 +156,25 @@ func AbbreviationCount() int { return len(lex.abbrExact) }
 // Expand returns the expansion text of an abbreviation as the lexicon spells it, following the
 // lexicon's case rule ("SOB" expands, "sob" does not). It reports false for unknown words.
 func Expand(abbrev string) (string, bool) { return lex.abbreviation(abbrev) }
+
+// isTitle reports whether w is an upper-case ASCII letter followed by lower-case ASCII letters.
+func isTitle(w string) bool {
+	if w[0] < 'A' || w[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(w); i++ {
+		if w[i] < 'a' || w[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// titleBlock lists title-case words that are words or names, not abbreviations.
+var titleBlock = map[string]bool{
+	"Ed": true, "Er": true, "Ha": true, "Ms": true, "Mo": true, "Pe": true, "Am": true,
+	"Pm": true, "Ra": true, "Ca": true, "Uc": true, "Sp": true, "Bo": true, "Ace": true,
+	"Ice": true, "Loc": true, "Low": true, "Echo": true, "Post": true, "Pop": true, "Rom": true,
+	"Hiv": true, "Imp": true, "Asap": true, "Stat": true, "Dose": true, "Mane": true, "Sob": true,
+	"Cad": true, "Gad": true, "Sad": true, "Ml": true, "Ct": true, "Us": true, "Ot": true,
+}
