@@ -299,7 +299,7 @@ cat >"$out/edits.json" <<'JSON'
   {
     "section": "Subjective",
     "action": "replace",
-    "match": "diarrhea",
+    "match": "diarrh",
     "text": "3-day history of diarrhea, mainly watery, opening bowels 6 times a day.",
     "reason": "Added duration and frequency from history"
   },
@@ -312,7 +312,7 @@ cat >"$out/edits.json" <<'JSON'
   {
     "section": "Plan",
     "action": "replace",
-    "match": "review",
+    "match": "follow-up",
     "text": "To review in 3-5 days if symptoms not improving, and to be seen earlier if feeling more unwell.",
     "reason": "Clarified review interval and safety-netting"
   }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/evidenceledger/evidence/ledger"
 )
 
 // PayloadVersion is the version of the JSON payload encodings below. Each
@@ -177,4 +179,41 @@ func decodePayload(data []byte, v any, version func() int) error {
 		return fmt.Errorf("encounter: payload version %d, want %d", got, PayloadVersion)
 	}
 	return nil
+}
+
+// DecodePayload decodes the payload of an entry of the given kind into its
+// type: *Opened, *Segment, *Audio, *ModelOutput, *Edit, *Alignment or
+// *Signoff. Other kinds return an error.
+func DecodePayload(kind ledger.Kind, data []byte) (any, error) {
+	var v any
+	var version func() int
+	switch kind {
+	case ledger.KindEncounter:
+		p := new(Opened)
+		v, version = p, func() int { return p.V }
+	case ledger.KindSegment:
+		p := new(Segment)
+		v, version = p, func() int { return p.V }
+	case ledger.KindAudio:
+		p := new(Audio)
+		v, version = p, func() int { return p.V }
+	case ledger.KindModelOutput:
+		p := new(ModelOutput)
+		v, version = p, func() int { return p.V }
+	case ledger.KindEdit:
+		p := new(Edit)
+		v, version = p, func() int { return p.V }
+	case ledger.KindAlignment:
+		p := new(Alignment)
+		v, version = p, func() int { return p.V }
+	case ledger.KindSignoff:
+		p := new(Signoff)
+		v, version = p, func() int { return p.V }
+	default:
+		return nil, fmt.Errorf("encounter: no payload type for kind %s", kind)
+	}
+	if err := decodePayload(data, v, version); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

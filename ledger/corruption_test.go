@@ -32,7 +32,10 @@ func flip(t *testing.T, s storage.Store, key []byte, at int) {
 
 // corruptLog builds a 600-entry log (two full tiles and a partial one).
 func corruptLog(t *testing.T) (*Log, storage.Store, *Key) {
-	s := memstore.New()
+	return fillCorruptLog(t, memstore.New())
+}
+
+func fillCorruptLog(t *testing.T, s storage.Store) (*Log, storage.Store, *Key) {
 	k := testKey(t)
 	l := openTestLog(t, s, k)
 	for i := 0; i < 600; i += 100 {
@@ -57,6 +60,24 @@ func wantCorruption(t *testing.T, what string, err error) {
 	if !IsCorruption(err) {
 		t.Fatal("IsCorruption is false")
 	}
+}
+
+func TestCorruptionOnDiskBackends(t *testing.T) {
+	eachStore(t, func(t *testing.T, s storage.Store, reopen func() storage.Store) {
+		l, s, k := fillCorruptLog(t, s)
+		flip(t, s, leafKey(300), 7)
+		_, err := l.Entry(300)
+		wantCorruption(t, "leaf", err)
+		l.cache = newTileCache(0)
+		flip(t, s, tileKey(tileID{L: 0, N: 0}), 2+(256+5)*HashSize)
+		_, err = l.InclusionProof(11, l.Size())
+		wantCorruption(t, "tile", err)
+		l.Close()
+		s = reopen()
+		flip(t, s, []byte(keyState), -5)
+		_, err = Open(s, Options{Origin: testOrigin, Key: k})
+		wantCorruption(t, "checkpoint", err)
+	})
 }
 
 func TestCorruptLeafIsDetected(t *testing.T) {
@@ -104,7 +125,13 @@ func TestCorruptInnerTileHashIsDetected(t *testing.T) {
 }
 
 func TestCorruptPayloadIsDetected(t *testing.T) {
-	l, s, _ := corruptLog(t)
+	eachStore(t, func(t *testing.T, s storage.Store, _ func() storage.Store) {
+		testCorruptPayloadIsDetected(t, s)
+	})
+}
+
+func testCorruptPayloadIsDetected(t *testing.T, s storage.Store) {
+	l, s, _ := fillCorruptLog(t, s)
 	e, err := l.Entry(42)
 	if err != nil {
 		t.Fatal(err)

@@ -22,11 +22,14 @@ type Options struct {
 	Sealer Sealer
 	// MaxPayload caps one entry's payload. Default 1 MiB.
 	MaxPayload int
-	// MaxAppend caps the entries of one Append call. Default 10,000.
-	MaxAppend int
+	// MaxAppend and MaxAppendBytes cap one Append call: 10,000 entries
+	// and 4 MiB of payloads by default.
+	MaxAppend      int
+	MaxAppendBytes int
 	// MaxBatchEntries and MaxBatchBytes cap one group commit. Defaults
-	// 16,384 entries and 8 MiB (a whole Append always shares one batch, so
-	// a single large Append may exceed MaxBatchBytes).
+	// 8,192 entries and 4 MiB, which keep a batch within one badger
+	// transaction. A whole Append always shares one batch, so one large
+	// Append may exceed them.
 	MaxBatchEntries int
 	MaxBatchBytes   int
 	// TileCache is the number of full tiles kept in memory for proofs.
@@ -45,11 +48,14 @@ func (o *Options) setDefaults() {
 	if o.MaxAppend <= 0 {
 		o.MaxAppend = 10_000
 	}
+	if o.MaxAppendBytes <= 0 {
+		o.MaxAppendBytes = 4 << 20
+	}
 	if o.MaxBatchEntries <= 0 {
-		o.MaxBatchEntries = 16_384
+		o.MaxBatchEntries = 8192
 	}
 	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = 8 << 20
+		o.MaxBatchBytes = 4 << 20
 	}
 	if o.TileCache == 0 {
 		o.TileCache = 4096
@@ -303,6 +309,13 @@ func (l *Log) prepare(entries []Entry) (*request, error) {
 	}
 	now := l.opts.Now().UTC()
 	req := &request{entries: make([]prepared, len(entries)), done: make(chan result, 1)}
+	total := 0
+	for _, e := range entries {
+		total += len(e.Payload)
+	}
+	if total > l.opts.MaxAppendBytes && len(entries) > 1 {
+		return nil, &InvalidError{Field: "entries", Reason: fmt.Sprintf("%d bytes of payloads exceed the limit of %d per append", total, l.opts.MaxAppendBytes), Err: ErrTooLarge}
+	}
 	salts := make([]byte, SaltSize*len(entries))
 	if _, err := io.ReadFull(l.opts.Rand, salts); err != nil {
 		return nil, fmt.Errorf("ledger: read salt: %w", err)

@@ -178,7 +178,11 @@ func toHashes(in []reftree.Hash) []Hash {
 }
 
 func TestRandomProofsVerify(t *testing.T) {
-	l := openTestLog(t, memstore.New(), testKey(t))
+	eachStore(t, testRandomProofsVerify)
+}
+
+func testRandomProofsVerify(t *testing.T, s storage.Store, _ func() storage.Store) {
+	l := openTestLog(t, s, testKey(t))
 	var leaves []reftree.Hash
 	for i := 0; i < 3000; i += 97 {
 		batch := make([]Entry, 97)
@@ -344,7 +348,10 @@ func snapshot(t *testing.T, s storage.Store) string {
 }
 
 func TestBadInputWritesNothing(t *testing.T) {
-	s := memstore.New()
+	eachStore(t, testBadInputWritesNothing)
+}
+
+func testBadInputWritesNothing(t *testing.T, s storage.Store, _ func() storage.Store) {
 	l := openTestLog(t, s, testKey(t))
 	mustAppend(t, l, segment("enc-1", "ok"))
 	before := snapshot(t, s)
@@ -404,7 +411,10 @@ func TestBadInputWritesNothing(t *testing.T) {
 }
 
 func TestReopenKeepsStateAndChains(t *testing.T) {
-	s := memstore.New()
+	eachStore(t, testReopenKeepsStateAndChains)
+}
+
+func testReopenKeepsStateAndChains(t *testing.T, s storage.Store, reopen func() storage.Store) {
 	k := testKey(t)
 	l, err := Open(s, Options{Origin: testOrigin, Key: k})
 	if err != nil {
@@ -415,6 +425,7 @@ func TestReopenKeepsStateAndChains(t *testing.T) {
 	}
 	cp := l.Checkpoint()
 	l.Close()
+	s = reopen()
 	l2 := openTestLog(t, s, k)
 	if got := l2.Checkpoint(); got.Size != cp.Size || got.Root != cp.Root {
 		t.Fatalf("reopened at %d/%x, want %d/%x", got.Size, got.Root, cp.Size, cp.Root)

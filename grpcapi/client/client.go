@@ -1,0 +1,322 @@
+// Package client is the Go client of the evidence.v1 API. Its ledger reads
+// are verified, the way transparency-log clients verify: every checkpoint's
+// signature is checked against the log's verifier key, every new checkpoint
+// is proved consistent with the last one this client trusted (kept in a
+// small state file), and every entry is proved included in a verified
+// checkpoint. Proofs are checked with github.com/transparency-dev/merkle,
+// not with code from this project. A failed check returns a
+// *VerificationError and nothing from that response is trusted.
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+)
+
+// VerificationError reports a response that failed a cryptographic check:
+// the server is faulty or lying, or the state file is from another log.
+type VerificationError struct {
+	What string
+}
+
+func (e *VerificationError) Error() string { return "verification failed: " + e.What }
+
+// Options configure Dial.
+type Options struct {
+	// Token is sent as a bearer token on every call.
+	Token string
+	// TLS enables TLS with this configuration; nil dials in plaintext.
+	TLS *tls.Config
+	// VerifierKey pins the log's checkpoint key ("name+hash+key"). Empty
+	// means trust on first use: the key recorded in the state file, or
+	// the one the server reports when there is no state yet.
+	VerifierKey string
+	// StatePath is the file that keeps the last trusted checkpoint. Empty
+	// keeps it in memory only.
+	StatePath string
+}
+
+// Client calls an evidence.v1 server.
+type Client struct {
+	conn       *grpc.ClientConn
+	Ledger     pb.LedgerServiceClient
+	Encounters pb.EncounterServiceClient
+	opts       Options
+
+	mu      sync.Mutex
+	trusted *State
+	v       note.Verifier
+	vkey    string
+}
+
+// State is the client's trust state: the log's identity and the latest
+// checkpoint it verified.
+type State struct {
+	Origin      string `json:"origin"`
+	VerifierKey string `json:"verifier_key"`
+	TreeSize    int64  `json:"tree_size"`
+	RootHash    []byte `json:"root_hash"`
+	Checkpoint  []byte `json:"checkpoint"`
+}
+
+type tokenCreds string
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+func (tokenCreds) RequireTransportSecurity() bool { return false }
+
+// Dial connects to addr.
+func Dial(addr string, opts Options) (*Client, error) {
+	dopts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if opts.TLS != nil {
+		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(opts.TLS)))
+	} else {
+		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if opts.Token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(tokenCreds(opts.Token)))
+	}
+	conn, err := grpc.NewClient(addr, dopts...)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{conn: conn, Ledger: pb.NewLedgerServiceClient(conn), Encounters: pb.NewEncounterServiceClient(conn), opts: opts}
+	if opts.StatePath != "" {
+		b, err := os.ReadFile(opts.StatePath)
+		switch {
+		case err == nil:
+			var st State
+			if err := json.Unmarshal(b, &st); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("client: state file %s: %w", opts.StatePath, err)
+			}
+			c.trusted = &st
+		case !errors.Is(err, os.ErrNotExist):
+			conn.Close()
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Conn returns the underlying connection.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// WithMetadata returns ctx with extra request metadata.
+func WithMetadata(ctx context.Context, kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// verifier returns the log's checkpoint verifier, establishing it on first
+// use.
+func (c *Client) verifier(ctx context.Context) (note.Verifier, string, error) {
+	if c.v != nil {
+		return c.v, c.v.Name(), nil
+	}
+	vkey := c.opts.VerifierKey
+	if vkey == "" && c.trusted != nil {
+		vkey = c.trusted.VerifierKey
+	}
+	if vkey == "" {
+		info, err := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
+		if err != nil {
+			return nil, "", err
+		}
+		vkey = info.GetVerifierKey()
+	}
+	if c.trusted != nil && c.trusted.VerifierKey != "" && c.trusted.VerifierKey != vkey {
+		return nil, "", &VerificationError{What: "the pinned verifier key differs from the one in the state file"}
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, "", &VerificationError{What: "malformed verifier key: " + err.Error()}
+	}
+	c.v, c.vkey = v, vkey
+	return v, v.Name(), nil
+}
+
+// Checkpoint is a checkpoint this client verified.
+type Checkpoint struct {
+	Origin   string
+	TreeSize int64
+	RootHash []byte
+	Note     []byte
+}
+
+// verifyCheckpoint checks a signed checkpoint and its consistency with the
+// trusted state, and advances the state when it is newer. c.mu is held.
+func (c *Client) verifyCheckpoint(ctx context.Context, signed []byte) (*Checkpoint, error) {
+	v, origin, err := c.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cp, _, _, err := log.ParseCheckpoint(signed, origin, v)
+	if err != nil {
+		return nil, &VerificationError{What: "checkpoint signature or format: " + err.Error()}
+	}
+	got := &Checkpoint{Origin: cp.Origin, TreeSize: int64(cp.Size), RootHash: cp.Hash, Note: signed}
+	t := c.trusted
+	if t != nil && t.Origin != "" && t.Origin != cp.Origin {
+		return nil, &VerificationError{What: "the state file is for another log"}
+	}
+	if t != nil && t.TreeSize > 0 {
+		from, to := t.TreeSize, got.TreeSize
+		oldRoot, newRoot := t.RootHash, got.RootHash
+		if to < from {
+			from, to, oldRoot, newRoot = to, from, newRoot, oldRoot
+		}
+		resp, err := c.Ledger.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromTreeSize: from, ToTreeSize: to})
+		if err != nil {
+			return nil, err
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, uint64(from), uint64(to), resp.GetHashes(), oldRoot, newRoot); err != nil {
+			return nil, &VerificationError{What: fmt.Sprintf("checkpoint of size %d is not consistent with the trusted checkpoint of size %d: %v", got.TreeSize, t.TreeSize, err)}
+		}
+	}
+	if t == nil || got.TreeSize > t.TreeSize {
+		c.trusted = &State{Origin: cp.Origin, VerifierKey: c.vkey, TreeSize: got.TreeSize, RootHash: got.RootHash, Checkpoint: signed}
+		if err := c.saveState(); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+func (c *Client) saveState() error {
+	if c.opts.StatePath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(c.trusted, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.opts.StatePath), 0o700); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	tmp := c.opts.StatePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return os.Rename(tmp, c.opts.StatePath)
+}
+
+// LatestCheckpoint fetches, verifies and trusts the server's latest
+// checkpoint.
+func (c *Client) LatestCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, err := c.Ledger.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return c.verifyCheckpoint(ctx, resp.GetCheckpoint().GetNote())
+}
+
+// VerifiedEntry is an entry proved included in a verified checkpoint.
+type VerifiedEntry struct {
+	Entry      *pb.Entry
+	Proof      [][]byte
+	Checkpoint *Checkpoint
+}
+
+// Entry reads entry index and verifies it: the leaf hash is recomputed from
+// the leaf data and proved included in the server's checkpoint, which is
+// verified and proved consistent with the trusted one.
+func (c *Client) Entry(ctx context.Context, index int64) (*VerifiedEntry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, err := c.Ledger.GetEntry(ctx, &pb.GetEntryRequest{LeafIndex: index, IncludeProof: true})
+	if err != nil {
+		return nil, err
+	}
+	cp, err := c.verifyCheckpoint(ctx, resp.GetCheckpoint().GetNote())
+	if err != nil {
+		return nil, err
+	}
+	e := resp.GetEntry()
+	if err := checkLeaf(e, index); err != nil {
+		return nil, err
+	}
+	p := resp.GetProof()
+	if p.GetTreeSize() != cp.TreeSize {
+		return nil, &VerificationError{What: "the proof is not for the returned checkpoint"}
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(index), uint64(cp.TreeSize), e.GetLeafHash(), p.GetHashes(), cp.RootHash); err != nil {
+		return nil, &VerificationError{What: fmt.Sprintf("entry %d is not included in the checkpoint of size %d: %v", index, cp.TreeSize, err)}
+	}
+	return &VerifiedEntry{Entry: e, Proof: p.GetHashes(), Checkpoint: cp}, nil
+}
+
+func checkLeaf(e *pb.Entry, index int64) error {
+	if e.GetLeafIndex() != index {
+		return &VerificationError{What: fmt.Sprintf("asked for entry %d, got %d", index, e.GetLeafIndex())}
+	}
+	h := rfc6962.DefaultHasher.HashLeaf(e.GetLeafData())
+	if string(h) != string(e.GetLeafHash()) {
+		return &VerificationError{What: fmt.Sprintf("entry %d: leaf hash does not match leaf data", index)}
+	}
+	return nil
+}
+
+// InclusionProof fetches the inclusion proof of an entry in the tree of
+// the given size (0 for the latest) and, when that size is the latest
+// verified checkpoint, verifies it.
+func (c *Client) InclusionProof(ctx context.Context, index, size int64) (*pb.InclusionProof, bool, error) {
+	cp, err := c.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if size == 0 {
+		size = cp.TreeSize
+	}
+	resp, err := c.Ledger.GetInclusionProof(ctx, &pb.GetInclusionProofRequest{LeafIndex: index, TreeSize: size})
+	if err != nil {
+		return nil, false, err
+	}
+	p := resp.GetProof()
+	if size != cp.TreeSize {
+		return p, false, nil
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(index), uint64(size), p.GetLeafHash(), p.GetHashes(), cp.RootHash); err != nil {
+		return nil, false, &VerificationError{What: fmt.Sprintf("inclusion proof of %d in %d: %v", index, size, err)}
+	}
+	return p, true, nil
+}
+
+// ConsistencyProof fetches the consistency proof between two tree sizes.
+// The latest checkpoint is verified first; the proof itself can only be
+// checked against roots the caller knows.
+func (c *Client) ConsistencyProof(ctx context.Context, from, to int64) (*pb.GetConsistencyProofResponse, error) {
+	if _, err := c.LatestCheckpoint(ctx); err != nil {
+		return nil, err
+	}
+	return c.Ledger.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromTreeSize: from, ToTreeSize: to})
+}
+
+// LeafHash returns the RFC 6962 hash of leaf data.
+func LeafHash(data []byte) []byte {
+	h := sha256.Sum256(append([]byte{0}, data...))
+	return h[:]
+}

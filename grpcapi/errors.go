@@ -1,0 +1,66 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// statusOf maps an error from the service layer to a gRPC status. It is the
+// one table that decides status codes; docs/api.md lists it. Messages name
+// fields, ids and sizes, never payload content.
+func statusOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var invalid *ledger.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		code := codes.InvalidArgument
+		if errors.Is(err, ledger.ErrTooLarge) {
+			code = codes.ResourceExhausted
+		}
+		return withField(code, invalid.Field, invalid.Reason, err.Error())
+	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, blob.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ledger.ErrBeyondTree):
+		return status.Error(codes.OutOfRange, err.Error())
+	case errors.Is(err, encounter.ErrPrecondition), errors.Is(err, ledger.ErrRedacted):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case ledger.IsCorruption(err):
+		return status.Error(codes.DataLoss, err.Error())
+	case errors.Is(err, ledger.ErrClosed):
+		return status.Error(codes.Unavailable, "the server is shutting down")
+	case errors.As(err, new(*ledger.FailedError)):
+		return status.Error(codes.Unavailable, "the log cannot write; the operator must restart it")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+// withField returns a status with a BadRequest field violation.
+func withField(code codes.Code, field, reason, msg string) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// invalidArg is a request field that fails validation at the boundary.
+func invalidArg(field, reason string) error {
+	return withField(codes.InvalidArgument, field, reason, "invalid "+field+": "+reason)
+}

@@ -1,0 +1,152 @@
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// ledgerServer implements LedgerService on a *ledger.Log.
+type ledgerServer struct {
+	pb.UnimplementedLedgerServiceServer
+	log *ledger.Log
+}
+
+func checkpointPB(cp *ledger.Checkpoint) *pb.SignedCheckpoint {
+	return &pb.SignedCheckpoint{Origin: cp.Origin, TreeSize: cp.Size, RootHash: cp.Root[:], Note: cp.Note}
+}
+
+func hashes(hs []ledger.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+func entryPB(e *ledger.StoredEntry) *pb.Entry {
+	out := &pb.Entry{
+		LeafIndex:         e.Index,
+		LeafData:          e.Data,
+		LeafHash:          e.Hash[:],
+		Kind:              pb.EntryKind(e.Leaf.Kind),
+		Tenant:            e.Leaf.Tenant,
+		EncounterId:       e.Leaf.Encounter,
+		Actor:             e.Leaf.Actor,
+		RecordTime:        timestamppb.New(e.Leaf.Time),
+		ChainSeq:          e.Leaf.Seq,
+		PayloadCommitment: e.Leaf.Commitment[:],
+	}
+	if e.Leaf.Seq > 0 {
+		out.PrevLeafHash = e.Leaf.Prev[:]
+	}
+	return out
+}
+
+func (s *ledgerServer) GetLogInfo(ctx context.Context, _ *pb.GetLogInfoRequest) (*pb.GetLogInfoResponse, error) {
+	cp := s.log.Checkpoint()
+	return &pb.GetLogInfoResponse{Origin: s.log.Origin(), VerifierKey: s.log.VerifierKey(), TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
+}
+
+func (s *ledgerServer) GetCheckpoint(ctx context.Context, _ *pb.GetCheckpointRequest) (*pb.GetCheckpointResponse, error) {
+	return &pb.GetCheckpointResponse{Checkpoint: checkpointPB(s.log.Checkpoint())}, nil
+}
+
+func (s *ledgerServer) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*pb.GetEntryResponse, error) {
+	if req.GetLeafIndex() < 0 {
+		return nil, invalidArg("leaf_index", "must not be negative")
+	}
+	cp := s.log.Checkpoint()
+	if req.GetLeafIndex() >= cp.Size {
+		return nil, statusOf(&ledger.InvalidError{Field: "leaf_index", Reason: "beyond the log", Err: ledger.ErrBeyondTree})
+	}
+	e, err := s.log.Entry(req.GetLeafIndex())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	resp := &pb.GetEntryResponse{Entry: entryPB(e)}
+	if req.GetIncludeProof() {
+		p, err := s.log.InclusionProof(e.Index, cp.Size)
+		if err != nil {
+			return nil, statusOf(err)
+		}
+		resp.Proof = &pb.InclusionProof{LeafIndex: e.Index, TreeSize: cp.Size, LeafHash: e.Hash[:], Hashes: hashes(p)}
+		resp.Checkpoint = checkpointPB(cp)
+	}
+	return resp, nil
+}
+
+func (s *ledgerServer) GetInclusionProof(ctx context.Context, req *pb.GetInclusionProofRequest) (*pb.GetInclusionProofResponse, error) {
+	size := req.GetTreeSize()
+	if size < 0 {
+		return nil, invalidArg("tree_size", "must not be negative")
+	}
+	if size == 0 {
+		size = s.log.Size()
+	}
+	if req.GetLeafIndex() < 0 {
+		return nil, invalidArg("leaf_index", "must not be negative")
+	}
+	if req.GetLeafIndex() >= size && size <= s.log.Size() {
+		return nil, invalidArg("leaf_index", "must be less than tree_size")
+	}
+	p, err := s.log.InclusionProof(req.GetLeafIndex(), size)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	e, err := s.log.Entry(req.GetLeafIndex())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &pb.GetInclusionProofResponse{Proof: &pb.InclusionProof{LeafIndex: e.Index, TreeSize: size, LeafHash: e.Hash[:], Hashes: hashes(p)}}, nil
+}
+
+func (s *ledgerServer) GetConsistencyProof(ctx context.Context, req *pb.GetConsistencyProofRequest) (*pb.GetConsistencyProofResponse, error) {
+	from, to := req.GetFromTreeSize(), req.GetToTreeSize()
+	if from < 0 {
+		return nil, invalidArg("from_tree_size", "must not be negative")
+	}
+	if to < 0 {
+		return nil, invalidArg("to_tree_size", "must not be negative")
+	}
+	if to == 0 {
+		to = s.log.Size()
+	}
+	if from > to && to <= s.log.Size() {
+		return nil, invalidArg("from_tree_size", "must not exceed to_tree_size")
+	}
+	p, err := s.log.ConsistencyProof(from, to)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &pb.GetConsistencyProofResponse{FromTreeSize: from, ToTreeSize: to, Hashes: hashes(p)}, nil
+}
+
+func (s *ledgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.LedgerService_StreamEntriesServer) error {
+	next := req.GetStartIndex()
+	if next < 0 {
+		return invalidArg("start_index", "must not be negative")
+	}
+	ctx := stream.Context()
+	for {
+		size := s.log.Size()
+		for ; next < size; next++ {
+			e, err := s.log.Entry(next)
+			if err != nil {
+				return statusOf(err)
+			}
+			if err := stream.Send(&pb.StreamEntriesResponse{Entry: entryPB(e)}); err != nil {
+				return err
+			}
+		}
+		if !req.GetFollow() {
+			return nil
+		}
+		if _, err := s.log.Wait(ctx, size); err != nil {
+			return statusOf(err)
+		}
+	}
+}
