@@ -168,4 +168,3 @@ func lastSentence(n *pb.Note, section string) string {
 	}
 	return ""
 }
-
