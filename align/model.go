@@ -24,6 +24,9 @@ type model struct {
 	Relative  float64 `json:"relative"`
 	// MaxSpans caps the spans returned for one sentence.
 	MaxSpans int `json:"max_spans"`
+	// MinSpans: a supported sentence gets at least this many spans when enough candidates
+	// share a term with it, whatever their scores; the scores tell the weak ones apart.
+	MinSpans int `json:"min_spans,omitempty"`
 	// Trees, when present, replace the linear first stage: a gradient-boosted ensemble
 	// whose raw score is Base plus the sum of the trees' leaf values (a logit).
 	Trees []tree  `json:"trees,omitempty"`

@@ -138,7 +138,14 @@ func (x *Index) selectSpans(q query, cands []candidate) []Span {
 			break
 		}
 		if k > 0 && (c.prob < m.Threshold || c.prob < m.Relative*top) {
-			break
+			// Below the thresholds: only pad up to MinSpans, with segments that share a
+			// term with the sentence.
+			if len(spans) >= m.MinSpans {
+				break
+			}
+			if c.match == 0 {
+				continue
+			}
 		}
 		spans = append(spans, x.span(q, c))
 	}
