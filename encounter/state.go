@@ -155,14 +155,11 @@ func (s *state) refresh(l *ledger.Log) error {
 	if h.Index == s.head {
 		return nil
 	}
-	idx, err := l.EncounterIndexes(s.tenant, s.id)
+	idx, err := l.EncounterIndexesFrom(s.tenant, s.id, s.head+1)
 	if err != nil {
 		return err
 	}
 	for _, x := range idx {
-		if x <= s.head {
-			continue
-		}
 		p, e, err := l.Payload(x)
 		if errors.Is(err, ledger.ErrRedacted) {
 			return fmt.Errorf("%w: the encounter's payloads were destroyed", ledger.ErrRedacted)

@@ -61,13 +61,18 @@ func checkEncounterID(tenant, encounter string) error {
 // EncounterIndexes returns the leaf indexes of an encounter's entries in
 // order, limited to the published tree.
 func (l *Log) EncounterIndexes(tenant, encounter string) ([]int64, error) {
+	return l.EncounterIndexesFrom(tenant, encounter, 0)
+}
+
+// EncounterIndexesFrom is EncounterIndexes limited to indexes >= from.
+func (l *Log) EncounterIndexesFrom(tenant, encounter string, from int64) ([]int64, error) {
 	if err := checkEncounterID(tenant, encounter); err != nil {
 		return nil, err
 	}
 	size := l.Size()
 	prefix := append(encounterName(prefixEncounter, tenant, encounter), 0)
 	var out []int64
-	err := l.store.Scan(prefix, prefixEnd(prefix), func(k, _ []byte) error {
+	err := l.store.Scan(encounterIndexKey(tenant, encounter, max(from, 0)), prefixEnd(prefix), func(k, _ []byte) error {
 		if len(k) != len(prefix)+8 {
 			return &CorruptionError{What: "chain", Index: -1, Detail: "malformed encounter index key"}
 		}

@@ -283,6 +283,9 @@ func TestEncounterChains(t *testing.T) {
 	if err != nil || fmt.Sprint(idx) != fmt.Sprint(want) {
 		t.Fatalf("EncounterIndexes = %v, %v; want %v", idx, err, want)
 	}
+	if from, err := l.EncounterIndexesFrom("tenant-a", "enc-x", want[5]); err != nil || fmt.Sprint(from) != fmt.Sprint(want[5:]) {
+		t.Fatalf("EncounterIndexesFrom = %v, %v; want %v", from, err, want[5:])
+	}
 	h, err := l.EncounterHead("tenant-a", "enc-x")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,8 +63,26 @@ type server struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
-	logs     *bytes.Buffer
+	logs     *syncBuffer
 	done     chan struct{}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
@@ -77,7 +96,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, logs: new(bytes.Buffer), done: make(chan struct{})}
+	s := &server{t: t, cmd: cmd, logs: new(syncBuffer), done: make(chan struct{})}
 	ready := make(chan struct{})
 	go func() {
 		defer close(s.done)
