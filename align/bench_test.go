@@ -85,3 +85,38 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// BenchmarkAlignNote aligns whole notes (AlignNote, the path of Align and batch.Run): the
+// align-dev notes of all meetings, each against the same ~1,000-segment transcript, and
+// reports sentences/s.
+func BenchmarkAlignNote(b *testing.B) {
+	segs, order := devSegments(b, devPath(b, "align-dev", "segments.jsonl"))
+	sents := readJSONL[devSentence](b, devPath(b, "align-dev", "sentences.jsonl"))
+	enc := order[0]
+	for _, e := range order {
+		if abs(len(segs[e])-1000) < abs(len(segs[enc])-1000) {
+			enc = e
+		}
+	}
+	x, err := NewIndex(segs[enc])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var notes [][]Sentence
+	byEnc := map[string]int{}
+	for _, s := range sents {
+		k, ok := byEnc[s.EncounterID]
+		if !ok {
+			k = len(notes)
+			byEnc[s.EncounterID] = k
+			notes = append(notes, nil)
+		}
+		notes[k] = append(notes[k], Sentence{ID: s.SentenceID, Section: s.Section, Text: s.Text})
+	}
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n += len(x.AlignNote(notes[i%len(notes)]))
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sentences/s")
+}
