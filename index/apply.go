@@ -1,0 +1,343 @@
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// noteState is an encounter's current note as the index tracks it: for
+// each current sentence id, the leaf of its current version and its
+// section. It follows encounter's projection: a model output replaces the
+// whole note, an edit replaces, adds or deletes one sentence.
+type noteState struct {
+	Sentences map[string]version `json:"sentences"`
+}
+
+type version struct {
+	Leaf    int64  `json:"leaf"`
+	Section string `json:"section,omitempty"`
+}
+
+func noteKey(tenant, enc string) string { return noteKeyPrefix + tenant + "\x00" + enc }
+
+// maxCachedNotes bounds the note state cache; past it the cache is
+// cleared and states are read back from the index as needed.
+const maxCachedNotes = 10_000
+
+// batch accumulates the changes of one run of log entries.
+type batch struct {
+	x       *Index
+	docs    map[string]*doc
+	deletes map[string]bool
+	notes   map[string]*noteState // states changed by this batch
+	// payloads caches the decoded payloads this batch read, to rebuild
+	// superseded sentence documents.
+	payloads map[int64]decoded
+}
+
+type decoded struct {
+	entry   *ledger.StoredEntry
+	payload any
+}
+
+func (x *Index) newBatch() *batch {
+	return &batch{x: x, docs: map[string]*doc{}, deletes: map[string]bool{}, notes: map[string]*noteState{}, payloads: map[int64]decoded{}}
+}
+
+// note returns the state of an encounter for modification by b.
+func (b *batch) note(tenant, enc string) (*noteState, error) {
+	key := noteKey(tenant, enc)
+	if st, ok := b.notes[key]; ok {
+		return st, nil
+	}
+	st, ok := b.x.mu.notes[key]
+	if !ok {
+		v, err := b.x.bleve.GetInternal([]byte(key))
+		if err != nil {
+			return nil, fmt.Errorf("index: read note state: %w", err)
+		}
+		st = &noteState{Sentences: map[string]version{}}
+		if len(v) > 0 {
+			if err := json.Unmarshal(v, st); err != nil {
+				return nil, &DivergedError{Detail: "malformed note state"}
+			}
+			if st.Sentences == nil {
+				st.Sentences = map[string]version{}
+			}
+		}
+	}
+	c := &noteState{Sentences: maps.Clone(st.Sentences)}
+	b.notes[key] = c
+	return c, nil
+}
+
+func (b *batch) add(d *doc) {
+	id := d.id()
+	b.docs[id] = d
+	delete(b.deletes, id)
+}
+
+// apply adds the documents of entry e with payload p to b.
+func (b *batch) apply(e *ledger.StoredEntry, p any) error {
+	l := e.Leaf
+	base := doc{leaf: e.Index, tenant: l.Tenant, encounter: l.Encounter, kind: l.Kind, time: l.Time}
+	switch p := p.(type) {
+	case *encounter.Segment:
+		d := base
+		d.speaker, d.text = p.Role, p.Text
+		b.add(&d)
+	case *encounter.ModelOutput:
+		if p.Error != "" || p.Note == nil {
+			return nil // no note: the projection keeps the current one
+		}
+		st, err := b.note(l.Tenant, l.Encounter)
+		if err != nil {
+			return err
+		}
+		for id, v := range st.Sentences {
+			if err := b.supersede(id, v); err != nil {
+				return err
+			}
+		}
+		clear(st.Sentences)
+		for _, sec := range p.Note.Sections {
+			for _, s := range sec.Sentences {
+				d := base
+				d.model, d.sentenceID, d.section, d.text = p.Model.Name, s.ID, sec.Name, s.Text
+				b.add(&d)
+				st.Sentences[s.ID] = version{Leaf: e.Index, Section: sec.Name}
+			}
+		}
+	case *encounter.Edit:
+		switch p.Action {
+		case encounter.ActionReplace, encounter.ActionAdd, encounter.ActionDelete:
+		default:
+			return nil // the projection ignores it too
+		}
+		st, err := b.note(l.Tenant, l.Encounter)
+		if err != nil {
+			return err
+		}
+		cur, isCurrent := st.Sentences[p.SentenceID]
+		if isCurrent {
+			if err := b.supersede(p.SentenceID, cur); err != nil {
+				return err
+			}
+		}
+		d := base
+		d.sentenceID, d.text, d.section = p.SentenceID, p.Text, p.Section
+		switch p.Action {
+		case encounter.ActionDelete:
+			delete(st.Sentences, p.SentenceID)
+			return nil
+		case encounter.ActionReplace:
+			if !isCurrent {
+				// The projection ignores a replacement of a sentence the
+				// note does not hold, but its text is in the log.
+				d.superseded = true
+				b.add(&d)
+				return nil
+			}
+			d.section = cur.Section
+		}
+		b.add(&d)
+		st.Sentences[p.SentenceID] = version{Leaf: e.Index, Section: d.section}
+	}
+	return nil
+}
+
+// supersede marks sentence version v of id as no longer current, by
+// indexing its document again with the flag set. A document of this batch
+// is updated in place; an earlier one is rebuilt from the log.
+func (b *batch) supersede(id string, v version) error {
+	did := docID(v.Leaf, id)
+	if d, ok := b.docs[did]; ok {
+		d.superseded = true
+		return nil
+	}
+	p, e, err := b.payload(v.Leaf)
+	if errors.Is(err, ledger.ErrRedacted) {
+		b.deletes[did] = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	l := e.Leaf
+	d := &doc{leaf: v.Leaf, tenant: l.Tenant, encounter: l.Encounter, kind: l.Kind, time: l.Time,
+		sentenceID: id, section: v.Section, superseded: true}
+	switch p := p.(type) {
+	case *encounter.ModelOutput:
+		d.model = p.Model.Name
+		text, ok := draftSentence(p, id)
+		if !ok {
+			return nil
+		}
+		d.text = text
+	case *encounter.Edit:
+		d.text = p.Text
+	default:
+		return nil
+	}
+	b.add(d)
+	return nil
+}
+
+func draftSentence(p *encounter.ModelOutput, id string) (string, bool) {
+	if p.Note == nil {
+		return "", false
+	}
+	for _, sec := range p.Note.Sections {
+		for _, s := range sec.Sentences {
+			if s.ID == id {
+				return s.Text, true
+			}
+		}
+	}
+	return "", false
+}
+
+// payload reads and decodes the payload of an earlier leaf.
+func (b *batch) payload(leaf int64) (any, *ledger.StoredEntry, error) {
+	if d, ok := b.payloads[leaf]; ok {
+		return d.payload, d.entry, nil
+	}
+	raw, e, err := b.x.src.Payload(leaf)
+	if err != nil {
+		return nil, e, err
+	}
+	p, err := encounter.DecodePayload(e.Leaf.Kind, raw)
+	if err != nil {
+		return nil, e, fmt.Errorf("index: entry %d: %w", leaf, err)
+	}
+	b.payloads[leaf] = decoded{e, p}
+	return p, e, nil
+}
+
+// indexed reports whether entries of kind k produce documents.
+func indexed(k ledger.Kind) bool {
+	return k == ledger.KindSegment || k == ledger.KindModelOutput || k == ledger.KindEdit
+}
+
+// CatchUp applies every entry the log holds when it is called, in batches,
+// and returns the number of entries applied. Each batch is durable before
+// the next starts; if CatchUp is interrupted (ctx, an error, a crash), the
+// index holds exactly the batches that completed.
+func (x *Index) CatchUp(ctx context.Context) (int64, error) {
+	target := x.src.Size()
+	for {
+		applied, err := x.step(target)
+		if err != nil || applied >= target {
+			return applied, err
+		}
+		if err := ctx.Err(); err != nil {
+			return applied, err
+		}
+	}
+}
+
+// Follow applies the log's entries as they are appended, until ctx is done
+// or the log is closed; it then returns the reason (ctx.Err() or
+// ledger.ErrClosed), or the first error that stopped indexing.
+func (x *Index) Follow(ctx context.Context) error {
+	for {
+		applied, err := x.CatchUp(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := x.src.Wait(ctx, applied); err != nil {
+			return err
+		}
+	}
+}
+
+// step applies one batch of at most BatchEntries entries below target and
+// returns the new applied count.
+func (x *Index) step(target int64) (int64, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	from := x.mu.applied
+	to := min(target, from+int64(x.opts.BatchEntries))
+	if to <= from {
+		return from, nil
+	}
+	b := x.newBatch()
+	last := x.mu.lastHash
+	skipped := 0
+	for i := from; i < to; i++ {
+		e, err := x.src.Entry(i)
+		if err != nil {
+			return from, fmt.Errorf("index: entry %d: %w", i, err)
+		}
+		last = e.Hash
+		if !indexed(e.Leaf.Kind) {
+			continue
+		}
+		raw, _, err := x.src.Payload(i)
+		if errors.Is(err, ledger.ErrRedacted) {
+			skipped++
+			continue
+		}
+		if err != nil {
+			return from, fmt.Errorf("index: entry %d: %w", i, err)
+		}
+		p, err := encounter.DecodePayload(e.Leaf.Kind, raw)
+		if err != nil {
+			// A payload this version cannot read holds nothing it can
+			// index; it is skipped the same way by every rebuild.
+			skipped++
+			x.opts.Logger.Warn("index: payload not indexed", "leaf", i, "kind", e.Leaf.Kind.String())
+			continue
+		}
+		b.payloads[i] = decoded{e, p}
+		if err := b.apply(e, p); err != nil {
+			return from, fmt.Errorf("index: entry %d: %w", i, err)
+		}
+	}
+	bb := x.bleve.NewBatch()
+	for _, d := range b.docs {
+		if err := bb.IndexAdvanced(d.document()); err != nil {
+			return from, fmt.Errorf("index: leaf %d: %w", d.leaf, err)
+		}
+	}
+	for id := range b.deletes {
+		bb.Delete(id)
+	}
+	for key, st := range b.notes {
+		if len(st.Sentences) == 0 {
+			bb.DeleteInternal([]byte(key))
+			continue
+		}
+		v, err := json.Marshal(st)
+		if err != nil {
+			return from, err
+		}
+		bb.SetInternal([]byte(key), v)
+	}
+	bb.SetInternal(keyApplied, encodeApplied(to, last))
+	if x.beforeCommit != nil {
+		x.beforeCommit(from, to)
+	}
+	if err := x.bleve.Batch(bb); err != nil {
+		return from, fmt.Errorf("index: write batch: %w", err)
+	}
+	if len(x.mu.notes)+len(b.notes) > maxCachedNotes {
+		clear(x.mu.notes)
+	}
+	maps.Copy(x.mu.notes, b.notes)
+	x.mu.applied, x.mu.lastHash = to, last
+	x.applied.Store(to)
+	if skipped > 0 {
+		x.opts.Logger.Debug("index: entries without indexable payload", "from", from, "to", to, "skipped", skipped)
+	}
+	if x.opts.OnBatch != nil {
+		x.opts.OnBatch(to, target)
+	}
+	return to, nil
+}
