@@ -86,7 +86,7 @@ func parseDocID(id string) (leaf int64, sentenceID string, ok bool) {
 func (d *doc) id() string { return docID(d.leaf, d.sentenceID) }
 
 var (
-	keywordAnalyzer analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: single.NewSingleTokenTokenizer()}
+	keywordAnalyzer  analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: single.NewSingleTokenTokenizer()}
 	clinicalAnalyzer analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: clinicalTokenizer{}}
 )
 
