@@ -345,6 +345,57 @@ func TestServerEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("json gateway", func(t *testing.T) {
+		base := "http://" + s.httpAddr + "/api/v1"
+		b, err := get(base + "/encounters/" + id + "/note")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n struct {
+			Note struct {
+				EncounterID string `json:"encounter_id"`
+				Sections    []struct {
+					Sentences []struct {
+						SentenceID string `json:"sentence_id"`
+						Evidence   []struct {
+							SegmentID  string `json:"segment_id"`
+							Utf16Start int    `json:"utf16_start"`
+						} `json:"evidence"`
+					} `json:"sentences"`
+				} `json:"sections"`
+			} `json:"note"`
+		}
+		if err := json.Unmarshal(b, &n); err != nil || n.Note.EncounterID != id || n.Note.Sections[0].Sentences[0].SentenceID != "S1" || len(n.Note.Sections[0].Sentences[0].Evidence) == 0 {
+			t.Fatalf("note over JSON: %v %s", err, b)
+		}
+		resp, err := http.Get(base + "/entries/abc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), `"field":"index"`) {
+			t.Fatalf("bad index: %d %s", resp.StatusCode, body)
+		}
+		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":"EDIT_ACTION_REPLACE","sentence_id":"S2","text":"Denies chest pain today.","reason":"clarify"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"edit_index"`) {
+			t.Fatalf("edit over JSON: %d %s", resp.StatusCode, body)
+		}
+		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Fatalf("malformed JSON body: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("rejected requests write nothing", func(t *testing.T) {
 		before, _ := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
 		_, err := c.Encounters.RecordSegments(ctx, &pb.RecordSegmentsRequest{EncounterId: id, Segments: []*pb.Segment{

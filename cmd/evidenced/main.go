@@ -25,12 +25,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/grpcapi"
+	"github.com/evidenceledger/evidence/grpcapi/gateway"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 	badgerstore "github.com/evidenceledger/evidence/ledger/storage/badger"
@@ -110,7 +113,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		grpcLis.Close()
 		return err
 	}
+	// The JSON gateway calls the gRPC server over loopback, so that
+	// authentication and validation stay in one place.
+	self, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer self.Close()
 	mux := http.NewServeMux()
+	gateway.New(self).Register(mux)
 	(&tlogtiles.Handler{Log: log}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -102,13 +103,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	// The DB takes its own reference; ours only needs to outlive Open.
 	defer cache.Unref()
 	events := pebble.MakeLoggingEventListener(logger)
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       uint64(memTableSize),
 		FormatMajorVersion: formatVersion,
 		Logger:             logger,
 		EventListener:      &events,
-	})
+	}
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 256, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Hour, TargetGarbageRatio: 0.2}
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
