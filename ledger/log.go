@@ -32,6 +32,11 @@ type Options struct {
 	// Append may exceed them.
 	MaxBatchEntries int
 	MaxBatchBytes   int
+	// PipelineDepth is how many group commits may be in flight at once,
+	// built or applied and waiting for their sync. More overlaps the
+	// log's work with the storage's syncs; fewer makes larger batches.
+	// Default 4.
+	PipelineDepth int
 	// TileCache is the number of full tiles kept in memory for proofs.
 	// Default 4,096 (about 64 MiB).
 	TileCache int
@@ -56,6 +61,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = 4 << 20
+	}
+	if o.PipelineDepth <= 0 {
+		o.PipelineDepth = 4
 	}
 	if o.TileCache == 0 {
 		o.TileCache = 4096
@@ -145,7 +153,7 @@ func Open(store storage.Store, opts Options) (*Log, error) {
 		opts:      opts,
 		cache:     newTileCache(opts.TileCache),
 		reqs:      make(chan *request, 1024),
-		slots:     make(chan struct{}, maxInflight),
+		slots:     make(chan struct{}, opts.PipelineDepth),
 		batches:   make(chan *batch),
 		committed: make(chan struct{}),
 	}
@@ -204,6 +212,9 @@ func (l *Log) Checkpoint() *Checkpoint {
 	defer l.mu.RUnlock()
 	return l.mu.cp
 }
+
+// PipelineDepth returns how many group commits the log keeps in flight.
+func (l *Log) PipelineDepth() int { return l.opts.PipelineDepth }
 
 // Size returns the number of entries covered by the latest checkpoint.
 func (l *Log) Size() int64 { return l.Checkpoint().Size }

@@ -288,9 +288,9 @@ func cut0(s string) (before, after string, found bool) {
 
 // sequence is the sequencer goroutine: it gathers waiting requests into
 // batches and builds each one. It builds a batch only when fewer than
-// maxInflight batches are waiting for their sync, so that appends arriving
-// during a sync accumulate into the next group commit instead of trickling
-// out as many small ones.
+// Options.PipelineDepth batches are waiting for their sync, so that appends
+// arriving during a sync accumulate into the next group commit instead of
+// trickling out as many small ones.
 func (l *Log) sequence() {
 	defer close(l.batches)
 	for {
@@ -333,10 +333,6 @@ func (l *Log) sequence() {
 	}
 }
 
-// maxInflight is how many built batches may wait for durability at once:
-// one syncing and one applied behind it, ready for the next sync.
-const maxInflight = 2
-
 // inflight is a batch applied to storage, with a function that waits until
 // it is durable.
 type inflight struct {
@@ -349,7 +345,7 @@ type inflight struct {
 // waiting for its sync (storage.AsyncWriter), the next batch is applied while
 // this one syncs and the store groups their syncs.
 func (l *Log) commit() {
-	synced := make(chan inflight, maxInflight)
+	synced := make(chan inflight, l.opts.PipelineDepth)
 	done := make(chan struct{})
 	go l.syncer(synced, done)
 	aw, async := l.store.(storage.AsyncWriter)

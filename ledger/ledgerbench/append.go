@@ -6,7 +6,7 @@
 // backend against the backend alone writing the same bytes. The ledger run
 // records every storage batch the log writes. The raw run then writes
 // exactly those batches, in order and with the same sync policy (each batch
-// synced, with at most two batches awaiting their sync, as the ledger does),
+// synced, with as many awaiting their sync as the ledger allows),
 // to a fresh store of the same backend. The ratio of the two throughputs is
 // the cost of the ledger's own work (validation, hashing, tiles, chains,
 // signing) on top of the storage it needs.
@@ -113,7 +113,8 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 		return Result{}, err
 	}
 	rec := &recorder{Store: s}
-	l, err := ledger.Open(rec, ledger.Options{Origin: origin, Key: key})
+	opts := ledger.Options{Origin: origin, Key: key}
+	l, err := ledger.Open(rec, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -191,7 +192,7 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	}
 	defer raw.Close()
 	rawStart := time.Now()
-	if err := replay(raw, rec.batches); err != nil {
+	if err := replay(raw, rec.batches, l.PipelineDepth()); err != nil {
 		return Result{}, err
 	}
 	rawElapsed := time.Since(rawStart)
@@ -218,9 +219,9 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	return r, nil
 }
 
-// replay writes batches in order, each synced, with at most two awaiting
+// replay writes batches in order, each synced, with at most depth awaiting
 // their sync when the store can apply without waiting: the ledger's policy.
-func replay(s storage.Store, batches []*storage.Batch) error {
+func replay(s storage.Store, batches []*storage.Batch, depth int) error {
 	aw, async := s.(storage.AsyncWriter)
 	if !async {
 		for _, b := range batches {
@@ -232,7 +233,7 @@ func replay(s storage.Store, batches []*storage.Batch) error {
 	}
 	var waits []func() error
 	for i := range batches {
-		if len(waits) == 2 {
+		if len(waits) == depth {
 			if err := waits[0](); err != nil {
 				return err
 			}
