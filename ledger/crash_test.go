@@ -215,6 +215,13 @@ func TestCrashSafety(t *testing.T) {
 					}
 				}
 				l.Close()
+				if round == rounds-1 {
+					// The whole log, checked from scratch, is intact.
+					rep, err := Verify(context.Background(), s, VerifyOptions{Origin: testOrigin, Verifier: k.Verifier()})
+					if err != nil || len(rep.Problems) != 0 || rep.Leaves != cp.Size {
+						t.Fatalf("verify after crashes: %v %v", err, rep.Problems)
+					}
+				}
 				s.Close()
 			}
 			t.Logf("%s: %d kills, %d acknowledged entries, log size %d", backend, rounds, totalAcks, lastCP.Size)
