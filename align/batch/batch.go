@@ -122,7 +122,7 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 	if newAligner == nil {
 		newAligner = func(s []align.Segment) (Aligner, error) { return align.NewIndex(s) }
 	}
-	encs, err := ReadSegments(segName, segments)
+	encs, err := readSegments(segName, segments)
 	if err != nil {
 		return err
 	}
@@ -214,9 +214,9 @@ func round(f float64) float64 {
 	return float64(int64(f*1e6+0.5)) / 1e6
 }
 
-// ReadSegments reads segments.jsonl into encounters keyed by encounter_id. name is used in
+// readSegments reads segments.jsonl into encounters keyed by encounter_id. name is used in
 // error messages.
-func ReadSegments(name string, r io.Reader) (map[string]*encounter, error) {
+func readSegments(name string, r io.Reader) (map[string]*encounter, error) {
 	encs := map[string]*encounter{}
 	err := eachLine(name, r, func(ln int, b []byte) error {
 		var e encounterJSON
