@@ -33,6 +33,8 @@ import (
 
 	"github.com/evidenceledger/evidence/grpcapi/client"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/ledger/storage"
+	pebblestore "github.com/evidenceledger/evidence/ledger/storage/pebble"
 )
 
 // The end-to-end tests build the real binaries and run them on loopback.
@@ -460,6 +462,32 @@ func TestServerEndToEnd(t *testing.T) {
 	}
 	if _, err := c2.LatestCheckpoint(ctx); err != nil {
 		t.Fatalf("checkpoint after restart is not consistent with the trusted one: %v", err)
+	}
+
+	// Offline verification of the stopped server's data directory.
+	s2.stop()
+	if out, code := s2.ctl(t, state, "verify", "--data-dir", data); code != 0 || !strings.Contains(out, "INTACT") {
+		t.Fatalf("verify intact log: exit %d\n%s", code, out)
+	}
+	st, err := pebblestore.Open(filepath.Join(data, "pebble"), pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := binary.BigEndian.AppendUint64([]byte{'l'}, 2)
+	leaf, err := st.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf[len(leaf)-1] ^= 1
+	var b storage.Batch
+	b.Set(key, leaf)
+	if err := st.Write(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out, code := s2.ctl(t, state, "verify", "--data-dir", data, "--json")
+	if code != exitVerifyCode || !strings.Contains(out, `"check":"leaf","index":2`) {
+		t.Fatalf("verify tampered log: exit %d\n%s", code, out)
 	}
 }
 
