@@ -90,7 +90,8 @@ type Index struct {
 		lastHash ledger.Hash // leaf hash of entry applied-1
 		// notes caches persisted note states by noteKey. It is only
 		// replaced by states a successful batch wrote.
-		notes map[string]*noteState
+		notes  map[string]*noteState
+		closed bool
 	}
 
 	// beforeCommit, when set (by tests), runs just before a batch is
@@ -233,10 +234,15 @@ func Remove(dir string) error {
 // entry below it, and none at or above it, is reflected in searches.
 func (x *Index) Applied() int64 { return x.applied.Load() }
 
-// Close closes the index. Stop CatchUp and Follow first.
+// Close closes the index. Stop CatchUp and Follow first. Close may be
+// called more than once.
 func (x *Index) Close() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.mu.closed {
+		return nil
+	}
+	x.mu.closed = true
 	return x.bleve.Close()
 }
 
