@@ -69,8 +69,9 @@ func TestCorruptionOnDiskBackends(t *testing.T) {
 		_, err := l.Entry(300)
 		wantCorruption(t, "leaf", err)
 		l.cache = newTileCache(0)
+		// Row 1, hash 5: node (1, 5), the sibling on the paths of leaves 8 and 9.
 		flip(t, s, tileKey(tileID{L: 0, N: 0}), 2+(256+5)*HashSize)
-		_, err = l.InclusionProof(11, l.Size())
+		_, err = l.InclusionProof(8, l.Size())
 		wantCorruption(t, "tile", err)
 		l.Close()
 		s = reopen()
@@ -106,7 +107,7 @@ func TestCorruptLeafHashInTileIsDetected(t *testing.T) {
 	flip(t, s, tileKey(tileID{L: 0, N: 0}), 2+10*HashSize+3)
 	l.cache = newTileCache(0) // make reads go to storage
 	_, err := l.Entry(10)
-	wantCorruption(t, "tile", err)
+	wantCorruption(t, "leaf", err)
 	// Proofs that include the flipped hash fail to verify and are not served.
 	_, err = l.InclusionProof(11, l.Size())
 	wantCorruption(t, "tile", err)

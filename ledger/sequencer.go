@@ -111,12 +111,17 @@ func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
 		if w == 0 {
 			continue // the next tile at this level starts empty
 		}
-		t, err := l.reads.tile(id)
+		data, err := l.reads.tile(id)
 		if err != nil {
 			return err
 		}
-		if t.width() != w {
-			return &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d has width %d, want %d for tree size %d", id.L, id.N, t.width(), w, cp.Size)}
+		if data.width() != w {
+			return &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d has width %d, want %d for tree size %d", id.L, id.N, data.width(), w, cp.Size)}
+		}
+		// The edge is decoded and checked in full: appends build on it.
+		t, err := decodeTile(id, data)
+		if err != nil {
+			return err
 		}
 		s.edge[id] = t.clone()
 	}
@@ -251,9 +256,10 @@ func (s *sequencerState) build(b *batch) error {
 		tenant, encounter, _ := cut0(k)
 		b.ops.Set(headKey(tenant, encounter), encodeHead(h))
 	}
+	encoded := make(map[tileID][]byte, len(dirtyTiles))
 	for id := range dirtyTiles {
-		t := s.edge[id]
-		b.ops.Set(tileKey(id), t.encode())
+		encoded[id] = s.edge[id].encode()
+		b.ops.Set(tileKey(id), encoded[id])
 	}
 	root, err := tlog.TreeHash(s.size, s)
 	if err != nil {
@@ -263,7 +269,7 @@ func (s *sequencerState) build(b *batch) error {
 	// leave the edge; the cache keeps them for readers.
 	for id := range dirtyTiles {
 		if t := s.edge[id]; t.width() == TileWidth {
-			s.log.cache.put(id, t)
+			s.log.cache.put(id, tileData(encoded[id]))
 			delete(s.edge, id)
 		}
 	}

@@ -145,13 +145,42 @@ func (t *tile) clone() *tile {
 	return c
 }
 
-// bottom returns the first w bottom-row hashes as C2SP tile bytes.
-func (t *tile) bottom(w int) []byte {
-	b := make([]byte, 0, w*HashSize)
-	for _, h := range t.rows[0][:w] {
-		b = append(b, h[:]...)
+// tileData is a tile in its stored form (see encode), read in place: a
+// proof needs at most one hash per row of a tile, so readers do not decode
+// the other 500. Its length has been checked.
+type tileData []byte
+
+// parseTile checks the length of a stored tile record.
+func parseTile(id tileID, data []byte) (tileData, error) {
+	if len(data) < 2 {
+		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: record too short", id.L, id.N)}
 	}
-	return b
+	w := int(binary.BigEndian.Uint16(data))
+	if w < 1 || w > TileWidth || len(data) != 2+tileStoredHashes(w)*HashSize {
+		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: record of %d bytes does not match width %d", id.L, id.N, len(data), w)}
+	}
+	return tileData(data), nil
+}
+
+func (d tileData) width() int { return int(binary.BigEndian.Uint16(d)) }
+
+func (d tileData) get(row, pos int) (Hash, bool) {
+	w := d.width()
+	if pos < 0 || pos >= w>>row {
+		return Hash{}, false
+	}
+	off := 0
+	for k := range row {
+		off += w >> k
+	}
+	var h Hash
+	copy(h[:], d[2+(off+pos)*HashSize:])
+	return h, true
+}
+
+// bottom returns the first w bottom-row hashes, the C2SP tile.
+func (d tileData) bottom(w int) []byte {
+	return append([]byte(nil), d[2:2+w*HashSize]...)
 }
 
 // tileCache is a bounded LRU of full tiles, which never change once
@@ -166,7 +195,7 @@ type tileCache struct {
 }
 
 type cacheItem struct {
-	t    *tile
+	t    tileData
 	elem *list.Element
 }
 
@@ -177,7 +206,7 @@ func newTileCache(max int) *tileCache {
 	return c
 }
 
-func (c *tileCache) get(id tileID) *tile {
+func (c *tileCache) get(id tileID) tileData {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.mu.items[id]
@@ -188,7 +217,7 @@ func (c *tileCache) get(id tileID) *tile {
 	return it.t
 }
 
-func (c *tileCache) put(id tileID, t *tile) {
+func (c *tileCache) put(id tileID, t tileData) {
 	if c.max <= 0 || t.width() != TileWidth {
 		return
 	}
