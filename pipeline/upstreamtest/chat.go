@@ -49,8 +49,16 @@ type Chat struct {
 		sync.Mutex
 		requests int
 		request  []byte
+		header   http.Header
 		response []byte
 	}
+}
+
+// LastHeader returns the headers of the last request.
+func (c *Chat) LastHeader() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.header
 }
 
 // Requests returns how many requests the server has received.
@@ -92,6 +100,7 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.requests++
 	n := c.mu.requests
 	c.mu.request = body
+	c.mu.header = r.Header.Clone()
 	c.mu.Unlock()
 	if c.Delay > 0 {
 		select {

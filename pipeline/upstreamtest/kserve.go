@@ -47,7 +47,15 @@ type KServe struct {
 	mu struct {
 		sync.Mutex
 		calls int
+		md    metadata.MD
 	}
+}
+
+// LastMetadata returns the metadata of the last inference.
+func (k *KServe) LastMetadata() metadata.MD {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.mu.md
 }
 
 // Calls returns how many inferences the server has received.
@@ -100,6 +108,7 @@ func (k *KServe) infer(ctx context.Context, r *inferencepb.ModelInferRequest) (s
 	k.mu.Lock()
 	k.mu.calls++
 	n := k.mu.calls
+	k.mu.md, _ = metadata.FromIncomingContext(ctx)
 	k.mu.Unlock()
 	if k.Delay > 0 {
 		select {

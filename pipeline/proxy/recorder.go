@@ -1,0 +1,711 @@
+// Package proxy holds the transparent recording proxies of the inference
+// wrapper: an HTTP proxy for OpenAI-compatible POST /v1/chat/completions
+// (HTTP) and a gRPC proxy for the KServe v2 / Triton
+// inference.GRPCInferenceService (KServe). Existing clients point at the
+// ledger instead of their model server; every request is forwarded
+// unchanged, every response comes back unchanged (byte-identical bodies,
+// the same status codes, headers and trailers), and each request/response
+// pair is recorded as a model_output entry of an encounter.
+//
+// The encounter is named by the x-evidence-encounter header (HTTP) or
+// metadata (gRPC). A call without one, or naming an encounter the caller's
+// tenant does not have, is recorded under the tenant's default encounter,
+// found by its title and created when missing.
+//
+// # Recording semantics
+//
+// Recording is asynchronous by default, so that a response never waits for
+// the ledger's fsync. The Recorder admits a request only when its bounded
+// queue has room (else the proxy answers 503 / Unavailable without
+// forwarding, so no call is ever forwarded that cannot be recorded). When
+// the exchange ends, the call is written to the spool (a write(2), no
+// fsync) before the last bytes of the response reach the client, and then
+// appended to the ledger by a worker. Nothing is lost silently:
+//
+//   - a call that cannot be appended is retried with backoff, then kept in
+//     the spool, logged by id and counted in
+//     evidence_proxy_records_total{result="failed"};
+//   - after a crash of the process, calls the spool holds without an
+//     acknowledgement are appended at the next start (at least once: a
+//     call whose append was durable but whose acknowledgement was not is
+//     found by its call_id and not appended twice);
+//   - Close appends everything queued before the ledger closes.
+//
+// What can be lost is a call whose response completed less than one
+// group commit before a power failure or kernel crash: the spool is not
+// fsynced per call. Options.Sync removes that window: the response then
+// waits until the call is durable in the ledger.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// Encounters is what the recorder needs of the encounter service
+// (*encounter.Service).
+type Encounters interface {
+	Get(ctx context.Context, c encounter.Caller, id string) (encounter.Info, error)
+	Create(ctx context.Context, c encounter.Caller, title, patientRef string) (encounter.Info, *ledger.Appended, error)
+	List(ctx context.Context, c encounter.Caller, after string, limit int) ([]encounter.Info, bool, error)
+	RecordModelOutput(ctx context.Context, c encounter.Caller, id string, o encounter.ModelOutput) (*encounter.Recorded, error)
+}
+
+// Errors of the recorder.
+var (
+	// ErrOverloaded: the recording queue is full; the request was not
+	// forwarded.
+	ErrOverloaded = errors.New("proxy: the recording queue is full")
+	// ErrClosed: the recorder is closed; the request was not forwarded.
+	ErrClosed = errors.New("proxy: the recorder is closed")
+)
+
+// Options configure a Recorder.
+type Options struct {
+	// Dir is the spool directory. Empty keeps the queue in memory only:
+	// calls queued when the process dies are then lost (and counted
+	// nowhere), so production servers set it.
+	Dir string
+	// QueueSize bounds the calls admitted but not yet in the ledger. Zero
+	// means 4096.
+	QueueSize int
+	// Workers is the number of goroutines appending to the ledger. Zero
+	// means 8.
+	Workers int
+	// Sync makes Finish wait until the call is durable in the ledger.
+	Sync bool
+	// DefaultTitle is the title of each tenant's default encounter, for
+	// calls that name none. Empty means DefaultTitle.
+	DefaultTitle string
+	// Retries is how many times a failed append is retried before the
+	// call is left in the spool. Zero means 5.
+	Retries int
+	// Logger receives ids, counts and error classes, never content.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil means none.
+	Registry prometheus.Registerer
+}
+
+// DefaultTitle is the default encounter's title.
+const DefaultTitle = "Unlabelled model calls (proxy)"
+
+// Call is one proxied request/response pair, ready to record.
+type Call struct {
+	Caller encounter.Caller
+	// Encounter is the id the request named, or empty.
+	Encounter string
+	// Output is the model_output to record. The recorder adds the call id
+	// to its parameters.
+	Output encounter.ModelOutput
+}
+
+// Recorder records proxied calls in the ledger through a bounded, spooled
+// queue. It is safe for concurrent use.
+//
+// Goroutines: NewRecorder starts Options.Workers workers and, when the
+// spool held unacknowledged calls, a replay goroutine. Close stops intake,
+// waits for admitted calls to finish, drains the queue and stops them all;
+// call it after the servers using the proxies have stopped and before the
+// ledger closes.
+type Recorder struct {
+	enc   Encounters
+	log   *ledger.Log
+	opts  Options
+	spool *spool // nil without Options.Dir
+	slots chan struct{}
+	// queues has one queue per worker. The calls of one tenant and named
+	// encounter always go to the same worker, so they are recorded in the
+	// order they finished.
+	queues []chan *pending
+	m      *metrics
+
+	intake struct {
+		sync.RWMutex
+		closed bool
+		open   sync.WaitGroup // admitted tickets not yet finished
+	}
+	workers sync.WaitGroup
+	replay  sync.WaitGroup
+
+	defaults struct {
+		sync.Mutex
+		ids map[string]string // tenant -> default encounter id
+	}
+	known sync.Map // tenant+"\x00"+encounter -> true, for encounters that exist
+}
+
+// pending is a call on its way to the ledger.
+type pending struct {
+	id      [16]byte
+	seg     uint64
+	call    spooledCall
+	replay  bool
+	done    chan error // for Options.Sync; nil otherwise
+	started time.Time
+}
+
+// spooledCall is the JSON form of a call in the spool.
+type spooledCall struct {
+	Tenant    string `json:"tenant"`
+	Actor     string `json:"actor"`
+	Encounter string `json:"encounter,omitempty"`
+	// From is the log size when the call finished: if it was recorded, its
+	// entry is at or after this index.
+	From   int64                 `json:"from"`
+	Output encounter.ModelOutput `json:"output"`
+}
+
+// NewRecorder returns a Recorder that records through enc, and appends
+// calls whose output is not a note directly to l (see docs/pipeline.md,
+// "Known gaps"). Calls left in the spool by an earlier process are
+// recorded in the background.
+func NewRecorder(enc Encounters, l *ledger.Log, opts Options) (*Recorder, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.DefaultTitle == "" {
+		opts.DefaultTitle = DefaultTitle
+	}
+	if opts.Retries <= 0 {
+		opts.Retries = 5
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{enc: enc, log: l, opts: opts, slots: make(chan struct{}, opts.QueueSize), m: newMetrics(opts.Registry)}
+	r.defaults.ids = map[string]string{}
+	var leftover []spooled
+	if opts.Dir != "" {
+		s, calls, err := openSpool(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: spool: %w", err)
+		}
+		r.spool, leftover = s, calls
+	}
+	r.m.queue.Set(0)
+	for range opts.Workers {
+		q := make(chan *pending, opts.QueueSize)
+		r.queues = append(r.queues, q)
+		r.workers.Add(1)
+		go r.work(q)
+	}
+	if len(leftover) > 0 {
+		opts.Logger.Info("proxy: recording calls left in the spool", "calls", len(leftover))
+		r.replay.Add(1)
+		go r.replayCalls(leftover)
+	}
+	return r, nil
+}
+
+// replayCalls queues calls read back from the spool.
+func (r *Recorder) replayCalls(calls []spooled) {
+	defer r.replay.Done()
+	for _, c := range calls {
+		p := &pending{id: c.id, seg: c.seg, replay: true, started: time.Now()}
+		if err := json.Unmarshal(c.body, &p.call); err != nil {
+			// Unreadable: keep it in the spool, and say so.
+			r.m.records.WithLabelValues("failed").Inc()
+			r.opts.Logger.Error("proxy: a spooled call does not decode; it stays in the spool", "call_id", hex.EncodeToString(c.id[:]))
+			continue
+		}
+		r.slots <- struct{}{}
+		r.push(p)
+	}
+}
+
+// push queues p on its worker's queue. It never blocks: every queued call
+// holds a slot, and each queue has room for all of them.
+func (r *Recorder) push(p *pending) {
+	h := fnv.New32a()
+	h.Write([]byte(p.call.Tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(p.call.Encounter))
+	r.m.queue.Inc()
+	r.queues[h.Sum32()%uint32(len(r.queues))] <- p
+}
+
+// Ticket is an admitted request. Exactly one of Finish or Abandon must be
+// called.
+type Ticket struct {
+	r    *Recorder
+	once sync.Once
+}
+
+// Begin admits a request for forwarding: it reserves room for its call in
+// the queue. It returns ErrOverloaded when the queue is full and ErrClosed
+// after Close; the request must then not be forwarded.
+func (r *Recorder) Begin() (*Ticket, error) {
+	r.intake.RLock()
+	defer r.intake.RUnlock()
+	if r.intake.closed {
+		return nil, ErrClosed
+	}
+	select {
+	case r.slots <- struct{}{}:
+	default:
+		r.m.rejected.Inc()
+		return nil, ErrOverloaded
+	}
+	r.intake.open.Add(1)
+	return &Ticket{r: r}, nil
+}
+
+// Abandon releases a ticket whose request was not forwarded.
+func (t *Ticket) Abandon() {
+	t.once.Do(func() {
+		<-t.r.slots
+		t.r.intake.open.Done()
+	})
+}
+
+// Finish queues the call for the ledger. It returns once the call is in the
+// spool, or, with Options.Sync, once it is durable in the ledger. An error
+// means the call could not be spooled or recorded; it has been logged and
+// counted.
+func (t *Ticket) Finish(c Call) error {
+	err := ErrClosed
+	t.once.Do(func() {
+		defer t.r.intake.open.Done()
+		err = t.r.enqueue(c)
+	})
+	return err
+}
+
+func (r *Recorder) enqueue(c Call) error {
+	p := &pending{started: time.Now()}
+	rand.Read(p.id[:])
+	p.call = spooledCall{Tenant: c.Caller.Tenant, Actor: c.Caller.Actor, Encounter: c.Encounter, Output: c.Output}
+	if r.log != nil {
+		p.call.From = r.log.Size()
+	}
+	prepare(&p.call.Output, hex.EncodeToString(p.id[:]))
+	if r.spool != nil {
+		body, err := json.Marshal(p.call)
+		if err == nil {
+			p.seg, err = r.spool.add(p.id, body)
+		}
+		if err != nil {
+			// Without the spool the call is still queued; the failure is
+			// visible in the log and the metrics.
+			r.m.records.WithLabelValues("unspooled").Inc()
+			r.opts.Logger.Error("proxy: cannot spool a call; recording it from memory", "call_id", hex.EncodeToString(p.id[:]), "error", err.Error())
+		}
+	}
+	if r.opts.Sync {
+		p.done = make(chan error, 1)
+	}
+	r.push(p)
+	if p.done != nil {
+		return <-p.done
+	}
+	return nil
+}
+
+// Pending returns how many calls are admitted but not yet in the ledger.
+func (r *Recorder) Pending() int { return len(r.slots) }
+
+// Close stops admitting requests, waits for admitted ones to finish and
+// for the queue to drain into the ledger, then closes the spool. If ctx
+// ends first it returns ctx's error; calls not yet recorded stay in the
+// spool for the next start.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.intake.Lock()
+	already := r.intake.closed
+	r.intake.closed = true
+	r.intake.Unlock()
+	if already {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		r.intake.open.Wait()
+		r.replay.Wait()
+		for _, q := range r.queues {
+			close(q)
+		}
+		r.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if r.spool != nil {
+		return r.spool.close()
+	}
+	return nil
+}
+
+// work appends the calls of its queue in order, batching runs of calls of
+// one encounter whose output is not a note into one ledger append.
+func (r *Recorder) work(queue chan *pending) {
+	defer r.workers.Done()
+	const maxBatch = 256
+	for p := range queue {
+		batch := []*pending{p}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case q, ok := <-queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		r.m.queue.Sub(float64(len(batch)))
+		r.recordBatch(batch)
+	}
+}
+
+type groupKey struct{ tenant, encounter string }
+
+func (r *Recorder) recordBatch(batch []*pending) {
+	groups := map[groupKey][]*pending{}
+	var order []groupKey
+	for _, p := range batch {
+		k := groupKey{p.call.Tenant, p.call.Encounter}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], p)
+	}
+	for _, k := range order {
+		r.recordGroup(groups[k])
+	}
+}
+
+// recordGroup records calls of one tenant that named the same encounter.
+func (r *Recorder) recordGroup(ps []*pending) {
+	var err error
+	for attempt := 0; ; attempt++ {
+		ps, err = r.tryGroup(ps)
+		if err == nil || attempt == r.opts.Retries || errors.Is(err, ledger.ErrClosed) || errors.As(err, new(*ledger.FailedError)) {
+			break
+		}
+		time.Sleep(min(50*time.Millisecond<<attempt, 5*time.Second))
+	}
+	for _, p := range ps {
+		r.settle(p, err)
+	}
+}
+
+// tryGroup records what it can of ps and returns the calls still to
+// record. Calls it records are settled.
+func (r *Recorder) tryGroup(ps []*pending) ([]*pending, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := encounter.Caller{Tenant: ps[0].call.Tenant, Actor: ps[0].call.Actor}
+	id, fallback, err := r.resolve(ctx, c, ps[0].call.Encounter)
+	if err != nil {
+		return ps, err
+	}
+	if ps[0].replay {
+		if ps, err = r.dropRecorded(c.Tenant, id, ps); err != nil || len(ps) == 0 {
+			return ps, err
+		}
+	}
+	for len(ps) > 0 {
+		// A run of calls without notes goes in one append; a call with a
+		// note goes through the encounter service, which aligns it.
+		n := 0
+		for n < len(ps) && ps[n].call.Output.Note == nil {
+			n++
+		}
+		if n == 0 {
+			p := ps[0]
+			o := p.call.Output
+			if fallback != "" {
+				o.Parameters["requested_encounter"] = fallback
+			}
+			_, err := r.enc.RecordModelOutput(ctx, encounter.Caller{Tenant: p.call.Tenant, Actor: p.call.Actor}, id, o)
+			var inv *ledger.InvalidError
+			if errors.As(err, &inv) {
+				// The note breaks a ledger limit: record the call without it.
+				p.call.Output.Note = nil
+				p.call.Output.Parameters["note_rejected"] = clip(inv.Field+": "+inv.Reason, maxValue)
+				continue
+			}
+			if err != nil {
+				return ps, err
+			}
+			r.settle(p, nil)
+			ps = ps[1:]
+			continue
+		}
+		if err := r.appendPlain(ctx, c.Tenant, id, fallback, ps[:n]); err != nil {
+			return ps, err
+		}
+		for _, p := range ps[:n] {
+			r.settle(p, nil)
+		}
+		ps = ps[n:]
+	}
+	return nil, nil
+}
+
+// appendPlain appends model_output entries without notes in one append.
+//
+// The encounter service does not accept a successful call without a note
+// (a proxied reply that is not a note), so these are appended to the log
+// directly, in the encounter service's own payload encoding. The entry is
+// one the service reads back like any other model_output; it does not
+// change the note. See docs/pipeline.md, "Known gaps".
+func (r *Recorder) appendPlain(ctx context.Context, tenant, id, fallback string, ps []*pending) error {
+	entries := make([]ledger.Entry, len(ps))
+	for i, p := range ps {
+		o := p.call.Output
+		if fallback != "" {
+			o.Parameters["requested_encounter"] = fallback
+		}
+		o.V = encounter.PayloadVersion
+		payload, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		entries[i] = ledger.Entry{Kind: ledger.KindModelOutput, Tenant: tenant, Encounter: id, Actor: p.call.Actor, Payload: payload}
+	}
+	_, err := r.log.Append(ctx, entries)
+	return err
+}
+
+// settle finishes a call: acknowledges it in the spool and releases its
+// slot, or, when err is set, leaves it in the spool and reports it.
+func (r *Recorder) settle(p *pending, err error) {
+	callID := hex.EncodeToString(p.id[:])
+	switch {
+	case err == nil:
+		if r.spool != nil {
+			if aerr := r.spool.ack(p.seg, p.id); aerr != nil {
+				r.opts.Logger.Warn("proxy: cannot acknowledge a recorded call in the spool", "call_id", callID, "error", aerr.Error())
+			}
+		}
+		result := "recorded"
+		if p.replay {
+			result = "replayed"
+		}
+		r.m.records.WithLabelValues(result).Inc()
+		r.m.latency.Observe(time.Since(p.started).Seconds())
+	default:
+		r.m.records.WithLabelValues("failed").Inc()
+		where := "it stays in the spool for the next start"
+		if r.spool == nil {
+			where = "there is no spool: it is lost"
+		}
+		// Recorder errors come from the ledger and the encounter service,
+		// whose messages name fields and ids, never content.
+		r.opts.Logger.Error("proxy: a call could not be recorded; "+where, "call_id", callID, "error", err.Error())
+	}
+	if p.done != nil {
+		p.done <- err
+	}
+	<-r.slots
+}
+
+// resolve returns the encounter to record a call under: the one it named,
+// if the tenant has it, or the tenant's default encounter. fallback is the
+// named id when the default was used instead.
+func (r *Recorder) resolve(ctx context.Context, c encounter.Caller, named string) (id, fallback string, err error) {
+	if named != "" {
+		k := c.Tenant + "\x00" + named
+		if _, ok := r.known.Load(k); ok {
+			return named, "", nil
+		}
+		_, err := r.enc.Get(ctx, c, named)
+		switch {
+		case err == nil:
+			r.known.Store(k, true)
+			return named, "", nil
+		case !errors.Is(err, ledger.ErrNotFound) && !errors.As(err, new(*ledger.InvalidError)):
+			return "", "", err
+		}
+		fallback = clip(named, encounter.MaxIDBytes)
+	}
+	id, err = r.defaultEncounter(ctx, c)
+	return id, fallback, err
+}
+
+// defaultEncounter finds the tenant's default encounter by its title, or
+// creates it.
+func (r *Recorder) defaultEncounter(ctx context.Context, c encounter.Caller) (string, error) {
+	r.defaults.Lock()
+	defer r.defaults.Unlock()
+	if id, ok := r.defaults.ids[c.Tenant]; ok {
+		return id, nil
+	}
+	after := ""
+	for {
+		infos, more, err := r.enc.List(ctx, c, after, 500)
+		if err != nil {
+			return "", err
+		}
+		for _, info := range infos {
+			if info.Title == r.opts.DefaultTitle {
+				r.defaults.ids[c.Tenant] = info.ID
+				return info.ID, nil
+			}
+		}
+		if !more || len(infos) == 0 {
+			break
+		}
+		after = infos[len(infos)-1].ID
+	}
+	info, _, err := r.enc.Create(ctx, c, r.opts.DefaultTitle, "")
+	if err != nil {
+		return "", err
+	}
+	r.opts.Logger.Info("proxy: created the default encounter for unlabelled calls", "tenant", c.Tenant, "encounter_id", info.ID)
+	r.defaults.ids[c.Tenant] = info.ID
+	return info.ID, nil
+}
+
+// dropRecorded removes replayed calls that are already in the encounter:
+// their append was durable but the acknowledgement was not.
+func (r *Recorder) dropRecorded(tenant, id string, ps []*pending) ([]*pending, error) {
+	from := ps[0].call.From
+	for _, p := range ps {
+		from = min(from, p.call.From)
+	}
+	idx, err := r.log.EncounterIndexes(tenant, id)
+	if err != nil {
+		return ps, err
+	}
+	seen := map[string]bool{}
+	for _, x := range idx {
+		if x < from {
+			continue
+		}
+		payload, e, err := r.log.Payload(x)
+		if err != nil {
+			if errors.Is(err, ledger.ErrRedacted) {
+				continue
+			}
+			return ps, err
+		}
+		if e.Leaf.Kind != ledger.KindModelOutput {
+			continue
+		}
+		v, err := encounter.DecodePayload(e.Leaf.Kind, payload)
+		if err != nil {
+			continue
+		}
+		if cid := v.(*encounter.ModelOutput).Parameters[paramCallID]; cid != "" {
+			seen[cid] = true
+		}
+	}
+	var out []*pending
+	for _, p := range ps {
+		if seen[hex.EncodeToString(p.id[:])] {
+			r.settle(p, nil)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Limits that match the encounter service's validation of a model output.
+const (
+	maxLabel  = 128
+	maxValue  = 1024
+	maxParams = 64
+	maxError  = 4096
+)
+
+const paramCallID = "call_id"
+
+// prepare makes a call's output acceptable to the ledger whatever the
+// client sent: labels and values are cut to their limits and stripped of
+// control characters, and the call id is added.
+func prepare(o *encounter.ModelOutput, callID string) {
+	o.Model.Name = clip(o.Model.Name, maxLabel)
+	if strings.TrimSpace(o.Model.Name) == "" {
+		o.Model.Name = "unknown"
+	}
+	o.Model.Version = clip(o.Model.Version, maxLabel)
+	o.Backend = clip(o.Backend, maxLabel)
+	o.Error = clip(o.Error, maxError)
+	params := make(map[string]string, len(o.Parameters)+2)
+	params[paramCallID] = callID
+	for k, v := range o.Parameters {
+		if len(params) >= maxParams-2 { // room for requested_encounter and note_rejected
+			break
+		}
+		k = clip(k, maxLabel)
+		if strings.TrimSpace(k) == "" {
+			continue
+		}
+		if _, ok := params[k]; !ok {
+			params[k] = clip(v, maxValue)
+		}
+	}
+	o.Parameters = params
+	if o.LatencyMS < 0 {
+		o.LatencyMS = 0
+	}
+	if o.Error != "" {
+		o.Note = nil
+	}
+}
+
+// clip makes s valid UTF-8 without control characters and at most max
+// bytes long.
+func clip(s string, max int) string {
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	for len(s) > max {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+type metrics struct {
+	records  *prometheus.CounterVec
+	rejected prometheus.Counter
+	queue    prometheus.Gauge
+	latency  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evidence_proxy_records_total",
+			Help: "Proxied calls by recording result: recorded, replayed (from the spool after a restart), failed (left in the spool or lost), unspooled (recorded from memory after a spool error)."}, []string{"result"}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "evidence_proxy_rejected_total",
+			Help: "Requests refused without forwarding because the recording queue was full."}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evidence_proxy_queue_calls",
+			Help: "Proxied calls waiting for a recording worker."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "evidence_proxy_record_seconds",
+			Help: "Time from the end of a proxied call to its durable ledger entry.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.rejected, m.queue, m.latency)
+	}
+	return m
+}
