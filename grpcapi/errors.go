@@ -10,6 +10,7 @@ import (
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
 )
 
@@ -24,6 +25,7 @@ func statusOf(err error) error {
 		return err
 	}
 	var invalid *ledger.InvalidError
+	var badSearch *index.InvalidError
 	switch {
 	case errors.As(err, &invalid):
 		code := codes.InvalidArgument
@@ -31,6 +33,10 @@ func statusOf(err error) error {
 			code = codes.ResourceExhausted
 		}
 		return withField(code, invalid.Field, invalid.Reason, err.Error())
+	case errors.As(err, &badSearch):
+		return withField(codes.InvalidArgument, badSearch.Field, badSearch.Reason, err.Error())
+	case errors.Is(err, index.ErrBehind):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, blob.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ledger.ErrBeyondTree):

@@ -24,6 +24,7 @@ import (
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/encounter"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	Logger     *slog.Logger
 	// Registry receives the RPC metrics; nil means none.
 	Registry prometheus.Registerer
+	// Search serves SearchService when set.
+	Search *index.Index
 }
 
 // MaxMessageBytes caps a request message.
@@ -61,6 +64,9 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
 	pb.RegisterEncounterServiceServer(s, &encounterServer{svc: cfg.Encounters, log: cfg.Log})
+	if cfg.Search != nil {
+		pb.RegisterSearchServiceServer(s, &searchServer{idx: cfg.Search})
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 	for name := range s.GetServiceInfo() {
