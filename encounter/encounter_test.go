@@ -8,6 +8,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/ledger"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
@@ -340,4 +341,27 @@ func TestAudioBlob(t *testing.T) {
 	if len(segs) != 1 {
 		t.Fatalf("%d audio recordings", len(segs))
 	}
+}
+
+func TestAdHocAlignRecordsNothing(t *testing.T) {
+	svc, l := newService(t)
+	id := newVisit(t, svc)
+	size := l.Size()
+	res, err := svc.Align(ctx, alice, id, []align.Sentence{{Text: "Three days of sore throat."}, {ID: "x", Text: "Fractured left femur."}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].ID != "0" || len(res[0].Evidence) == 0 || res[0].Evidence[0].SegmentID != "s2" {
+		t.Fatalf("results %+v", res)
+	}
+	if len(res[1].Evidence) != 0 {
+		t.Fatalf("unsupported sentence got evidence %+v", res[1].Evidence)
+	}
+	if l.Size() != size {
+		t.Fatal("ad hoc alignment appended entries")
+	}
+	_, err = svc.Align(ctx, alice, id, nil)
+	wantField(t, err, "sentences")
+	_, err = svc.Align(ctx, alice, id, []align.Sentence{{Text: " "}})
+	wantField(t, err, "sentences[0].text")
 }

@@ -387,3 +387,53 @@ func (svc *Service) Note(ctx context.Context, c Caller, id string) (*Note, error
 	err := svc.with(c, id, func(s *state) error { n = s.project(); return nil })
 	return n, err
 }
+
+// AlignedSentence is the evidence found for one ad hoc sentence.
+type AlignedSentence struct {
+	ID       string
+	Evidence []Evidence
+}
+
+// Align aligns ad hoc sentences against an encounter's transcript and
+// records nothing.
+func (svc *Service) Align(ctx context.Context, c Caller, id string, sents []align.Sentence) ([]AlignedSentence, error) {
+	if len(sents) == 0 {
+		return nil, invalid("sentences", "at least one sentence is required")
+	}
+	if len(sents) > MaxSentences {
+		return nil, &ledger.InvalidError{Field: "sentences", Reason: fmt.Sprintf("more than %d sentences", MaxSentences), Err: ledger.ErrTooLarge}
+	}
+	for i := range sents {
+		if sents[i].ID == "" {
+			sents[i].ID = strconv.Itoa(i)
+		}
+		if err := checkLabel(fmt.Sprintf("sentences[%d].sentence_id", i), sents[i].ID, true); err != nil {
+			return nil, err
+		}
+		if err := checkText(fmt.Sprintf("sentences[%d].text", i), sents[i].Text, align.MaxSentenceBytes, true); err != nil {
+			return nil, err
+		}
+	}
+	var out []AlignedSentence
+	err := svc.with(c, id, func(s *state) error {
+		results, err := svc.alignSentences(s, sents)
+		if err != nil {
+			return err
+		}
+		segs := make(map[string]*storedSegment, len(s.segments))
+		for i := range s.segments {
+			segs[s.segments[i].ID] = &s.segments[i]
+		}
+		for i, r := range results {
+			a := AlignedSentence{ID: sents[i].ID}
+			for _, sp := range r.Spans {
+				seg := segs[sp.SegmentID]
+				span := Span{SegmentID: sp.SegmentID, SegmentIndex: s.segmentIndex(sp.SegmentID), CharStart: sp.CharStart, CharEnd: sp.CharEnd, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: sp.Score}
+				a.Evidence = append(a.Evidence, evidenceFor(span, seg))
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}

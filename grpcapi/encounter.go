@@ -371,9 +371,7 @@ func NotePB(n *encounter.Note) *pb.Note {
 			st := &pb.Sentence{SentenceId: t.ID, Text: t.Text, Unsupported: t.Unsupported(), Acknowledged: t.Acknowledged,
 				Provenance: &pb.Provenance{AlignmentIndex: t.AlignmentIndex, AlignmentMethod: t.AlignmentMethod}}
 			for _, e := range t.Evidence {
-				st.Evidence = append(st.Evidence, &pb.EvidenceSpan{SegmentId: e.SegmentID, SegmentIndex: e.SegmentIndex,
-					CharStart: int32(e.CharStart), CharEnd: int32(e.CharEnd), Utf16Start: int32(e.UTF16Start), Utf16End: int32(e.UTF16End),
-					StartMs: e.StartMS, EndMs: e.EndMS, Score: e.Score, SpeakerRole: rolePB(e.Role), Text: e.Text})
+				st.Evidence = append(st.Evidence, evidencePB(e))
 			}
 			for _, v := range t.Versions {
 				pv := &pb.SentenceVersion{LeafIndex: v.Index, Kind: pb.EntryKind(v.Kind), Text: v.Text, Actor: v.Actor,
@@ -398,4 +396,10 @@ func NotePB(n *encounter.Note) *pb.Note {
 			NoteHash: h, Statement: g.Statement, AcknowledgedSentenceIds: g.Acknowledged})
 	}
 	return out
+}
+
+func evidencePB(e encounter.Evidence) *pb.EvidenceSpan {
+	return &pb.EvidenceSpan{SegmentId: e.SegmentID, SegmentIndex: e.SegmentIndex,
+		CharStart: int32(e.CharStart), CharEnd: int32(e.CharEnd), Utf16Start: int32(e.UTF16Start), Utf16End: int32(e.UTF16End),
+		StartMs: e.StartMS, EndMs: e.EndMS, Score: e.Score, SpeakerRole: rolePB(e.Role), Text: e.Text}
 }

@@ -64,6 +64,7 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
 	pb.RegisterEncounterServiceServer(s, &encounterServer{svc: cfg.Encounters, log: cfg.Log})
+	pb.RegisterAlignServiceServer(s, &alignServer{svc: cfg.Encounters})
 	if cfg.Search != nil {
 		pb.RegisterSearchServiceServer(s, &searchServer{idx: cfg.Search})
 	}

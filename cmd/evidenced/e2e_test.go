@@ -388,6 +388,15 @@ func TestServerEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"edit_index"`) {
 			t.Fatalf("edit over JSON: %d %s", resp.StatusCode, body)
 		}
+		resp, err = http.Post(base+"/encounters/"+id+"/align", "application/json", strings.NewReader(`{"sentences":[{"text":"Breathless for two days."}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"segment_id":"g1"`) || !strings.Contains(string(body), `"method":"align-`) {
+			t.Fatalf("ad hoc align over JSON: %d %s", resp.StatusCode, body)
+		}
 		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":`))
 		if err != nil {
 			t.Fatal(err)

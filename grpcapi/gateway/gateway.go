@@ -16,6 +16,7 @@
 //	GET  /api/v1/encounters/{id}/note                 EncounterService.GetNote
 //	POST /api/v1/encounters/{id}/edits                EncounterService.RecordEdit (body: RecordEditRequest)
 //	POST /api/v1/encounters/{id}/signoff              EncounterService.SignNote (body: SignNoteRequest)
+//	POST /api/v1/encounters/{id}/align                AlignService.Align (body: AlignRequest)
 package gateway
 
 import (
@@ -44,6 +45,7 @@ const MaxBodyBytes = 1 << 20
 type Gateway struct {
 	ledger     pb.LedgerServiceClient
 	encounters pb.EncounterServiceClient
+	align      pb.AlignServiceClient
 	extra      []route
 }
 
@@ -54,7 +56,7 @@ type route struct {
 
 // New returns a gateway calling the services on conn.
 func New(conn grpc.ClientConnInterface) *Gateway {
-	return &Gateway{ledger: pb.NewLedgerServiceClient(conn), encounters: pb.NewEncounterServiceClient(conn)}
+	return &Gateway{ledger: pb.NewLedgerServiceClient(conn), encounters: pb.NewEncounterServiceClient(conn), align: pb.NewAlignServiceClient(conn)}
 }
 
 // Handle adds a route served by fn, for services added by other packages.
@@ -137,6 +139,14 @@ func (g *Gateway) routes() []route {
 			}
 			req.EncounterId = r.PathValue("id")
 			return g.encounters.SignNote(ctx, req)
+		}},
+		{"POST /api/v1/encounters/{id}/align", func(ctx context.Context, r *http.Request) (proto.Message, error) {
+			req := &pb.AlignRequest{}
+			if err := ReadBody(r, req); err != nil {
+				return nil, err
+			}
+			req.EncounterId = r.PathValue("id")
+			return g.align.Align(ctx, req)
 		}},
 	}
 }
