@@ -57,7 +57,11 @@ func TestPagination(t *testing.T) {
 		{Query: "pain OR cough OR warfarin -chest"},
 		{Query: "chest OR cough OR warfarin"},
 	} {
-		for _, size := range []int{1, 7, 100} {
+		sizes := []int{7}
+		if r.Query == "" {
+			sizes = []int{1, 7, 100}
+		}
+		for _, size := range sizes {
 			t.Run(fmt.Sprintf("%q/%d/size%d", r.Query, r.Order, size), func(t *testing.T) {
 				r.Tenant, r.PageSize = "tenant-a", MaxPageSize
 				// The reference: the largest pages, on a log that does

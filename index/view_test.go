@@ -18,13 +18,13 @@ import (
 // sizes and checks the index against the reference computed from the log
 // and the encounter service's projection.
 func TestMatchesReference(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		for _, batch := range []int{1, 7, 64, 5000} {
+	for _, seed := range []uint64{1, 2} {
+		for _, batch := range []int{1, 7, 5000} {
 			t.Run(fmt.Sprintf("seed%d/batch%d", seed, batch), func(t *testing.T) {
 				l := memLog(t)
-				steps := 300
+				steps := 200
 				if batch < 5 {
-					steps = 60 // every batch waits for a sync
+					steps = 50 // every batch waits for a sync
 				}
 				scenario(t, l, rand.New(rand.NewPCG(seed, 0)), steps)
 				x := openIndex(t, tempIndexDir(t), l, Options{BatchEntries: batch})
