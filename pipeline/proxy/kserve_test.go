@@ -117,9 +117,9 @@ func newGRPCEnv(t *testing.T, fake *upstreamtest.KServe) *grpcEnv {
 
 func inferRequest(text string) *inferencepb.ModelInferRequest {
 	return &inferencepb.ModelInferRequest{ModelName: "fake-llm", Id: "req-1",
-		Parameters: map[string]*inferencepb.InferParameter{"max_tokens": {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: 256}}},
-		Inputs:     []*inferencepb.ModelInferRequest_InferInputTensor{{Name: "text_input", Datatype: "BYTES", Shape: []int64{1}}},
-		Outputs:    []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: "text_output"}},
+		Parameters:       map[string]*inferencepb.InferParameter{"max_tokens": {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: 256}}},
+		Inputs:           []*inferencepb.ModelInferRequest_InferInputTensor{{Name: "text_input", Datatype: "BYTES", Shape: []int64{1}}},
+		Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: "text_output"}},
 		RawInputContents: [][]byte{kserve.EncodeBytes([]byte(text))}}
 }
 
