@@ -214,7 +214,9 @@ func (b *batch) payload(leaf int64) (any, *ledger.StoredEntry, error) {
 	}
 	p, err := encounter.DecodePayload(e.Leaf.Kind, raw)
 	if err != nil {
-		return nil, e, fmt.Errorf("index: entry %d: %w", leaf, err)
+		// It decoded when it was indexed; the error is not echoed, as
+		// decoder messages may quote the payload.
+		return nil, e, fmt.Errorf("index: entry %d: payload no longer decodes", leaf)
 	}
 	b.payloads[leaf] = decoded{e, p}
 	return p, e, nil
