@@ -44,7 +44,9 @@ func expectedMarks(s *pb.Sentence, segText map[string]string) []markRange {
 	}
 	var out []markRange
 	for seg, rs := range by {
-		sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start || rs[i].Start == rs[j].Start && rs[i].End < rs[j].End })
+		sort.Slice(rs, func(i, j int) bool {
+			return rs[i].Start < rs[j].Start || rs[i].Start == rs[j].Start && rs[i].End < rs[j].End
+		})
 		var merged []markRange
 		for _, r := range rs {
 			if n := len(merged); n > 0 && r.Start < merged[n-1].End {
@@ -431,7 +433,7 @@ func TestInlineEdit(t *testing.T) {
 	size0 := v.s.Log.Size()
 
 	tb.do(chromedp.Click(chromedp.CSS(sel(target))))
-	tb.do(chromedp.Click(chromedp.CSS(`#detail-`+target+` .detail-actions .btn:not(.btn-primary)`)))
+	tb.do(chromedp.Click(chromedp.CSS(`#detail-` + target + ` .detail-actions .btn:not(.btn-primary)`)))
 	tb.wait(`document.activeElement && document.activeElement.id === 'edit-text'`, 5*time.Second)
 	tb.do(chromedp.SetValue(chromedp.CSS(`#edit-text`), newText), chromedp.SendKeys(chromedp.CSS(`#edit-reason`), reason))
 	tb.screenshot("desktop-edit-form")
