@@ -12,6 +12,7 @@ import (
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
+	"github.com/evidenceledger/evidence/pipeline"
 )
 
 // statusOf maps an error from the service layer to a gRPC status. It is the
@@ -27,6 +28,20 @@ func statusOf(err error) error {
 	var invalid *ledger.InvalidError
 	var badSearch *index.InvalidError
 	switch {
+	case errors.As(err, new(*pipeline.CallError)):
+		// A failed model call, recorded; the message names its leaf.
+		code := codes.Unavailable // unreachable, overloaded or a reply that is not a note
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			code = codes.DeadlineExceeded
+		case errors.Is(err, context.Canceled):
+			code = codes.Canceled
+		case errors.Is(err, pipeline.ErrRejected):
+			code = codes.FailedPrecondition
+		}
+		return status.Error(code, err.Error())
+	case errors.Is(err, pipeline.ErrNotConfigured):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.As(err, &invalid):
 		code := codes.InvalidArgument
 		if errors.Is(err, ledger.ErrTooLarge) {

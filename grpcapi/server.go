@@ -43,6 +43,11 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Search serves SearchService when set.
 	Search *index.Index
+	// Inference serves InferenceService when set (*pipeline.Pipeline), and
+	// KServeProxy, when set, serves inference.GRPCInferenceService as the
+	// recording proxy (*proxy.KServeProxy).
+	Inference   NoteGenerator
+	KServeProxy Registrar
 }
 
 // MaxMessageBytes caps a request message.
@@ -67,6 +72,12 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	pb.RegisterAlignServiceServer(s, &alignServer{svc: cfg.Encounters})
 	if cfg.Search != nil {
 		pb.RegisterSearchServiceServer(s, &searchServer{idx: cfg.Search})
+	}
+	if cfg.Inference != nil {
+		pb.RegisterInferenceServiceServer(s, &inferenceServer{gen: cfg.Inference, receipts: &encounterServer{log: cfg.Log}})
+	}
+	if cfg.KServeProxy != nil {
+		cfg.KServeProxy.Register(s)
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
