@@ -316,7 +316,37 @@ func (h *Handler) serveAudio(w http.ResponseWriter, r *http.Request) {
 	if meta.DurationMS > 0 {
 		hd.Set("X-Content-Duration", strconv.FormatFloat(float64(meta.DurationMS)/1000, 'f', 3, 64))
 	}
+	if !dropEmptySuffixRanges(r) {
+		hd.Set("Content-Range", fmt.Sprintf("bytes */%d", b.Size()))
+		http.Error(w, "requested range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
 	http.ServeContent(w, r, "", noModTime, io.NewSectionReader(b, 0, b.Size()))
+}
+
+// dropEmptySuffixRanges removes "-0" from a Range header: a suffix range
+// of length zero is unsatisfiable (RFC 9110 section 14.1.1), but
+// http.ServeContent answers it 206 with an empty, invalid Content-Range.
+// It reports false when no range is left, for a 416.
+func dropEmptySuffixRanges(r *http.Request) bool {
+	h := r.Header.Get("Range")
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return true
+	}
+	var keep []string
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if digits, ok := strings.CutPrefix(part, "-"); ok && digits != "" && strings.Trim(digits, "0") == "" {
+			continue
+		}
+		keep = append(keep, part)
+	}
+	if len(keep) == 0 {
+		return false
+	}
+	r.Header.Set("Range", "bytes="+strings.Join(keep, ","))
+	return true
 }
 
 // audioError writes an error as the gateway does: {"code","message"}, with
