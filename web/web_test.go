@@ -143,10 +143,10 @@ func TestAudioRanges(t *testing.T) {
 				{"bytes=0-99", 0, 99},
 				{"bytes=1-1", 1, 1},
 				{fmt.Sprintf("bytes=%d-%d", blob.ChunkSize-10, blob.ChunkSize+10), blob.ChunkSize - 10, blob.ChunkSize + 10}, // across chunks
-				{fmt.Sprintf("bytes=%d-", size-1000), size - 1000, size - 1},                                                // open-ended
-				{"bytes=-500", size - 500, size - 1},                                                                       // suffix
-				{fmt.Sprintf("bytes=-%d", size+100), 0, size - 1},                                                          // suffix longer than the file
-				{fmt.Sprintf("bytes=%d-%d", size-10, size+1000), size - 10, size - 1},                                      // end past the file
+				{fmt.Sprintf("bytes=%d-", size-1000), size - 1000, size - 1},                                                 // open-ended
+				{"bytes=-500", size - 500, size - 1},                                                                         // suffix
+				{fmt.Sprintf("bytes=-%d", size+100), 0, size - 1},                                                            // suffix longer than the file
+				{fmt.Sprintf("bytes=%d-%d", size-10, size+1000), size - 10, size - 1},                                        // end past the file
 			} {
 				resp, body := s.do(t, "GET", path, "Range", c.rng)
 				want := data[c.start : c.end+1]
