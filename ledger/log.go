@@ -331,21 +331,21 @@ func (l *Log) prepare(entries []Entry) (*request, error) {
 	if _, err := io.ReadFull(l.opts.Rand, salts); err != nil {
 		return nil, fmt.Errorf("ledger: read salt: %w", err)
 	}
-	for i, e := range entries {
-		field := func(name string) string {
-			if len(entries) == 1 {
-				return name
-			}
-			return fmt.Sprintf("entries[%d].%s", i, name)
+	field := func(i int, name string) string {
+		if len(entries) == 1 {
+			return name
 		}
+		return fmt.Sprintf("entries[%d].%s", i, name)
+	}
+	for i, e := range entries {
 		if len(e.Payload) > l.opts.MaxPayload {
-			return nil, &InvalidError{Field: field("payload"), Reason: fmt.Sprintf("%d bytes exceed the limit of %d", len(e.Payload), l.opts.MaxPayload), Err: ErrTooLarge}
+			return nil, &InvalidError{Field: field(i, "payload"), Reason: fmt.Sprintf("%d bytes exceed the limit of %d", len(e.Payload), l.opts.MaxPayload), Err: ErrTooLarge}
 		}
 		leaf := Leaf{Kind: e.Kind, Time: now, Tenant: e.Tenant, Encounter: e.Encounter, Actor: e.Actor}
 		if err := leaf.validate(); err != nil {
 			var ie *InvalidError
 			if errors.As(err, &ie) {
-				ie.Field = field(ie.Field)
+				ie.Field = field(i, ie.Field)
 			}
 			return nil, err
 		}
@@ -357,8 +357,8 @@ func (l *Log) prepare(entries []Entry) (*request, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: seal payload: %w", err)
 		}
-		p.record = make([]byte, 0, SaltSize+len(sealed))
-		p.record = append(append(p.record, p.salt...), sealed...)
+		p.record = make([]byte, 0, 1+SaltSize+len(sealed))
+		p.record = append(append(append(p.record, payloadPresent), p.salt...), sealed...)
 		req.bytes += len(p.record) + MaxLeafLen
 	}
 	return req, nil

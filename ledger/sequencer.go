@@ -25,7 +25,7 @@ type request struct {
 type prepared struct {
 	leaf   Leaf
 	salt   []byte
-	record []byte // salt || sealed payload, without the state byte
+	record []byte // the stored payload record: state byte, salt, sealed payload
 }
 
 type result struct {
@@ -140,15 +140,7 @@ func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
 func (s *sequencerState) ReadHashes(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
 	for i, x := range indexes {
-		level, n := tlog.SplitStoredHashIndex(x)
-		id, row, pos := locate(level, n)
-		if t := s.edge[id]; t != nil {
-			if h, ok := t.get(row, pos); ok {
-				out[i] = h
-				continue
-			}
-		}
-		h, err := s.log.reads.hash(level, n)
+		h, err := s.hash(tlog.SplitStoredHashIndex(x))
 		if err != nil {
 			return nil, err
 		}
@@ -171,8 +163,39 @@ func (s *sequencerState) put(level int, n int64, h Hash, dirty map[tileID]bool) 
 	return t.set(row, pos, h)
 }
 
-func (s *sequencerState) head(tenant, encounter string) (*headState, error) {
-	k := tenant + "\x00" + encounter
+// head returns the chain head of an encounter; k is tenant "\x00" encounter.
+// appendLeafHash adds leaf idx to the tree: its hash, then the hash of
+// every subtree it completes, each from its left sibling on the right edge
+// (RFC 6962 MTH, computed incrementally).
+func (s *sequencerState) appendLeafHash(idx int64, h Hash, dirty map[tileID]bool) error {
+	if err := s.put(0, idx, h, dirty); err != nil {
+		return err
+	}
+	for level, n := 0, idx; n&1 == 1; level, n = level+1, n>>1 {
+		left, err := s.hash(level, n-1)
+		if err != nil {
+			return err
+		}
+		h = tlog.NodeHash(left, h)
+		if err := s.put(level+1, n>>1, h, dirty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hash returns a node hash from the right edge, or from storage.
+func (s *sequencerState) hash(level int, n int64) (Hash, error) {
+	id, row, pos := locate(level, n)
+	if t := s.edge[id]; t != nil {
+		if h, ok := t.get(row, pos); ok {
+			return h, nil
+		}
+	}
+	return s.log.reads.hash(level, n)
+}
+
+func (s *sequencerState) head(k, tenant, encounter string) (*headState, error) {
 	if h := s.heads[k]; h != nil {
 		return h, nil
 	}
@@ -221,7 +244,8 @@ func (s *sequencerState) build(b *batch) error {
 		r.app = Appended{First: s.size, Leaves: make([][]byte, len(r.entries)), LeafHashes: make([]Hash, len(r.entries))}
 		for i := range r.entries {
 			p := &r.entries[i]
-			h, err := s.head(p.leaf.Tenant, p.leaf.Encounter)
+			hk := p.leaf.Tenant + "\x00" + p.leaf.Encounter
+			h, err := s.head(hk, p.leaf.Tenant, p.leaf.Encounter)
 			if err != nil {
 				return err
 			}
@@ -232,21 +256,15 @@ func (s *sequencerState) build(b *batch) error {
 			idx := s.size
 			data := p.leaf.appendTo(make([]byte, 0, leafFixedLen+len(p.leaf.Tenant)+len(p.leaf.Encounter)+len(p.leaf.Actor)))
 			lh := tlog.RecordHash(data)
-			hashes, err := tlog.StoredHashesForRecordHash(idx, lh, s)
-			if err != nil {
+			if err := s.appendLeafHash(idx, lh, dirtyTiles); err != nil {
 				return err
 			}
-			for level, x := range hashes {
-				if err := s.put(level, idx>>level, x, dirtyTiles); err != nil {
-					return err
-				}
-			}
 			b.ops.Set(leafKey(idx), data)
-			b.ops.Set(payloadKey(p.leaf.Commitment), append([]byte{payloadPresent}, p.record...))
+			b.ops.Set(payloadKey(p.leaf.Commitment), p.record)
 			b.ops.Set(encounterIndexKey(p.leaf.Tenant, p.leaf.Encounter, idx), nil)
 			h.last, h.hash, h.batch = idx, lh, b.no
 			h.count++
-			dirtyHeads[p.leaf.Tenant+"\x00"+p.leaf.Encounter] = h
+			dirtyHeads[hk] = h
 			r.app.Leaves[i] = data
 			r.app.LeafHashes[i] = lh
 			s.size++
