@@ -45,7 +45,21 @@ export function authHeaders() {
   return h;
 }
 
+// Responses the boot module asked for before the page's modules loaded;
+// each is used once.
+const early = new Map();
+
+/** prefetch starts a GET now, for request() to take over later. */
+export function prefetch(path) {
+  if (!early.has(path)) early.set(path, request('GET', path));
+}
+
 async function request(method, path, body, { signal } = {}) {
+  if (method === 'GET' && early.has(path)) {
+    const p = early.get(path);
+    early.delete(path);
+    return p;
+  }
   const headers = { Accept: 'application/json', ...authHeaders() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, cache: 'no-store' });
@@ -59,15 +73,21 @@ async function request(method, path, body, { signal } = {}) {
 
 const enc = encodeURIComponent;
 
+export const paths = {
+  encounter: (id) => `/api/v1/encounters/${enc(id)}`,
+  transcript: (id) => `/api/v1/encounters/${enc(id)}/transcript`,
+  note: (id) => `/api/v1/encounters/${enc(id)}/note`,
+};
+
 export const api = {
   logInfo: () => request('GET', '/api/v1/log'),
   checkpoint: () => request('GET', '/api/v1/checkpoint'),
   entry: (index) => request('GET', `/api/v1/entries/${index}?proof=1`),
   consistency: (from, to) => request('GET', `/api/v1/proofs/consistency?from=${from}&to=${to}`),
   encounters: (pageToken = '') => request('GET', `/api/v1/encounters?page_size=200${pageToken ? `&page_token=${enc(pageToken)}` : ''}`),
-  encounter: (id) => request('GET', `/api/v1/encounters/${enc(id)}`),
-  transcript: (id) => request('GET', `/api/v1/encounters/${enc(id)}/transcript`),
-  note: (id) => request('GET', `/api/v1/encounters/${enc(id)}/note`),
+  encounter: (id) => request('GET', paths.encounter(id)),
+  transcript: (id) => request('GET', paths.transcript(id)),
+  note: (id) => request('GET', paths.note(id)),
   edit: (id, req) => request('POST', `/api/v1/encounters/${enc(id)}/edits`, req),
   sign: (id, req) => request('POST', `/api/v1/encounters/${enc(id)}/signoff`, req),
   search: (q, encounterId, opts) =>

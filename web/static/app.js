@@ -193,6 +193,8 @@ async function route() {
     if (m) await showVisit(decodeURIComponent(m[1]));
     else await showList();
   } catch (err) {
+    if (app.view) app.view.destroy();
+    app.view = null;
     showError(err);
   }
   if (app.search) app.search.setVisit(app.view);
@@ -263,16 +265,24 @@ function showError(err) {
   );
 }
 
-// Search appears only when the server has it.
-api.searchAvailable().then((ok) => {
-  if (ok) {
-    app.search = new SearchBox(app, document.getElementById('search'));
-    app.search.setVisit(app.view);
-  }
-  document.body.dataset.search = ok ? 'on' : 'off';
-});
+// Search appears only when the server has it; the probe waits until the
+// first view is on screen.
+let searchProbed = false;
+app.afterPaint = () => {
+  if (searchProbed) return;
+  searchProbed = true;
+  api.searchAvailable().then((ok) => {
+    if (ok) {
+      app.search = new SearchBox(app, document.getElementById('search'));
+      app.search.setVisit(app.view);
+    }
+    document.body.dataset.search = ok ? 'on' : 'off';
+  });
+};
 
-route();
+route().then(() => {
+  if (!app.view) app.afterPaint();
+});
 
 // For tests and measurements.
 window.evidenceApp = app;

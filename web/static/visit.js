@@ -111,8 +111,15 @@ export class VisitView {
     this.#renderNote();
     this.#renderStatus();
     performance.mark('evidence:visit-ready');
-    // Verification runs after the page is on screen.
-    setTimeout(() => this.verifier.start(expectationsFor(this.note, this.transcript)), 0);
+    // The frame after the one that paints the visit (docs/web.md). The
+    // verification and the rest start only then, so as not to delay it.
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        performance.mark('evidence:visit-painted');
+        this.verifier.start(expectationsFor(this.note, this.transcript));
+        this.app.afterPaint();
+      }, 0),
+    );
   }
 
   #meta() {
