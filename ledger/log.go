@@ -353,7 +353,7 @@ func (l *Log) prepare(entries []Entry) (*request, error) {
 		p.leaf = leaf
 		p.salt = salts[i*SaltSize : (i+1)*SaltSize]
 		p.leaf.Commitment = Commit(p.salt, e.Payload)
-		sealed, err := l.opts.Sealer.Seal(e.Tenant, e.Encounter, p.leaf.Commitment, e.Payload)
+		sealed, err := sealPayload(l.opts.Sealer, e.Kind, e.Tenant, e.Encounter, p.leaf.Commitment, e.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: seal payload: %w", err)
 		}
