@@ -759,3 +759,18 @@ func TestVisitList(t *testing.T) {
 	tb.do(chromedp.Navigate(v.s.URL + "/encounters/enc_nosuchvisit"))
 	tb.wait(`document.querySelector('h1') && document.querySelector('h1').textContent === 'Visit not found'`, 10*time.Second)
 }
+
+// TestScreenshots saves the page's main state for docs/screenshots: an
+// edited sentence with several spans, playing.
+func TestScreenshots(t *testing.T) {
+	v := openDemo(t)
+	tb := newTab(t, 1280, 800)
+	tb.openVisit(v.s.URL, v.id)
+	tb.waitVerified()
+	tb.do(chromedp.Click(chromedp.CSS(sel("S1"))))
+	tb.wait(`document.querySelector('mark.evidence-playing') !== null && document.querySelector('audio').currentTime > 0`, 10*time.Second)
+	time.Sleep(1200 * time.Millisecond)
+	tb.screenshot("desktop-visit")
+	tb.do(chromedp.Click(chromedp.CSS(`#verify-badge`)))
+	tb.screenshot("desktop-verified")
+}

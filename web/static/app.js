@@ -243,7 +243,7 @@ async function showVisit(id) {
   await view.load();
   const title = view.encounter.title || id;
   document.title = `${title} · Evidence Ledger`;
-  setCrumbs([{ text: 'Visits', href: '/' }, { text: shorten(title, 48) }]);
+  setCrumbs([{ text: 'Visits', href: '/' }, { text: shorten(view.encounter.patient_ref || id, 48) }]);
 }
 
 function shorten(s, n) {
