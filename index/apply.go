@@ -273,15 +273,14 @@ func (x *Index) step(target int64) (int64, error) {
 	last := x.mu.lastHash
 	skipped := 0
 	for i := from; i < to; i++ {
-		e, err := x.src.Entry(i)
-		if err != nil {
+		raw, e, err := x.src.Payload(i)
+		if e == nil {
 			return from, fmt.Errorf("index: entry %d: %w", i, err)
 		}
 		last = e.Hash
 		if !indexed(e.Leaf.Kind) {
 			continue
 		}
-		raw, _, err := x.src.Payload(i)
 		if errors.Is(err, ledger.ErrRedacted) {
 			skipped++
 			continue
