@@ -639,6 +639,7 @@ func searchRoute(stk func() *stack) func(*http.ServeMux) {
 				SpeakerRole string `json:"speaker_role"`
 				SegmentID   string `json:"segment_id"`
 				SentenceID  string `json:"sentence_id"`
+				Section     string `json:"section"`
 				StartMS     string `json:"start_ms"`
 				EndMS       string `json:"end_ms"`
 			}
@@ -647,6 +648,20 @@ func searchRoute(stk func() *stack) func(*http.ServeMux) {
 			for _, e := range list.GetEncounters() {
 				if enc := r.URL.Query().Get("encounter"); enc != "" && enc != e.GetEncounterId() {
 					continue
+				}
+				note, _ := s.API.GetNote(as("test"), &pb.GetNoteRequest{EncounterId: e.GetEncounterId()})
+				for _, sec := range note.GetNote().GetSections() {
+					for _, x := range sec.GetSentences() {
+						low := strings.ToLower(x.GetText())
+						i := strings.Index(low, q)
+						if i < 0 {
+							continue
+						}
+						a := len(utf16.Encode([]rune(x.GetText()[:i])))
+						last := x.GetProvenance().GetVersions()[len(x.GetProvenance().GetVersions())-1]
+						hits = append(hits, hit{LeafIndex: fmt.Sprint(last.GetLeafIndex()), EncounterID: e.GetEncounterId(), Kind: last.GetKind().String(), Text: x.GetText(),
+							Highlights: []hl{{a, a + len(utf16.Encode([]rune(x.GetText()[i:i+len(q)])))}}, SentenceID: x.GetSentenceId(), Section: sec.GetName()})
+					}
 				}
 				tr, _ := s.API.GetTranscript(as("test"), &pb.GetTranscriptRequest{EncounterId: e.GetEncounterId()})
 				for _, g := range tr.GetSegments() {
@@ -689,7 +704,7 @@ func TestSearch(t *testing.T) {
 			t.Errorf("the hit highlights %q", got)
 		}
 		tb.screenshot("desktop-search")
-		segID := eval[string](tb, `(() => { const h = document.querySelector('#search-results .hit'); return h.querySelector('.hit-text').textContent; })()`)
+		segID := eval[string](tb, `document.querySelector('#search-results .hit[data-hit-kind=segment] .hit-text').textContent`)
 		var seg *pb.Segment
 		tr, _ := s.API.GetTranscript(as("test"), &pb.GetTranscriptRequest{EncounterId: v.id})
 		for _, g := range tr.GetSegments() {
@@ -701,7 +716,7 @@ func TestSearch(t *testing.T) {
 			t.Fatalf("no segment has the hit's text %q", segID)
 		}
 		eval[bool](tb, startSampler)
-		tb.do(chromedp.Click(chromedp.CSS(`#search-results .hit`)))
+		tb.do(chromedp.Click(chromedp.CSS(`#search-results .hit[data-hit-kind=segment]`)))
 		tb.wait(`window.__samples.some((s) => !s.paused) && document.querySelector('audio').paused`, time.Duration(seg.GetEndMs()-seg.GetStartMs()+10000)*time.Millisecond)
 		ss := samples(tb)
 		var first *sample
@@ -717,6 +732,20 @@ func TestSearch(t *testing.T) {
 		}
 		if last := ss[len(ss)-1]; last.CT > end+stopTolerance || last.CT < end-stopTolerance {
 			t.Errorf("the hit's playback stopped at %.3f s, want its end %.3f s", last.CT, end)
+		}
+
+		// A note hit opens its sentence and plays its evidence.
+		tb.do(chromedp.Click(chromedp.CSS(`#search-input`)), chromedp.SendKeys(chromedp.CSS(`#search-input`), " "))
+		tb.wait(`document.querySelectorAll('#search-results .hit[data-hit-kind=sentence]').length > 0`, 10*time.Second)
+		sid := eval[string](tb, `(() => { const h = document.querySelector('#search-results .hit[data-hit-kind=sentence]'); return h.querySelector('.hit-text').textContent; })()`)
+		tb.do(chromedp.Click(chromedp.CSS(`#search-results .hit[data-hit-kind=sentence]`)))
+		tb.wait(`document.querySelector('.sentence.active') !== null && !document.querySelector('audio').paused`, 10*time.Second)
+		if got := eval[string](tb, `document.querySelector('.sentence.active .sentence-text').textContent`); got != sid {
+			t.Errorf("the note hit %q opened the sentence %q", sid, got)
+		}
+		active := v.sentence(eval[string](tb, `document.querySelector('.sentence.active').dataset.sentenceId`))
+		if got, want := pageMarks(tb), expectedMarks(active, v.segText); !slices.Equal(got, want) {
+			t.Errorf("highlights after a note hit:\n got %v\nwant %v", got, want)
 		}
 	})
 }
@@ -755,6 +784,20 @@ func TestVisitList(t *testing.T) {
 	tb.wait(`location.pathname === '/encounters/`+v.id+`' && document.querySelector('[data-sentence-id]') !== null`, 10*time.Second)
 	tb.do(chromedp.NavigateBack())
 	tb.wait(`document.querySelector('.visit-card') !== null`, 10*time.Second)
+	// A link to a sentence opens it, without playing.
+	tb.do(chromedp.Navigate(v.s.URL + "/encounters/" + v.id + "#P5"))
+	tb.wait(`document.querySelector('[data-sentence-id="P5"]')?.getAttribute('aria-expanded') === 'true'`, 10*time.Second)
+	if got, want := pageMarks(tb), expectedMarks(v.sentence("P5"), v.segText); !slices.Equal(got, want) {
+		t.Errorf("highlights of a linked sentence:\n got %v\nwant %v", got, want)
+	}
+	if !eval[bool](tb, `document.querySelector('audio').paused`) {
+		t.Error("a sentence link started playback")
+	}
+	// Activating a sentence names it in the address.
+	tb.do(chromedp.Click(chromedp.CSS(sel("P6"))))
+	if got := eval[string](tb, `location.hash`); got != "#P6" {
+		t.Errorf("address fragment %q after activating P6", got)
+	}
 	// An unknown visit says so.
 	tb.do(chromedp.Navigate(v.s.URL + "/encounters/enc_nosuchvisit"))
 	tb.wait(`document.querySelector('h1') && document.querySelector('h1').textContent === 'Visit not found'`, 10*time.Second)

@@ -157,6 +157,9 @@ const app = {
 };
 
 stopButton.addEventListener('click', () => app.player.stop());
+audio.addEventListener('error', () => {
+  if (audio.getAttribute('src')) app.setPlayerStatus('The recording could not be loaded. Reload the page to try again.', false);
+});
 app.player.addEventListener('span', () => (stopButton.disabled = false));
 app.player.addEventListener('done', () => (stopButton.disabled = true));
 document.addEventListener('keydown', (e) => {
@@ -192,6 +195,9 @@ async function route() {
   try {
     if (m) await showVisit(decodeURIComponent(m[1]));
     else await showList();
+    // Move focus to the new content, for keyboard and screen reader users,
+    // unless a sentence link already took it.
+    if (!document.activeElement || document.activeElement === document.body) main.focus({ preventScroll: true });
   } catch (err) {
     if (app.view) app.view.destroy();
     app.view = null;
@@ -231,7 +237,6 @@ async function showList() {
       encs.length ? list : h('p', { class: 'empty', text: 'No visits are recorded yet. Start the server with --demo to load the demo visit.' }),
     ),
   );
-  main.focus({ preventScroll: true });
 }
 
 async function showVisit(id) {

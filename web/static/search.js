@@ -18,6 +18,7 @@ export class SearchBox {
     this.scope = root.querySelector('#search-scope');
     this.results = root.querySelector('#search-results');
     this.view = null;
+    this.titles = null; // encounter id -> title, for hits in other visits
     this.timer = 0;
     this.controller = null;
     root.hidden = false;
@@ -85,7 +86,16 @@ export class SearchBox {
     const encounter = this.view && this.scope.value === 'visit' ? this.view.id : '';
     try {
       const r = await api.search(q, encounter, { signal: this.controller.signal });
-      this.#show(r.hits || [], q);
+      const hits = r.hits || [];
+      if (!this.titles && hits.some((x) => !this.view || x.encounter_id !== this.view.id)) {
+        this.titles = new Map();
+        try {
+          for (const e of (await api.encounters()).encounters || []) this.titles.set(e.encounter_id, e.title || e.encounter_id);
+        } catch {
+          // Ids will do.
+        }
+      }
+      this.#show(hits, q);
     } catch (err) {
       if (err.name === 'AbortError') return;
       this.#message(`Search failed: ${err.message}`);
@@ -120,8 +130,8 @@ export class SearchBox {
     const other = !this.view || hit.encounter_id !== this.view.id;
     return h(
       'button',
-      { type: 'button', class: 'hit', dataset: { hitLeaf: String(int(hit.leaf_index)) }, onclick: (e) => this.#open(hit, e) },
-      h('span', { class: 'hit-meta', text: other ? `${where} · visit ${hit.encounter_id}` : where }),
+      { type: 'button', class: 'hit', dataset: { hitLeaf: String(int(hit.leaf_index)), hitKind: isSentence ? 'sentence' : 'segment' }, onclick: (e) => this.#open(hit, e) },
+      h('span', { class: 'hit-meta', text: other ? `${where} · ${(this.titles && this.titles.get(hit.encounter_id)) || hit.encounter_id}` : where }),
       text,
     );
   }
@@ -135,7 +145,9 @@ export class SearchBox {
       this.view = this.app.view;
       if (!this.view) return;
     }
-    if (hit.sentence_id && !hit.superseded && this.view.focusSentence(hit.sentence_id)) return;
+    // A note hit opens its sentence (an earlier version shows in its
+    // provenance); a transcript hit plays its stretch of the visit.
+    if (hit.sentence_id && this.view.focusSentence(hit.sentence_id)) return;
     if (hit.segment_id) {
       this.view.revealSegment(hit.segment_id, hit.highlights);
       this.view.playRange(int(hit.start_ms), int(hit.end_ms), `Playing search result at ${clock(int(hit.start_ms))}`, event);

@@ -110,6 +110,12 @@ export class VisitView {
     this.#renderTranscript();
     this.#renderNote();
     this.#renderStatus();
+    const linked = decodeURIComponent(location.hash.slice(1));
+    if (linked && this.sentences.has(linked)) {
+      // A link to a sentence opens it; playing waits for the user.
+      this.activate(linked, { play: false });
+      this.sentences.get(linked).el.scrollIntoView({ block: 'center' });
+    }
     performance.mark('evidence:visit-ready');
     // The frame after the one that paints the visit (docs/web.md). The
     // verification and the rest start only then, so as not to delay it.
@@ -277,7 +283,7 @@ export class VisitView {
       marks,
       flagged && h('span', { class: 'visually-hidden', id: describedBy, text: 'Unsupported: no evidence was found in the transcript.' }),
     );
-    const detail = h('div', { class: 'detail', id: `detail-${s.sentence_id}`, hidden: this.active !== s.sentence_id });
+    const detail = h('div', { class: 'detail', id: `detail-${s.sentence_id}`, role: 'region', 'aria-label': 'Evidence and provenance', hidden: this.active !== s.sentence_id });
     const item = h('li', { class: 'sentence-item' }, el, detail);
     this.sentences.set(s.sentence_id, { s, section, el, item, detail });
     if (this.active === s.sentence_id) this.#renderDetail(s.sentence_id);
@@ -322,7 +328,10 @@ export class VisitView {
     if (!x) return;
     const s = x.s;
     const spans = this.#spans(s);
-    if (play && spans.length) {
+    if (play && spans.length && !this.#recording()) {
+      this.player.stop();
+      this.app.setPlayerStatus('This visit has no recording to play.');
+    } else if (play && spans.length) {
       // Start the audio before touching the DOM: the seek is the slow part.
       this.app.measure.start(event);
       this.player.play(spans);
@@ -342,6 +351,8 @@ export class VisitView {
     }
     x.el.classList.add('active');
     x.el.setAttribute('aria-expanded', 'true');
+    // The address names the sentence, so it can be shared or reloaded.
+    if (location.hash !== `#${id}`) history.replaceState(history.state, '', `#${encodeURIComponent(id)}`);
     for (const y of this.sentences.values()) y.el.tabIndex = -1;
     x.el.tabIndex = 0;
     this.#renderDetail(id);
