@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidenceledger/evidence/encounter"
@@ -218,7 +219,9 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	streaming := resp.ContentLength < 0 || openai.IsEventStream(x.contentType)
 	digest := sha256.New()
 	var held []byte // for a body of known length, the last chunk waits for the spool
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	var readErr, writeErr error
 	write := func(b []byte) {
 		if writeErr != nil || len(b) == 0 {
@@ -285,6 +288,8 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // exchange is what the proxy saw of one call.
 type exchange struct {
