@@ -58,6 +58,23 @@ type AsyncWriter interface {
 	WriteAsync(b *Batch) (wait func() error, err error)
 }
 
+// Purger is implemented by stores that can erase keys physically, not only
+// logically. A Delete hides a value at once but leaves it in the engine's
+// write-ahead log and table files until compactions happen to rewrite them,
+// which may be never. Crypto-shredding needs more: once a wrapped data key is
+// purged, no copy of it may be left for someone holding the key-encryption
+// key to unwrap.
+type Purger interface {
+	// Purge deletes every key that starts with prefix and returns once no
+	// version of any of them (live, overwritten or deleted) is left in a
+	// file of the store, other than in space the filesystem has freed and
+	// not yet reused. The prefix must not be empty. Other keys are not
+	// affected. Purge may pause writes for its duration (badger) or
+	// compact the prefix's key range through every level (pebble); it is
+	// meant for rare calls on small prefixes.
+	Purge(prefix []byte) error
+}
+
 // Op is one operation of a Batch.
 type Op struct {
 	Key    []byte

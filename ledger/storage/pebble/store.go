@@ -109,6 +109,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		FormatMajorVersion: formatVersion,
 		Logger:             logger,
 		EventListener:      &events,
+		// Obsolete files are deleted and WAL files never recycled, so that
+		// Purge can erase values (see purge.go).
+		Cleaner: deletingCleaner{},
 	}
 	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 256, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Hour, TargetGarbageRatio: 0.2}
