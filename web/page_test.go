@@ -816,4 +816,7 @@ func TestScreenshots(t *testing.T) {
 	tb.screenshot("desktop-visit")
 	tb.do(chromedp.Click(chromedp.CSS(`#verify-badge`)))
 	tb.screenshot("desktop-verified")
+	tb.do(chromedp.Click(chromedp.CSS(`#verify-badge`)))
+	eval[bool](tb, `(document.querySelector('#detail-S1 .provenance').scrollIntoView({block: 'end'}), true)`)
+	tb.screenshot("desktop-provenance")
 }

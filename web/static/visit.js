@@ -519,7 +519,7 @@ export class VisitView {
           v.reason && h('p', { class: 'prov-reason' }, h('span', { class: 'label', text: 'Reason: ' }), v.reason),
           before !== null && before !== v.text
             ? h('div', { class: 'diff' }, h('div', { class: 'diff-row' }, h('span', { class: 'label', text: 'Before' }), h('del', { text: before })), h('div', { class: 'diff-row' }, h('span', { class: 'label', text: 'After' }), h('ins', { text: v.text })))
-            : i === 0 && versions.length > 1 && h('p', { class: 'prov-text' }, h('span', { class: 'label', text: 'Text: ' }), v.text),
+            : null,
         ),
       );
     });
