@@ -264,11 +264,14 @@ var soapNames = map[string]string{
 	"assessment/plan": "Assessment and Plan", "a/p": "Assessment and Plan",
 }
 
+// emphasis removes Markdown bold markers.
+var emphasis = strings.NewReplacer("**", "", "__", "")
+
 // heading recognises a section heading line. It returns the section name,
 // any text after the heading on the same line, and whether the heading is
 // a SOAP one.
 func heading(line string) (name, inline string, soap, ok bool) {
-	l := strings.TrimSpace(strings.NewReplacer("**", "", "__", "").Replace(line))
+	l := strings.TrimSpace(emphasis.Replace(line))
 	hashed := strings.HasPrefix(l, "#")
 	l = strings.TrimSpace(strings.TrimLeft(l, "#"))
 	if l == "" {

@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -382,109 +383,142 @@ func (r *Recorder) work(queue chan *pending) {
 type groupKey struct{ tenant, encounter string }
 
 func (r *Recorder) recordBatch(batch []*pending) {
-	groups := map[groupKey][]*pending{}
-	var order []groupKey
-	for _, p := range batch {
-		k := groupKey{p.call.Tenant, p.call.Encounter}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], p)
-	}
-	for _, k := range order {
-		r.recordGroup(groups[k])
-	}
-}
-
-// recordGroup records calls of one tenant that named the same encounter.
-func (r *Recorder) recordGroup(ps []*pending) {
 	var err error
 	for attempt := 0; ; attempt++ {
-		ps, err = r.tryGroup(ps)
+		batch, err = r.tryBatch(batch)
 		if err == nil || attempt == r.opts.Retries || errors.Is(err, ledger.ErrClosed) || errors.As(err, new(*ledger.FailedError)) {
 			break
 		}
 		time.Sleep(min(50*time.Millisecond<<attempt, 5*time.Second))
 	}
-	for _, p := range ps {
+	for _, p := range batch {
 		r.settle(p, err)
 	}
 }
 
-// tryGroup records what it can of ps and returns the calls still to
-// record. Calls it records are settled.
-func (r *Recorder) tryGroup(ps []*pending) ([]*pending, error) {
+// group is the calls of a batch of one tenant that named one encounter,
+// in order, and where they are recorded.
+type group struct {
+	calls    []*pending
+	id       string // the encounter recorded under
+	fallback string // the named encounter, when the default was used instead
+}
+
+// tryBatch records what it can of ps and returns the calls still to
+// record, with the error that stopped it. Calls it records are settled.
+//
+// Each encounter's calls are recorded in order. The leading calls without
+// a note of every encounter go into one ledger append; a call with a note
+// goes through the encounter service, which aligns it; and so on until
+// every call is recorded.
+func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := encounter.Caller{Tenant: ps[0].call.Tenant, Actor: ps[0].call.Actor}
-	id, fallback, err := r.resolve(ctx, c, ps[0].call.Encounter)
-	if err != nil {
-		return ps, err
-	}
-	if ps[0].replay {
-		if ps, err = r.dropRecorded(c.Tenant, id, ps); err != nil || len(ps) == 0 {
-			return ps, err
+	index := map[groupKey]*group{}
+	var groups []*group
+	for _, p := range ps {
+		k := groupKey{p.call.Tenant, p.call.Encounter}
+		g, ok := index[k]
+		if !ok {
+			g = &group{}
+			index[k] = g
+			groups = append(groups, g)
 		}
+		g.calls = append(g.calls, p)
 	}
-	for len(ps) > 0 {
-		// A run of calls without notes goes in one append; a call with a
-		// note goes through the encounter service, which aligns it.
-		n := 0
-		for n < len(ps) && ps[n].call.Output.Note == nil {
-			n++
+	rest := func() []*pending {
+		var out []*pending
+		for _, g := range groups {
+			out = append(out, g.calls...)
 		}
-		if n == 0 {
-			p := ps[0]
-			o := p.call.Output
-			if fallback != "" {
-				o.Parameters["requested_encounter"] = fallback
+		return out
+	}
+	for _, g := range groups {
+		first := g.calls[0].call
+		c := encounter.Caller{Tenant: first.Tenant, Actor: first.Actor}
+		var err error
+		if g.id, g.fallback, err = r.resolve(ctx, c, first.Encounter); err != nil {
+			return rest(), err
+		}
+		if slices.ContainsFunc(g.calls, func(p *pending) bool { return p.replay }) {
+			if g.calls, err = r.dropRecorded(c.Tenant, g.id, g.calls); err != nil {
+				return rest(), err
 			}
-			_, err := r.enc.RecordModelOutput(ctx, encounter.Caller{Tenant: p.call.Tenant, Actor: p.call.Actor}, id, o)
+		}
+		for _, p := range g.calls {
+			if g.fallback != "" {
+				p.call.Output.Parameters["requested_encounter"] = g.fallback
+			}
+		}
+	}
+	for {
+		var plain []*pending
+		var plainIDs []string
+		for _, g := range groups {
+			n := 0
+			for n < len(g.calls) && g.calls[n].call.Output.Note == nil {
+				n++
+			}
+			for _, p := range g.calls[:n] {
+				plain, plainIDs = append(plain, p), append(plainIDs, g.id)
+			}
+		}
+		if len(plain) > 0 {
+			if err := r.appendPlain(ctx, plainIDs, plain); err != nil {
+				return rest(), err
+			}
+			for _, g := range groups {
+				for len(g.calls) > 0 && g.calls[0].call.Output.Note == nil {
+					r.settle(g.calls[0], nil)
+					g.calls = g.calls[1:]
+				}
+			}
+		}
+		noted := false
+		for _, g := range groups {
+			if len(g.calls) == 0 {
+				continue
+			}
+			noted = true
+			p := g.calls[0]
+			_, err := r.enc.RecordModelOutput(ctx, encounter.Caller{Tenant: p.call.Tenant, Actor: p.call.Actor}, g.id, p.call.Output)
 			var inv *ledger.InvalidError
-			if errors.As(err, &inv) {
+			switch {
+			case errors.As(err, &inv):
 				// The note breaks a ledger limit: record the call without it.
 				p.call.Output.Note = nil
 				p.call.Output.Parameters["note_rejected"] = clip(inv.Field+": "+inv.Reason, maxValue)
-				continue
+			case err != nil:
+				return rest(), err
+			default:
+				r.settle(p, nil)
+				g.calls = g.calls[1:]
 			}
-			if err != nil {
-				return ps, err
-			}
-			r.settle(p, nil)
-			ps = ps[1:]
-			continue
 		}
-		if err := r.appendPlain(ctx, c.Tenant, id, fallback, ps[:n]); err != nil {
-			return ps, err
+		if !noted {
+			return nil, nil
 		}
-		for _, p := range ps[:n] {
-			r.settle(p, nil)
-		}
-		ps = ps[n:]
 	}
-	return nil, nil
 }
 
-// appendPlain appends model_output entries without notes in one append.
+// appendPlain appends model_output entries without notes in one append,
+// ps[i] to encounter ids[i].
 //
 // The encounter service does not accept a successful call without a note
 // (a proxied reply that is not a note), so these are appended to the log
 // directly, in the encounter service's own payload encoding. The entry is
 // one the service reads back like any other model_output; it does not
 // change the note. See docs/pipeline.md, "Known gaps".
-func (r *Recorder) appendPlain(ctx context.Context, tenant, id, fallback string, ps []*pending) error {
+func (r *Recorder) appendPlain(ctx context.Context, ids []string, ps []*pending) error {
 	entries := make([]ledger.Entry, len(ps))
 	for i, p := range ps {
 		o := p.call.Output
-		if fallback != "" {
-			o.Parameters["requested_encounter"] = fallback
-		}
 		o.V = encounter.PayloadVersion
 		payload, err := json.Marshal(o)
 		if err != nil {
 			return err
 		}
-		entries[i] = ledger.Entry{Kind: ledger.KindModelOutput, Tenant: tenant, Encounter: id, Actor: p.call.Actor, Payload: payload}
+		entries[i] = ledger.Entry{Kind: ledger.KindModelOutput, Tenant: p.call.Tenant, Encounter: ids[i], Actor: p.call.Actor, Payload: payload}
 	}
 	_, err := r.log.Append(ctx, entries)
 	return err
@@ -585,7 +619,9 @@ func (r *Recorder) defaultEncounter(ctx context.Context, c encounter.Caller) (st
 func (r *Recorder) dropRecorded(tenant, id string, ps []*pending) ([]*pending, error) {
 	from := ps[0].call.From
 	for _, p := range ps {
-		from = min(from, p.call.From)
+		if p.replay {
+			from = min(from, p.call.From)
+		}
 	}
 	idx, err := r.log.EncounterIndexes(tenant, id)
 	if err != nil {
@@ -616,7 +652,7 @@ func (r *Recorder) dropRecorded(tenant, id string, ps []*pending) ([]*pending, e
 	}
 	var out []*pending
 	for _, p := range ps {
-		if seen[hex.EncodeToString(p.id[:])] {
+		if p.replay && seen[hex.EncodeToString(p.id[:])] {
 			r.settle(p, nil)
 			continue
 		}
