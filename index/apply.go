@@ -2,10 +2,12 @@ package index
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/ledger"
@@ -30,14 +32,16 @@ func noteKey(tenant, enc string) string { return noteKeyPrefix + tenant + "\x00"
 // cleared and states are read back from the index as needed.
 const maxCachedNotes = 10_000
 
-// batch accumulates the changes of one run of log entries.
+// batch accumulates the changes one run of log entries makes to one
+// tenant index.
 type batch struct {
 	x       *Index
+	t       *tenantIndex
 	docs    map[string]*doc
 	deletes map[string]bool
 	notes   map[string]*noteState // states changed by this batch
-	// payloads caches the decoded payloads this batch read, to rebuild
-	// superseded sentence documents.
+	// payloads caches the decoded payloads the run read (shared by the
+	// run's batches), to rebuild superseded sentence documents.
 	payloads map[int64]decoded
 }
 
@@ -46,8 +50,8 @@ type decoded struct {
 	payload any
 }
 
-func (x *Index) newBatch() *batch {
-	return &batch{x: x, docs: map[string]*doc{}, deletes: map[string]bool{}, notes: map[string]*noteState{}, payloads: map[int64]decoded{}}
+func (x *Index) newBatch(t *tenantIndex, payloads map[int64]decoded) *batch {
+	return &batch{x: x, t: t, docs: map[string]*doc{}, deletes: map[string]bool{}, notes: map[string]*noteState{}, payloads: payloads}
 }
 
 // note returns the state of an encounter for modification by b.
@@ -56,9 +60,9 @@ func (b *batch) note(tenant, enc string) (*noteState, error) {
 	if st, ok := b.notes[key]; ok {
 		return st, nil
 	}
-	st, ok := b.x.mu.notes[key]
+	st, ok := b.t.notes[key]
 	if !ok {
-		v, err := b.x.bleve.GetInternal([]byte(key))
+		v, err := b.t.bleve.GetInternal([]byte(key))
 		if err != nil {
 			return nil, fmt.Errorf("index: read note state: %w", err)
 		}
@@ -260,16 +264,22 @@ func (x *Index) Follow(ctx context.Context) error {
 }
 
 // step applies one batch of at most BatchEntries entries below target and
-// returns the new applied count.
+// returns the new applied count. It writes one bleve batch to each tenant
+// index the entries touch, each recording the new count with its
+// documents, then records the count for the whole index.
 func (x *Index) step(target int64) (int64, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.mu.closed {
+		return x.mu.applied, errors.New("index: closed")
+	}
 	from := x.mu.applied
 	to := min(target, from+int64(x.opts.BatchEntries))
 	if to <= from {
 		return from, nil
 	}
-	b := x.newBatch()
+	batches := map[string]*batch{}
+	payloads := map[int64]decoded{}
 	last := x.mu.lastHash
 	skipped := 0
 	for i := from; i < to; i++ {
@@ -280,6 +290,18 @@ func (x *Index) step(target int64) (int64, error) {
 		last = e.Hash
 		if !indexed(e.Leaf.Kind) {
 			continue
+		}
+		b, ok := batches[e.Leaf.Tenant]
+		if !ok {
+			t, err := x.tenantForWrite(e.Leaf.Tenant)
+			if err != nil {
+				return from, err
+			}
+			b = x.newBatch(t, payloads)
+			batches[e.Leaf.Tenant] = b
+		}
+		if i < b.t.applied {
+			continue // this tenant index holds it already (a crash came between its batch and the state)
 		}
 		if errors.Is(err, ledger.ErrRedacted) {
 			skipped++
@@ -296,15 +318,43 @@ func (x *Index) step(target int64) (int64, error) {
 			x.opts.Logger.Warn("index: payload not indexed", "leaf", i, "kind", e.Leaf.Kind.String())
 			continue
 		}
-		b.payloads[i] = decoded{e, p}
+		payloads[i] = decoded{e, p}
 		if err := b.apply(e, p); err != nil {
 			return from, fmt.Errorf("index: entry %d: %w", i, err)
 		}
 	}
-	bb := x.bleve.NewBatch()
+	tenants := make([]string, 0, len(batches))
+	for t := range batches {
+		tenants = append(tenants, t)
+	}
+	slices.Sort(tenants)
+	for _, tenant := range tenants {
+		if err := batches[tenant].commit(from, to); err != nil {
+			return from, err
+		}
+	}
+	if err := x.writeState(to, last); err != nil {
+		return from, err
+	}
+	x.mu.applied, x.mu.lastHash = to, last
+	x.applied.Store(to)
+	if skipped > 0 {
+		x.opts.Logger.Debug("index: entries without indexable payload", "from", from, "to", to, "skipped", skipped)
+	}
+	if x.opts.OnBatch != nil {
+		x.opts.OnBatch(to, target)
+	}
+	return to, nil
+}
+
+// commit writes b to its tenant index in one atomic bleve batch, with the
+// tenant's new applied count.
+func (b *batch) commit(from, to int64) error {
+	t := b.t
+	bb := t.bleve.NewBatch()
 	for _, d := range b.docs {
 		if err := bb.IndexAdvanced(d.document()); err != nil {
-			return from, fmt.Errorf("index: leaf %d: %w", d.leaf, err)
+			return fmt.Errorf("index: leaf %d: %w", d.leaf, err)
 		}
 	}
 	for id := range b.deletes {
@@ -317,28 +367,21 @@ func (x *Index) step(target int64) (int64, error) {
 		}
 		v, err := json.Marshal(st)
 		if err != nil {
-			return from, err
+			return err
 		}
 		bb.SetInternal([]byte(key), v)
 	}
-	bb.SetInternal(keyApplied, encodeApplied(to, last))
-	if x.beforeCommit != nil {
-		x.beforeCommit(from, to)
+	bb.SetInternal(keyApplied, binary.BigEndian.AppendUint64(nil, uint64(to)))
+	if b.x.beforeCommit != nil {
+		b.x.beforeCommit(from, to)
 	}
-	if err := x.bleve.Batch(bb); err != nil {
-		return from, fmt.Errorf("index: write batch: %w", err)
+	if err := t.bleve.Batch(bb); err != nil {
+		return fmt.Errorf("index: write batch: %w", err)
 	}
-	if len(x.mu.notes)+len(b.notes) > maxCachedNotes {
-		clear(x.mu.notes)
+	t.applied = to
+	if len(t.notes)+len(b.notes) > maxCachedNotes {
+		clear(t.notes)
 	}
-	maps.Copy(x.mu.notes, b.notes)
-	x.mu.applied, x.mu.lastHash = to, last
-	x.applied.Store(to)
-	if skipped > 0 {
-		x.opts.Logger.Debug("index: entries without indexable payload", "from", from, "to", to, "skipped", skipped)
-	}
-	if x.opts.OnBatch != nil {
-		x.opts.OnBatch(to, target)
-	}
-	return to, nil
+	maps.Copy(t.notes, b.notes)
+	return nil
 }

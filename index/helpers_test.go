@@ -156,27 +156,46 @@ type docState struct {
 func dump(t testing.TB, x *Index) map[string]docState {
 	t.Helper()
 	out := map[string]docState{}
-	after := ""
-	for {
-		req := bleve.NewSearchRequestOptions(query.NewMatchAllQuery(), 1000, 0, false)
-		req.SortBy([]string{"_id"})
-		req.Fields = []string{fieldSuperseded}
-		if after != "" {
-			req.SearchAfter = []string{after}
-		}
-		res, err := x.bleve.Search(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range res.Hits {
-			sup, _ := h.Fields[fieldSuperseded].(bool)
-			out[h.ID] = docState{superseded: sup}
-			after = h.ID
-		}
-		if len(res.Hits) < 1000 {
-			return out
+	for _, name := range x.tenantNames() {
+		for id, st := range dumpTenant(t, x, name) {
+			if _, dup := out[id]; dup {
+				t.Fatalf("document %s in two tenant indexes", id)
+			}
+			out[id] = st
 		}
 	}
+	return out
+}
+
+// dumpTenant returns every document id in a tenant's index with its
+// state.
+func dumpTenant(t testing.TB, x *Index, tenant string) map[string]docState {
+	t.Helper()
+	out := map[string]docState{}
+	if ti := x.tenant(tenant); ti != nil {
+		after := ""
+		for {
+			req := bleve.NewSearchRequestOptions(query.NewMatchAllQuery(), 1000, 0, false)
+			req.SortBy([]string{"_id"})
+			req.Fields = []string{fieldSuperseded}
+			if after != "" {
+				req.SearchAfter = []string{after}
+			}
+			res, err := ti.bleve.Search(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range res.Hits {
+				sup, _ := h.Fields[fieldSuperseded].(bool)
+				out[h.ID] = docState{superseded: sup}
+				after = h.ID
+			}
+			if len(res.Hits) < 1000 {
+				break
+			}
+		}
+	}
+	return out
 }
 
 // reference computes, the slow and obvious way, the documents an index of

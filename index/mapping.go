@@ -17,8 +17,8 @@ import (
 
 // Field names. The text itself is indexed but not stored: hits read it
 // back from the log, so the index never serves text the log does not hold.
+// There is no tenant field: each tenant has its own index.
 const (
-	fieldTenant     = "tenant"
 	fieldEncounter  = "encounter"
 	fieldKind       = "kind"
 	fieldSpeaker    = "speaker"
@@ -28,6 +28,7 @@ const (
 	fieldSuperseded = "superseded"
 	fieldTime       = "time"
 	fieldText       = "text"
+	fieldOrd        = "ord" // the document id again, as a doc value for sorting
 	fieldID         = "_id"
 )
 
@@ -90,9 +91,12 @@ var (
 	clinicalAnalyzer analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: clinicalTokenizer{}}
 )
 
+// Doc values (for facets and sorting) are stored one document per chunk
+// and uncompressed: matches are spread over the index, and reading one
+// value must not decode a chunk of a thousand.
 const (
 	filterOpts = bleveindex.IndexField | bleveindex.SkipFreqNorm
-	facetOpts  = filterOpts | bleveindex.DocValues
+	facetOpts  = filterOpts | bleveindex.DocValues | bleveindex.SkipDVChunking | bleveindex.SkipDVCompression
 	textOpts   = bleveindex.IndexField | bleveindex.IncludeTermVectors
 )
 
@@ -104,7 +108,7 @@ func (d *doc) document() *document.Document {
 			bd.AddField(document.NewTextFieldCustom(name, nil, []byte(value), opts, keywordAnalyzer))
 		}
 	}
-	kw(fieldTenant, d.tenant, filterOpts)
+	kw(fieldOrd, bd.ID(), facetOpts)
 	kw(fieldEncounter, d.encounter, facetOpts)
 	kw(fieldKind, d.kind.String(), facetOpts)
 	kw(fieldSpeaker, d.speaker, facetOpts)
@@ -133,7 +137,7 @@ func newMapping() *mapping.IndexMappingImpl {
 		return f
 	}
 	dm := mapping.NewDocumentStaticMapping()
-	dm.AddFieldMappingsAt(fieldTenant, kw(false))
+	dm.AddFieldMappingsAt(fieldOrd, kw(true))
 	dm.AddFieldMappingsAt(fieldEncounter, kw(true))
 	dm.AddFieldMappingsAt(fieldKind, kw(true))
 	dm.AddFieldMappingsAt(fieldSpeaker, kw(true))

@@ -24,21 +24,22 @@ func (x *Index) DeleteEncounter(tenant, enc string) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	tq := query.NewTermQuery(tenant)
-	tq.SetField(fieldTenant)
-	eq := query.NewTermQuery(enc)
-	eq.SetField(fieldEncounter)
-	q := query.NewConjunctionQuery([]query.Query{tq, eq})
+	t := x.tenant(tenant)
+	if t == nil {
+		return nil
+	}
+	q := query.NewTermQuery(enc)
+	q.SetField(fieldEncounter)
 	key := noteKey(tenant, enc)
 	for {
 		req := bleve.NewSearchRequestOptions(q, 1000, 0, false)
 		req.SortBy([]string{"_id"})
 		req.Score = "none"
-		res, err := x.bleve.Search(req)
+		res, err := t.bleve.Search(req)
 		if err != nil {
 			return fmt.Errorf("index: delete encounter: %w", err)
 		}
-		b := x.bleve.NewBatch()
+		b := t.bleve.NewBatch()
 		for _, h := range res.Hits {
 			b.Delete(h.ID)
 		}
@@ -46,11 +47,11 @@ func (x *Index) DeleteEncounter(tenant, enc string) error {
 		if last {
 			b.DeleteInternal([]byte(key))
 		}
-		if err := x.bleve.Batch(b); err != nil {
+		if err := t.bleve.Batch(b); err != nil {
 			return fmt.Errorf("index: delete encounter: %w", err)
 		}
 		if last {
-			delete(x.mu.notes, key)
+			delete(t.notes, key)
 			return nil
 		}
 	}

@@ -224,14 +224,26 @@ func (x *Index) Search(ctx context.Context, r Request) (*Result, error) {
 		after, bound = t, t.bound
 	}
 
-	req := bleve.NewSearchRequestOptions(x.buildQuery(&r, text, bound), size+1, 0, false)
+	t := x.tenant(r.Tenant)
+	if t == nil {
+		// The tenant has nothing indexed.
+		out := &Result{TreeSize: bound}
+		if r.Facets {
+			out.Facets = &Facets{}
+		}
+		return out, nil
+	}
+	req := bleve.NewSearchRequestOptions(buildQuery(&r, text, bound), size+1, 0, false)
+	ord := func(desc bool) search.SearchSort {
+		return &search.SortField{Field: fieldOrd, Type: search.SortFieldAsString, Desc: desc}
+	}
 	switch order {
 	case OrderRelevance:
-		req.SortBy([]string{"-_score", "_id"})
+		req.SortByCustom(search.SortOrder{&search.SortScore{Desc: true}, ord(false)})
 	case OrderOldest:
-		req.SortBy([]string{"_id"})
+		req.SortByCustom(search.SortOrder{ord(false)})
 	case OrderNewest:
-		req.SortBy([]string{"-_id"})
+		req.SortByCustom(search.SortOrder{ord(true)})
 	}
 	if order != OrderRelevance {
 		req.Score = "none"
@@ -250,7 +262,7 @@ func (x *Index) Search(ctx context.Context, r Request) (*Result, error) {
 			req.AddFacet(f, bleve.NewFacetRequest(f, n))
 		}
 	}
-	res, err := x.bleve.SearchInContext(ctx, req)
+	res, err := t.bleve.SearchInContext(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -289,15 +301,15 @@ func (x *Index) Search(ctx context.Context, r Request) (*Result, error) {
 	return out, nil
 }
 
-// buildQuery returns the bleve query of r: the text query, restricted by
-// non-scoring filters (tenant always) and by the bound.
-func (x *Index) buildQuery(r *Request, text compiled, bound int64) query.Query {
+// buildQuery returns the bleve query of r on its tenant's index: the text
+// query, restricted by non-scoring filters and by the bound.
+func buildQuery(r *Request, text compiled, bound int64) query.Query {
 	term := func(field, v string) query.Query {
 		q := query.NewTermQuery(v)
 		q.SetField(field)
 		return q
 	}
-	filters := []query.Query{term(fieldTenant, r.Tenant)}
+	var filters []query.Query
 	if r.Encounter != "" {
 		filters = append(filters, term(fieldEncounter, r.Encounter))
 	}
@@ -331,11 +343,16 @@ func (x *Index) buildQuery(r *Request, text compiled, bound int64) query.Query {
 	exclude := append([]query.Query{beyond}, text.exclude...)
 
 	if text.match == nil {
-		var must query.Query = query.NewConjunctionQuery(filters)
+		var must query.Query = query.NewMatchAllQuery()
+		if len(filters) > 0 {
+			must = query.NewConjunctionQuery(filters)
+		}
 		return query.NewBooleanQuery([]query.Query{must}, nil, exclude)
 	}
 	b := query.NewBooleanQuery([]query.Query{text.match}, nil, exclude)
-	b.AddFilter(query.NewConjunctionQuery(filters))
+	if len(filters) > 0 {
+		b.AddFilter(query.NewConjunctionQuery(filters))
+	}
 	return b
 }
 
