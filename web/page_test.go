@@ -780,6 +780,10 @@ func TestVisitList(t *testing.T) {
 	tb.do(chromedp.Navigate(v.s.URL + "/"))
 	tb.wait(`document.querySelector('.visit-card') !== null`, 10*time.Second)
 	tb.screenshot("desktop-visit-list")
+	// The import map applied: every module came from its versioned URL.
+	if bad := eval[[]string](tb, `performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/assets/') && n.endsWith('.js'))`); len(bad) > 0 {
+		t.Errorf("modules loaded without their version: %v", bad)
+	}
 	tb.do(chromedp.Click(chromedp.CSS(`.visit-card`)))
 	tb.wait(`location.pathname === '/encounters/`+v.id+`' && document.querySelector('[data-sentence-id]') !== null`, 10*time.Second)
 	tb.do(chromedp.NavigateBack())

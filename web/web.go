@@ -31,6 +31,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,16 +91,18 @@ type Handler struct {
 	logger *slog.Logger
 	assets map[string]asset
 	page   asset
+	csp    string // the page's Content-Security-Policy
 	mux    *http.ServeMux
 
 	attrOnce sync.Once
 	attr     asset
 }
 
-// asset is an embedded file with its validator.
+// asset is an embedded file with its validator and version.
 type asset struct {
 	body        []byte
 	etag        string
+	version     string // a content hash, for ?v= in versioned URLs
 	contentType string
 }
 
@@ -137,7 +141,7 @@ func New(opts Options) *Handler {
 	if !ok {
 		panic("web: static/index.html is not embedded")
 	}
-	h.page = page
+	h.page, h.csp = versionedPage(page.body, h.assets)
 	h.mux = http.NewServeMux()
 	h.Register(h.mux)
 	return h
@@ -145,7 +149,46 @@ func New(opts Options) *Handler {
 
 func newAsset(b []byte, ct string) asset {
 	sum := sha256.Sum256(b)
-	return asset{body: b, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+	v := hex.EncodeToString(sum[:12])
+	return asset{body: b, etag: `"` + v + `"`, version: v, contentType: ct}
+}
+
+// assetRef is a reference to an asset in the page's HTML.
+var assetRef = regexp.MustCompile(`"/assets/([A-Za-z0-9._-]+)"`)
+
+// versionedPage rewrites the page so that a browser can cache the assets
+// for good and load a visit without a single asset request: every asset
+// URL in the HTML gets ?v=<content hash>, and an import map sends each
+// module's imports ("./api.js" resolves to /assets/api.js) to the same
+// versioned URLs. The import map is the page's only inline script; the
+// returned Content-Security-Policy allows it by its hash.
+func versionedPage(raw []byte, assets map[string]asset) (asset, string) {
+	versioned := func(name string) string { return "/assets/" + name + "?v=" + assets[name].version }
+	imports := map[string]string{}
+	for name, a := range assets {
+		if strings.HasPrefix(a.contentType, "text/javascript") {
+			imports["/assets/"+name] = versioned(name)
+		}
+	}
+	m, err := json.Marshal(map[string]any{"imports": imports})
+	if err != nil {
+		panic(err)
+	}
+	html := assetRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
+		name := string(ref[len(`"/assets/`) : len(ref)-1])
+		if _, ok := assets[name]; !ok {
+			panic("web: index.html refers to a missing asset " + name)
+		}
+		return []byte(`"` + versioned(name) + `"`)
+	})
+	const marker = "<!-- importmap -->"
+	if !bytes.Contains(html, []byte(marker)) {
+		panic("web: index.html has no " + marker)
+	}
+	html = bytes.Replace(html, []byte(marker), []byte(`<script type="importmap">`+string(m)+`</script>`), 1)
+	sum := sha256.Sum256(m)
+	csp := strings.Replace(contentSecurityPolicy, "script-src 'self'", "script-src 'self' 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", 1)
+	return newAsset(html, "text/html; charset=utf-8"), csp
 }
 
 func contentType(p string) string {
@@ -193,7 +236,7 @@ func securityHeaders(w http.ResponseWriter) {
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
-	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+	w.Header().Set("Content-Security-Policy", h.csp)
 	writeAsset(w, r, h.page, "no-cache")
 }
 
@@ -204,9 +247,14 @@ func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	securityHeaders(w)
-	// Revalidated on every load: a 304 on loopback costs less than a
-	// millisecond, and a new binary can never serve a stale module.
-	writeAsset(w, r, a, "no-cache")
+	// A URL with the current version never changes content: cache it for
+	// good. Any other is revalidated, so a new binary never serves a stale
+	// module.
+	cache := "no-cache"
+	if r.URL.Query().Get("v") == a.version {
+		cache = "public, max-age=31536000, immutable"
+	}
+	writeAsset(w, r, a, cache)
 }
 
 func (h *Handler) serveAttribution(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,9 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,6 +13,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -316,6 +320,36 @@ func TestPageRoutes(t *testing.T) {
 		if bytes.Count(body, []byte("<audio")) != 1 {
 			t.Errorf("%s: the page must have exactly one <audio>", path)
 		}
+	}
+	// The page versions its asset URLs and maps module imports to them
+	// with an import map, which the CSP allows by its exact hash.
+	_, page := s.do(t, "GET", "/")
+	resp0, _ := s.do(t, "GET", "/")
+	m := regexp.MustCompile(`<script type="importmap">([^<]*)</script>`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("the page has no import map")
+	}
+	sum := sha256.Sum256(m[1])
+	if csp := resp0.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+		t.Errorf("the CSP %q does not allow the import map", csp)
+	}
+	var imports struct{ Imports map[string]string }
+	if err := json.Unmarshal(m[1], &imports); err != nil || imports.Imports["/assets/api.js"] == "" {
+		t.Fatalf("import map %s: %v", m[1], err)
+	}
+	for _, ref := range regexp.MustCompile(`(?:href|src)="(/assets/[^"]+)"`).FindAllSubmatch(page, -1) {
+		u := string(ref[1])
+		if !strings.Contains(u, "?v=") {
+			t.Errorf("unversioned asset URL %s in the page", u)
+			continue
+		}
+		resp, _ := s.do(t, "GET", u)
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: %d, Cache-Control %q", u, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
+	if resp, _ := s.do(t, "GET", "/assets/app.js?v=stale"); resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("a stale version is cached: %q", resp.Header.Get("Cache-Control"))
 	}
 	for path, wantType := range map[string]string{"/assets/app.js": "text/javascript", "/assets/app.css": "text/css", "/assets/icon.svg": "image/svg+xml"} {
 		resp, _ := s.do(t, "GET", path)
