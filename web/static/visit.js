@@ -192,6 +192,7 @@ export class VisitView {
           h('button', {
             type: 'button',
             class: 'seg-time',
+            tabindex: this.segments.size === 0 ? '0' : '-1',
             text: clock(start),
             'aria-label': `Play from ${spokenClock(start)}, ${speaker(seg.speaker_role, seg.speaker_label)}`,
             onclick: (e) => this.playSegment(seg, e),
@@ -213,6 +214,22 @@ export class VisitView {
       h('div', { class: 'pane-body transcript-body', tabindex: '-1' }, list),
     );
     this.transcriptBody = this.transcriptPane.querySelector('.transcript-body');
+    // One tab stop for the transcript; the arrow keys move between segments.
+    list.addEventListener('keydown', (e) => {
+      const all = [...list.querySelectorAll('.seg-time')];
+      const i = all.indexOf(e.target);
+      if (i < 0) return;
+      let j = -1;
+      if (e.key === 'ArrowDown') j = Math.min(all.length - 1, i + 1);
+      else if (e.key === 'ArrowUp') j = Math.max(0, i - 1);
+      else if (e.key === 'Home') j = 0;
+      else if (e.key === 'End') j = all.length - 1;
+      if (j < 0) return;
+      e.preventDefault();
+      all[i].tabIndex = -1;
+      all[j].tabIndex = 0;
+      all[j].focus();
+    });
   }
 
   #renderNote() {
