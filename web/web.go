@@ -13,7 +13,7 @@
 //
 //	GET /                                       the visit list
 //	GET /encounters/{id}                        one visit (a deep link)
-//	GET /assets/{file}                          the embedded page assets
+//	GET /assets/{file}[?v=version]              the embedded page assets
 //	GET /demo/attribution                       the demo visit's licence notice
 //	GET /api/v1/encounters/{id}/audio[?leaf=N]  a recording, with HTTP Range
 //
@@ -22,8 +22,8 @@
 // range that cannot be satisfied is answered 416 with "Content-Range:
 // bytes */size". The Content-Type is the recording's media type as it was
 // recorded (Ogg/Opus, WAV or MP3). Audio is PHI: responses are marked
-// no-store, and nothing about the request but ids, status and sizes is
-// logged.
+// no-store, and a failed request is logged with its encounter id, status
+// and error code only.
 package web
 
 import (
@@ -223,7 +223,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // contentSecurityPolicy allows only the page's own scripts, styles, media
-// and API. There is no inline script or style.
+// and API. The one inline script, the import map, is added by its hash
+// (versionedPage); there is no inline style.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
