@@ -98,7 +98,7 @@ export const api = {
    */
   async searchAvailable() {
     try {
-      const resp = await fetch('/api/v1/search?q=', { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
+      const resp = await fetch('/api/v1/search?q=&page_size=1', { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
       return resp.status !== 404 && resp.status !== 405 && resp.status !== 501;
     } catch {
       return false;

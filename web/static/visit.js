@@ -357,6 +357,8 @@ export class VisitView {
       this.app.setPlayerStatus(s.unsupported ? 'This sentence has no evidence in the transcript, so there is nothing to play.' : 'Nothing to play.');
     }
     if (this.active !== id) {
+      // An unsaved edit of another sentence is dropped.
+      if (this.editing && this.editing !== id) this.editing = null;
       const prev = this.sentences.get(this.active);
       if (prev) {
         prev.el.classList.remove('active');
