@@ -3,6 +3,11 @@
 // the same key-value store as the ledger, so that a byte range can be read
 // without reading the whole object.
 //
+// Every blob belongs to a Scope, the tenant and encounter it was recorded
+// for. A blob is addressed by its scope and hash, and deduplicated only
+// within its scope, so that each chunk can be sealed under its encounter's
+// key (see Sealer) and an encounter's blobs deleted with it (DeleteScope).
+//
 // Put streams an object in, chunk by chunk, under a random upload id, and
 // only then writes the manifest that makes it addressable by its hash, in a
 // synced batch. An interrupted Put leaves orphaned chunks but never a
@@ -19,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
@@ -28,8 +34,8 @@ const ChunkSize = 64 << 10
 
 // Key prefixes, disjoint from the ledger's (docs/formats.md).
 const (
-	prefixManifest = 'b' // 'b' sha256(32) -> manifest
-	prefixChunk    = 'B' // 'B' upload id(16) chunk(4) -> data
+	prefixManifest = 'b' // 'b' tenant 0 encounter 0 sha256(32) -> manifest
+	prefixChunk    = 'B' // 'B' upload id(16) chunk(4) -> sealed data
 )
 
 // Errors.
@@ -39,17 +45,27 @@ var (
 	ErrEmpty    = errors.New("blob: empty")
 )
 
-// Sealer protects chunks at rest; see ledger.Sealer. The blob's hash and the
-// chunk number are bound to each sealed chunk.
+// Scope is what a blob belongs to: a tenant's encounter. Both are ledger
+// identifiers (ledger.CheckID), which never contain 0x00.
+type Scope struct {
+	Tenant    string
+	Encounter string
+}
+
+// Sealer protects chunks at rest; see ledger.Sealer. aad is the chunk's
+// storage key (upload id and chunk number), which the sealer binds to the
+// sealed chunk with the scope, so a chunk cannot be moved. OpenChunk returns
+// an error wrapping ledger.ErrRedacted once the scope's key is destroyed.
+// Implementations must be safe for concurrent use.
 type Sealer interface {
-	Seal(aad, plaintext []byte) ([]byte, error)
-	Open(aad, sealed []byte) ([]byte, error)
+	SealChunk(scope Scope, aad, plaintext []byte) ([]byte, error)
+	OpenChunk(scope Scope, aad, sealed []byte) ([]byte, error)
 }
 
 type plain struct{}
 
-func (plain) Seal(_, p []byte) ([]byte, error) { return p, nil }
-func (plain) Open(_, p []byte) ([]byte, error) { return p, nil }
+func (plain) SealChunk(_ Scope, _, p []byte) ([]byte, error) { return p, nil }
+func (plain) OpenChunk(_ Scope, _, p []byte) ([]byte, error) { return p, nil }
 
 // Store keeps blobs in a storage.Store. It is safe for concurrent use.
 type Store struct {
@@ -101,18 +117,38 @@ func decodeManifest(b []byte) (manifest, error) {
 	return m, nil
 }
 
-func manifestKey(h Hash) []byte { return append([]byte{prefixManifest}, h[:]...) }
+// scopePrefix is the part of manifest keys that names one scope.
+func scopePrefix(sc Scope) []byte {
+	b := make([]byte, 0, 1+len(sc.Tenant)+1+len(sc.Encounter)+1+32)
+	b = append(b, prefixManifest)
+	b = append(b, sc.Tenant...)
+	b = append(b, 0)
+	b = append(b, sc.Encounter...)
+	return append(b, 0)
+}
+
+func manifestKey(sc Scope, h Hash) []byte { return append(scopePrefix(sc), h[:]...) }
+
+func checkScope(sc Scope) error {
+	if sc.Tenant == "" || sc.Encounter == "" || strings.IndexByte(sc.Tenant, 0) >= 0 || strings.IndexByte(sc.Encounter, 0) >= 0 {
+		return errors.New("blob: invalid scope")
+	}
+	return nil
+}
 
 func chunkKey(upload [16]byte, n uint32) []byte {
 	k := append([]byte{prefixChunk}, upload[:]...)
 	return binary.BigEndian.AppendUint32(k, n)
 }
 
-// Put reads r to the end and stores it, returning its hash and size. It
-// fails with ErrTooLarge beyond max bytes and ErrEmpty for no bytes; in both
-// cases nothing addressable is written. Storing content that is already
-// present stores nothing new.
-func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Hash, int64, error) {
+// Put reads r to the end and stores it in scope, returning its hash and
+// size. It fails with ErrTooLarge beyond max bytes and ErrEmpty for no bytes;
+// in both cases nothing addressable is written. Storing content that is
+// already present in the scope stores nothing new.
+func (s *Store) Put(ctx context.Context, scope Scope, r io.Reader, max int64) (Hash, int64, error) {
+	if err := checkScope(scope); err != nil {
+		return Hash{}, 0, err
+	}
 	var upload [16]byte
 	rand.Read(upload[:])
 	h := sha256.New()
@@ -143,7 +179,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Hash, int64, e
 			h.Write(buf[:k])
 			// Chunks are bound to the upload and position; the content
 			// hash is not known yet.
-			sealed, serr := s.sealer.Seal(chunkKey(upload, n), buf[:k])
+			sealed, serr := s.sealer.SealChunk(scope, chunkKey(upload, n), buf[:k])
 			if serr != nil {
 				cleanup()
 				return Hash{}, 0, serr
@@ -169,12 +205,12 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Hash, int64, e
 	}
 	var sum Hash
 	h.Sum(sum[:0])
-	if _, err := s.kv.Get(manifestKey(sum)); err == nil {
+	if _, err := s.kv.Get(manifestKey(scope, sum)); err == nil {
 		cleanup()
 		return sum, size, nil
 	}
 	var b storage.Batch
-	b.Set(manifestKey(sum), manifest{size: size, upload: upload}.encode())
+	b.Set(manifestKey(scope, sum), manifest{size: size, upload: upload}.encode())
 	// The sync also makes the unsynced chunk writes before it durable.
 	if err := s.kv.Write(&b, true); err != nil {
 		return Hash{}, 0, fmt.Errorf("blob: write: %w", err)
@@ -184,14 +220,18 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (Hash, int64, e
 
 // Blob is a stored object, readable at any offset.
 type Blob struct {
-	s    *Store
-	hash Hash
-	m    manifest
+	s     *Store
+	scope Scope
+	hash  Hash
+	m     manifest
 }
 
-// Open returns the blob with hash h, or ErrNotFound.
-func (s *Store) Open(h Hash) (*Blob, error) {
-	data, err := s.kv.Get(manifestKey(h))
+// Open returns the blob with hash h in scope, or ErrNotFound.
+func (s *Store) Open(scope Scope, h Hash) (*Blob, error) {
+	if err := checkScope(scope); err != nil {
+		return nil, err
+	}
+	data, err := s.kv.Get(manifestKey(scope, h))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -202,7 +242,7 @@ func (s *Store) Open(h Hash) (*Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Blob{s: s, hash: h, m: m}, nil
+	return &Blob{s: s, scope: scope, hash: h, m: m}, nil
 }
 
 // Size returns the blob's length in bytes.
@@ -225,7 +265,7 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return read, fmt.Errorf("blob: chunk %d: %w", n, err)
 		}
-		chunk, err := b.s.sealer.Open(key, sealed)
+		chunk, err := b.s.sealer.OpenChunk(b.scope, key, sealed)
 		if err != nil {
 			return read, fmt.Errorf("blob: chunk %d: %w", n, err)
 		}
@@ -248,4 +288,63 @@ func (b *Blob) Verify() error {
 		return fmt.Errorf("blob: content does not match its hash %s", b.hash)
 	}
 	return nil
+}
+
+// DeleteScope deletes every blob of scope, its manifests and chunks, in one
+// synced batch, and returns how many blobs it deleted. It is the blob
+// store's part of crypto-shredding: the chunks are sealed under the scope's
+// key, which is destroyed too, so what a storage engine keeps until it
+// compacts is ciphertext nobody can open.
+func (s *Store) DeleteScope(scope Scope) (int, error) {
+	if err := checkScope(scope); err != nil {
+		return 0, err
+	}
+	prefix := scopePrefix(scope)
+	end := append(bytes.Clone(prefix[:len(prefix)-1]), 1)
+	var manifests [][]byte
+	var uploads [][16]byte
+	err := s.kv.Scan(prefix, end, func(k, v []byte) error {
+		m, err := decodeManifest(v)
+		if err != nil {
+			return err
+		}
+		manifests = append(manifests, bytes.Clone(k))
+		uploads = append(uploads, m.upload)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("blob: %w", err)
+	}
+	var b storage.Batch
+	for i, k := range manifests {
+		b.Delete(k)
+		up := uploads[i]
+		err := s.kv.Scan(chunkKey(up, 0), append([]byte{prefixChunk}, prefixEnd(up[:])...), func(k, _ []byte) error {
+			b.Delete(bytes.Clone(k))
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("blob: %w", err)
+		}
+	}
+	if b.Len() == 0 {
+		return 0, nil
+	}
+	if err := s.kv.Write(&b, true); err != nil {
+		return 0, fmt.Errorf("blob: delete: %w", err)
+	}
+	return len(manifests), nil
+}
+
+// prefixEnd returns the smallest byte string greater than every string with
+// prefix p; for a prefix of only 0xff bytes, one longer string of them.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return append(bytes.Repeat([]byte{0xff}, len(p)), 0xff)
 }

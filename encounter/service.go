@@ -323,7 +323,7 @@ func (svc *Service) RecordAudio(ctx context.Context, c Caller, id string, meta A
 	}
 	var a *ledger.Appended
 	err := svc.with(c, id, func(s *state) error {
-		h, size, err := svc.blobs.Put(ctx, r, MaxAudioBytes)
+		h, size, err := svc.blobs.Put(ctx, blob.Scope{Tenant: c.Tenant, Encounter: id}, r, MaxAudioBytes)
 		switch {
 		case errors.Is(err, blob.ErrEmpty):
 			return invalid("chunk", "the recording has no bytes")
@@ -395,7 +395,7 @@ func (svc *Service) AudioBlob(ctx context.Context, c Caller, id string, index in
 	if err != nil {
 		return nil, meta, err
 	}
-	b, err := svc.blobs.Open(h)
+	b, err := svc.blobs.Open(blob.Scope{Tenant: c.Tenant, Encounter: id}, h)
 	return b, meta, err
 }
 
