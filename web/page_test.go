@@ -567,8 +567,14 @@ func TestTamperedProofFails(t *testing.T) {
 		if st := tb.waitVerified(); st != "failed" {
 			t.Fatalf("badge %q with a tampered proof, want failed", st)
 		}
+		// Only the tampered entry fails.
+		tb.wait(`[...window.evidenceApp.view.verifier.results.values()].every((r) => r.state !== 'pending')`, 30*time.Second)
+		total := eval[int](tb, `window.evidenceApp.view.verifier.results.size`)
 		tb.do(chromedp.Click(chromedp.CSS(`#verify-badge`)))
 		msg := eval[string](tb, `document.getElementById('verify-panel').textContent`)
+		if want := fmt.Sprintf("Entries%d of %d verified", total-1, total); !strings.Contains(msg, want) {
+			t.Errorf("the panel says %q; want %q", msg, want)
+		}
 		if want := fmt.Sprintf("Entry #%d (transcript segment): the inclusion proof does not lead to the signed root hash", segLeaf); !strings.Contains(msg, want) {
 			t.Errorf("the panel says %q; want it to contain %q", msg, want)
 		}
