@@ -385,7 +385,13 @@ func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []by
 func (svc *Service) Note(ctx context.Context, c Caller, id string) (*Note, error) {
 	var n *Note
 	err := svc.with(c, id, func(s *state) error { n = s.project(); return nil })
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.audit(ctx, c, id, Access{Action: AccessNote, Head: n.Head}); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // AlignedSentence is the evidence found for one ad hoc sentence.
@@ -415,7 +421,9 @@ func (svc *Service) Align(ctx context.Context, c Caller, id string, sents []alig
 		}
 	}
 	var out []AlignedSentence
+	head := int64(-1)
 	err := svc.with(c, id, func(s *state) error {
+		head = s.head
 		results, err := svc.alignSentences(s, sents)
 		if err != nil {
 			return err
@@ -435,5 +443,11 @@ func (svc *Service) Align(ctx context.Context, c Caller, id string, sents []alig
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.audit(ctx, c, id, Access{Action: AccessAlign, Head: head, Count: len(sents)}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

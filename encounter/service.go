@@ -51,14 +51,19 @@ var ErrPrecondition = errors.New("encounter: failed precondition")
 
 // Service records and reads encounters. It is safe for concurrent use.
 type Service struct {
-	log    *ledger.Log
-	blobs  *blob.Store
-	states *stateCache
+	log         *ledger.Log
+	blobs       *blob.Store
+	states      *stateCache
+	accessTrail bool // see WithAccessTrail
 }
 
 // New returns a Service on a log and a blob store.
-func New(l *ledger.Log, blobs *blob.Store) *Service {
-	return &Service{log: l, blobs: blobs, states: newStateCache(1024)}
+func New(l *ledger.Log, blobs *blob.Store, opts ...Option) *Service {
+	svc := &Service{log: l, blobs: blobs, states: newStateCache(1024)}
+	for _, o := range opts {
+		o(svc)
+	}
+	return svc
 }
 
 func invalid(field, format string, args ...any) error {
@@ -92,6 +97,9 @@ func (s *state) info() Info {
 func (svc *Service) with(c Caller, id string, fn func(s *state) error) error {
 	if err := ledger.CheckID("encounter_id", id, ledger.MaxEncounterLen); err != nil {
 		return err
+	}
+	if id == AuditChain {
+		return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
 	}
 	s := svc.states.get(c.Tenant, id)
 	s.mu.Lock()
@@ -194,6 +202,14 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 
 // Get returns an encounter's summary.
 func (svc *Service) Get(ctx context.Context, c Caller, id string) (Info, error) {
+	info, err := svc.get(c, id)
+	if err != nil {
+		return info, err
+	}
+	return info, svc.audit(ctx, c, id, Access{Action: AccessGetEncounter, Head: info.Head})
+}
+
+func (svc *Service) get(c Caller, id string) (Info, error) {
 	var info Info
 	err := svc.with(c, id, func(s *state) error { info = s.info(); return nil })
 	return info, err
@@ -206,6 +222,9 @@ func (svc *Service) List(ctx context.Context, c Caller, after string, limit int)
 	more := false
 	errStop := errors.New("stop")
 	err := svc.log.Encounters(c.Tenant, after, func(id string, _ ledger.Head) error {
+		if id == AuditChain {
+			return nil
+		}
 		if len(ids) == limit {
 			more = true
 			return errStop
@@ -218,11 +237,16 @@ func (svc *Service) List(ctx context.Context, c Caller, after string, limit int)
 	}
 	out := make([]Info, 0, len(ids))
 	for _, id := range ids {
-		info, err := svc.Get(ctx, c, id)
+		info, err := svc.get(c, id)
 		if err != nil {
 			return nil, false, err
 		}
 		out = append(out, info)
+	}
+	if len(out) > 0 {
+		if err := svc.audit(ctx, c, "", Access{Action: AccessListEncounters, Head: -1, Encounters: ids, Count: len(ids)}); err != nil {
+			return nil, false, err
+		}
 	}
 	return out, more, nil
 }
@@ -353,7 +377,9 @@ type AudioRecording struct {
 func (svc *Service) Transcript(ctx context.Context, c Caller, id string) ([]StoredSegment, []AudioRecording, error) {
 	var segs []StoredSegment
 	var audio []AudioRecording
+	head := int64(-1)
 	err := svc.with(c, id, func(s *state) error {
+		head = s.head
 		for _, g := range s.segments {
 			segs = append(segs, StoredSegment{Segment: g.Segment, Index: g.Index, Time: g.Time})
 		}
@@ -362,7 +388,13 @@ func (svc *Service) Transcript(ctx context.Context, c Caller, id string) ([]Stor
 		}
 		return nil
 	})
-	return segs, audio, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := svc.audit(ctx, c, id, Access{Action: AccessTranscript, Head: head, Count: len(segs)}); err != nil {
+		return nil, nil, err
+	}
+	return segs, audio, nil
 }
 
 // StoredSegment is a recorded segment with its leaf.
@@ -377,10 +409,12 @@ type StoredSegment struct {
 func (svc *Service) AudioBlob(ctx context.Context, c Caller, id string, index int64) (*blob.Blob, Audio, error) {
 	var meta Audio
 	found := false
+	leaf, head := int64(-1), int64(-1)
 	err := svc.with(c, id, func(s *state) error {
+		head = s.head
 		for _, a := range s.audio {
 			if a.Index == index || index < 0 {
-				meta, found = a.Audio, true
+				meta, found, leaf = a.Audio, true, a.Index
 			}
 		}
 		return nil
@@ -396,7 +430,13 @@ func (svc *Service) AudioBlob(ctx context.Context, c Caller, id string, index in
 		return nil, meta, err
 	}
 	b, err := svc.blobs.Open(blob.Scope{Tenant: c.Tenant, Encounter: id}, h)
-	return b, meta, err
+	if err != nil {
+		return nil, meta, err
+	}
+	if err := svc.audit(ctx, c, id, Access{Action: AccessAudio, Head: head, Leaves: []int64{leaf}}); err != nil {
+		return nil, meta, err
+	}
+	return b, meta, nil
 }
 
 func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }

@@ -100,13 +100,28 @@ func (s *state) apply(e *ledger.StoredEntry, payload []byte) error {
 		if err = decodePayload(payload, &g, func() int { return g.V }); err == nil {
 			s.events = append(s.events, event{meta: m, signoff: &g})
 		}
+	case ledger.KindRedaction:
+		// The encounter was shredded: what this state decoded before must
+		// not be served from memory either.
+		s.forget()
+		return fmt.Errorf("%w: the encounter's payloads were destroyed (leaf %d)", ledger.ErrRedacted, e.Index)
 	}
+	// Access entries (ledger.KindAccess) change nothing the state holds.
 	if err != nil {
 		return fmt.Errorf("entry %d: %w", e.Index, err)
 	}
 	s.head = e.Index
 	s.count++
 	return nil
+}
+
+// forget drops everything decoded, so that the next refresh starts over.
+func (s *state) forget() {
+	s.head, s.count = -1, 0
+	s.opened, s.actor = nil, ""
+	s.segments, s.audio, s.events = nil, nil, nil
+	s.segmentIDs = make(map[string]bool)
+	s.added = 0
 }
 
 // stateCache keeps recently used encounter states, bounded in number.

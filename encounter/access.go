@@ -1,0 +1,203 @@
+package encounter
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evidenceledger/evidence/ledger"
+)
+
+// AuditChain is the encounter id of each tenant's audit chain: the chain
+// that holds the access entries of reads that are not about one encounter
+// (listing encounters, searching). newID never makes it, and the service
+// treats it as no encounter: Get returns NotFound and List skips it.
+const AuditChain = "audit"
+
+// Access actions: what a read disclosed.
+const (
+	AccessGetEncounter   = "get_encounter"   // title and patient reference
+	AccessListEncounters = "list_encounters" // titles of a page of encounters
+	AccessTranscript     = "get_transcript"  // segments and audio metadata
+	AccessNote           = "get_note"        // the current note with evidence
+	AccessAudio          = "get_audio"       // the recording's bytes
+	AccessAlign          = "align"           // transcript spans for ad hoc sentences
+	AccessSearch         = "search"          // highlighted text of matching entries
+	AccessExport         = "export"          // a provenance report
+)
+
+// Access is the payload of an access entry: one read or export of PHI. It
+// holds no PHI. Who, which tenant and when are in the leaf (actor, tenant,
+// time); what is the leaf's encounter, or for an entry in the audit chain,
+// Encounters.
+type Access struct {
+	V      int    `json:"v"`
+	Action string `json:"action"`
+	// Role is the caller's role, as authentication established it.
+	Role string `json:"role,omitempty"`
+	// Channel is how the read came in: an RPC method, an HTTP route, or
+	// "internal" for a read by the server's own components.
+	Channel string `json:"channel,omitempty"`
+	// Remote is the network peer of the request; ForwardedFor the client
+	// address a gateway in front of the API reported, unverified.
+	Remote       string `json:"remote,omitempty"`
+	ForwardedFor string `json:"forwarded_for,omitempty"`
+	// Head is the encounter's last leaf reflected in what was read, or -1.
+	Head int64 `json:"head"`
+	// Leaves are the specific entries disclosed, such as the audio entry
+	// whose recording was read.
+	Leaves []int64 `json:"leaves,omitempty"`
+	// Encounters lists, for a read that is not about one encounter, the
+	// encounters whose PHI it returned.
+	Encounters []string `json:"encounters,omitempty"`
+	// Count is how many items were returned (segments, results, ...).
+	Count int `json:"count,omitempty"`
+	// Format is the format of an export.
+	Format string `json:"format,omitempty"`
+}
+
+// Origin says where a request came from, for the access trail. The API
+// layer puts it in the request's context with WithOrigin.
+type Origin struct {
+	Role         string
+	Channel      string
+	Remote       string
+	ForwardedFor string
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx carrying o.
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+// OriginFrom returns the origin in ctx; without one, the read is the
+// server's own ("internal").
+func OriginFrom(ctx context.Context) Origin {
+	if o, ok := ctx.Value(originKey{}).(Origin); ok {
+		return o
+	}
+	return Origin{Channel: "internal"}
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithAccessTrail makes every read of PHI through the Service append an
+// access entry (RecordAccess) before it returns anything: a read is served
+// only once its access entry is durable, and a read whose entry cannot be
+// written fails. Concurrent reads share group commits, so they cost one
+// sync between them, not one each.
+func WithAccessTrail() Option {
+	return func(s *Service) { s.accessTrail = true }
+}
+
+// AccessTrail reports whether the Service records reads (WithAccessTrail).
+func (svc *Service) AccessTrail() bool { return svc.accessTrail }
+
+// RecordAccess appends an access entry for a read by c, in the chain of the
+// encounter it was about, or in the tenant's audit chain (AuditChain) when
+// encounter is empty, and returns once it is durable, with its leaf index.
+// The Role, Channel and addresses come from ctx (OriginFrom) when a is
+// missing them.
+func (svc *Service) RecordAccess(ctx context.Context, c Caller, encounter string, a Access) (int64, error) {
+	if encounter == "" {
+		encounter = AuditChain
+	}
+	if a.Action == "" {
+		return -1, invalid("action", "must not be empty")
+	}
+	o := OriginFrom(ctx)
+	a.V = PayloadVersion
+	if a.Role == "" {
+		a.Role = o.Role
+	}
+	if a.Channel == "" {
+		a.Channel = o.Channel
+	}
+	if a.Remote == "" {
+		a.Remote = o.Remote
+	}
+	if a.ForwardedFor == "" {
+		a.ForwardedFor = o.ForwardedFor
+	}
+	p, err := encodePayload(a)
+	if err != nil {
+		return -1, err
+	}
+	app, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindAccess, Tenant: c.Tenant, Encounter: encounter, Actor: c.Actor, Payload: p}})
+	if err != nil {
+		return -1, fmt.Errorf("encounter: record access: %w", err)
+	}
+	return app.First, nil
+}
+
+// audit records a read when the access trail is on.
+func (svc *Service) audit(ctx context.Context, c Caller, encounter string, a Access) error {
+	if !svc.accessTrail {
+		return nil
+	}
+	_, err := svc.RecordAccess(ctx, c, encounter, a)
+	return err
+}
+
+// DecodeAccess parses an access entry's payload strictly.
+func DecodeAccess(data []byte) (*Access, error) {
+	var a Access
+	if err := decodePayload(data, &a, func() int { return a.V }); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Redaction is the payload of a redaction entry: the encounter's payloads
+// and recordings were destroyed (crypto-shredded). It holds no PHI.
+type Redaction struct {
+	V      int    `json:"v"`
+	Reason string `json:"reason"`
+	// Payloads and Blobs count what was destroyed; Through is the last leaf
+	// of the encounter whose payload was destroyed.
+	Payloads int   `json:"payloads"`
+	Blobs    int   `json:"blobs"`
+	Through  int64 `json:"through"`
+	// KeyPurged reports whether the storage engine physically erased the
+	// encounter's wrapped data key.
+	KeyPurged bool `json:"key_purged"`
+	// IndexCleared reports whether the full-text index's documents of the
+	// encounter were removed.
+	IndexCleared bool `json:"index_cleared"`
+}
+
+// DecodeRedaction parses a redaction entry's payload strictly.
+func DecodeRedaction(data []byte) (*Redaction, error) {
+	var r Redaction
+	if err := decodePayload(data, &r, func() int { return r.V }); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Forget drops the service's in-memory state of an encounter, so that the
+// next read rebuilds it from the log. Crypto-shredding calls it once the
+// encounter's key is destroyed, so that nothing decoded before is served
+// from memory.
+func (svc *Service) Forget(c Caller, id string) {
+	svc.states.drop(c.Tenant, id)
+}
+
+func (c *stateCache) drop(tenant, id string) {
+	k := tenant + "\x00" + id
+	c.mu.Lock()
+	el, ok := c.mu.items[k]
+	if ok {
+		c.mu.lru.Remove(el)
+		delete(c.mu.items, k)
+	}
+	c.mu.Unlock()
+	if ok {
+		s := el.Value.(*state)
+		s.mu.Lock()
+		s.forget()
+		s.mu.Unlock()
+	}
+}
