@@ -5,7 +5,6 @@ import { api, int } from './api.js';
 import { h, when } from './dom.js';
 import { EvidencePlayer } from './player.js';
 import { VisitView } from './visit.js';
-import { SearchBox } from './search.js';
 
 const main = document.getElementById('main');
 const audio = document.getElementById('audio');
@@ -276,8 +275,9 @@ let searchProbed = false;
 app.afterPaint = () => {
   if (searchProbed) return;
   searchProbed = true;
-  api.searchAvailable().then((ok) => {
+  api.searchAvailable().then(async (ok) => {
     if (ok) {
+      const { SearchBox } = await import('./search.js');
       app.search = new SearchBox(app, document.getElementById('search'));
       app.search.setVisit(app.view);
     }

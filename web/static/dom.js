@@ -88,3 +88,20 @@ export function speakerClass(role) {
 export function scrollBehavior() {
   return window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth';
 }
+
+const KIND_LABEL = {
+  encounter: 'visit record',
+  audio: 'recording',
+  segment: 'transcript segment',
+  model_output: 'model output',
+  alignment: 'alignment',
+  edit: 'clinician edit',
+  signoff: 'sign-off',
+  access: 'access record',
+  redaction: 'redaction',
+};
+
+/** kindLabel names a kind of ledger entry ("segment") for people. */
+export function kindLabel(kind) {
+  return KIND_LABEL[kind] || kind;
+}

@@ -15,22 +15,7 @@ import { cryptoAvailable, fromBase64, leafHash, verifyConsistency, verifyInclusi
 import { openCheckpoint, parseVerifierKey } from './checkpoint.js';
 import { decodeLeaf, kindName, timestampNs } from './leaf.js';
 import { int } from './api.js';
-
-const KIND_LABEL = {
-  encounter: 'visit record',
-  audio: 'recording',
-  segment: 'transcript segment',
-  model_output: 'model output',
-  alignment: 'alignment',
-  edit: 'clinician edit',
-  signoff: 'sign-off',
-  access: 'access record',
-  redaction: 'redaction',
-};
-
-export function kindLabel(kind) {
-  return KIND_LABEL[kind] || kind;
-}
+import { kindLabel } from './dom.js';
 
 /** VerificationError is a failed check, phrased for the clinician. */
 class VerificationError extends Error {}

@@ -10,8 +10,14 @@
 // without evidence, and the page's single <audio>.
 
 import { api, int, identity } from './api.js';
-import { h, clock, clockPrecise, spokenClock, when, speaker, speakerClass, scrollBehavior } from './dom.js';
-import { LogVerifier, expectationsFor, kindLabel } from './verify.js';
+import { h, clock, clockPrecise, spokenClock, when, speaker, speakerClass, scrollBehavior, kindLabel } from './dom.js';
+
+// Until verify.js has loaded (after the first paint), every entry is
+// pending.
+const notYetVerifying = {
+  result: () => ({ state: 'pending' }),
+  summary: () => ({ state: 'checking', total: 0, ok: 0, errors: [], chainLinks: 0 }),
+};
 
 const EDIT_ACTIONS = { EDIT_ACTION_REPLACE: 'Edited', EDIT_ACTION_ADD: 'Added', EDIT_ACTION_DELETE: 'Deleted' };
 
@@ -27,8 +33,8 @@ export class VisitView {
     this.sentences = new Map(); // sentence_id -> {s, section, el, item}
     this.active = null;
     this.editing = null;
-    this.verifier = new LogVerifier(api, id);
-    this.verifier.onchange = () => this.#verificationChanged();
+    this.verifier = notYetVerifying;
+    this.verifying = null; // the verify.js module, once asked for
     this.playingMarks = [];
     this.onSpan = (e) => this.#spanStarted(e.detail);
     this.onDone = (e) => this.#playbackDone(e.detail);
@@ -122,7 +128,12 @@ export class VisitView {
     requestAnimationFrame(() =>
       setTimeout(() => {
         performance.mark('evidence:visit-painted');
-        this.verifier.start(expectationsFor(this.note, this.transcript));
+        this.verifying = import('./verify.js').then((v) => {
+          this.verifier = new v.LogVerifier(api, this.id);
+          this.verifier.onchange = () => this.#verificationChanged();
+          this.verifier.start(v.expectationsFor(this.note, this.transcript));
+          return v;
+        });
         this.app.afterPaint();
       }, 0),
     );
@@ -664,7 +675,7 @@ export class VisitView {
     this.#renderNote();
     this.noteBody.scrollTop = scroll;
     this.#renderStatus();
-    this.verifier.add(expectationsFor(note, this.transcript));
+    if (this.verifying) this.verifying.then((v) => this.verifier.add(v.expectationsFor(this.note, this.transcript)));
     api.encounter(this.id).then((r) => {
       this.encounter = r.encounter;
       this.metaEl.textContent = this.#meta();
