@@ -238,8 +238,8 @@ func (p *Pipeline) GenerateNote(ctx context.Context, c encounter.Caller, encount
 	}
 	segs, inputs := transcript(stored)
 
-	callCtx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	out, genErr := gen.Generate(callCtx, Request{Segments: segs, Model: r.Model})
 	latency := time.Since(start).Milliseconds()
 	cancel()

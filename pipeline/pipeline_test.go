@@ -128,7 +128,7 @@ func TestTimedOutAndCancelledCallsAreRecorded(t *testing.T) {
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs recorded, want 2", len(outs))
 	}
-	if !strings.Contains(outs[0].Error, "took longer than") || outs[0].Model.Name != "m" || outs[0].LatencyMS < 30 {
+	if !strings.Contains(outs[0].Error, "took longer than") || outs[0].Model.Name != "m" || outs[0].LatencyMS < 25 {
 		t.Errorf("timed-out call recorded as %+v", outs[0].ModelOutput)
 	}
 	if !strings.Contains(outs[1].Error, "canceled") || outs[1].Model.Name != "kserve" {

@@ -277,10 +277,7 @@ func ParseRequest(body []byte) (RequestInfo, error) {
 	if m, ok := raw["messages"]; ok {
 		h := sha256.Sum256(m)
 		info.MessagesSHA256 = hex.EncodeToString(h[:])
-		var msgs []json.RawMessage
-		if json.Unmarshal(m, &msgs) == nil {
-			info.Messages = len(msgs)
-		}
+		info.Messages = arrayLen(m)
 	}
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -310,6 +307,45 @@ func ParseRequest(body []byte) (RequestInfo, error) {
 		info.Parameters[k] = string(v)
 	}
 	return info, nil
+}
+
+// arrayLen counts the elements of a valid JSON array without decoding
+// them, or returns 0 for another value.
+func arrayLen(v json.RawMessage) int {
+	v = bytes.TrimSpace(v)
+	if len(v) < 2 || v[0] != '[' {
+		return 0
+	}
+	n, depth, inString, escaped, empty := 0, 0, false, false, true
+	for _, c := range v[1 : len(v)-1] {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			depth--
+		case c == ',' && depth == 0:
+			n++
+		}
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			empty = false
+		}
+	}
+	if empty {
+		return 0
+	}
+	return n + 1
 }
 
 // Describe summarises an API error for the ledger: the type and code, not

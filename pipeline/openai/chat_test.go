@@ -59,3 +59,19 @@ func TestParseRequest(t *testing.T) {
 		t.Errorf("array: %v", err)
 	}
 }
+
+func TestParseRequestCountsMessages(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"messages":[]}`:                          0,
+		`{"messages":[ ]}`:                         0,
+		`{"messages":[{"content":"a, [b], {c}"}]}`: 1,
+		`{"messages":[{"content":"quote \" , comma"},{"x":[1,2]}]}`: 2,
+		`{"messages":"not a list"}`:                                 0,
+		`{"messages":[1,[2,3],{"a":"\\"}]}`:                         3,
+	} {
+		info, err := openai.ParseRequest([]byte(body))
+		if err != nil || info.Messages != want {
+			t.Errorf("%s: %d messages (%v), want %d", body, info.Messages, err, want)
+		}
+	}
+}

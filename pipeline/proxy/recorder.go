@@ -153,7 +153,7 @@ type Recorder struct {
 // pending is a call on its way to the ledger.
 type pending struct {
 	id      [16]byte
-	seg     uint64
+	seg     uint64 // the spool segment holding the call; 0 when it is not spooled
 	call    spooledCall
 	replay  bool
 	done    chan error // for Options.Sync; nil otherwise
@@ -530,7 +530,7 @@ func (r *Recorder) settle(p *pending, err error) {
 	callID := hex.EncodeToString(p.id[:])
 	switch {
 	case err == nil:
-		if r.spool != nil {
+		if r.spool != nil && p.seg != 0 {
 			if aerr := r.spool.ack(p.seg, p.id); aerr != nil {
 				r.opts.Logger.Warn("proxy: cannot acknowledge a recorded call in the spool", "call_id", callID, "error", aerr.Error())
 			}
@@ -708,6 +708,9 @@ func prepare(o *encounter.ModelOutput, callID string) {
 // clip makes s valid UTF-8 without control characters and at most max
 // bytes long.
 func clip(s string, max int) string {
+	if len(s) <= max && plainASCII(s) {
+		return s
+	}
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
@@ -720,6 +723,15 @@ func clip(s string, max int) string {
 		s = s[:len(s)-size]
 	}
 	return s
+}
+
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 type metrics struct {
