@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/ledger"
@@ -278,12 +279,25 @@ func (x *Index) step(target int64) (int64, error) {
 	if to <= from {
 		return from, nil
 	}
+	// Entries are read (and their payloads opened, checked and decoded)
+	// by several goroutines, and the next run is read while this one is
+	// written; see prefetch.
+	var items []readItem
+	if pf := x.mu.prefetch; pf != nil && pf.from == from && pf.to <= target && pf.epoch == x.mu.epoch {
+		<-pf.done
+		items, to = pf.items, pf.to
+	} else {
+		x.waitPrefetch()
+		items = readRange(x.src, from, to)
+	}
+	x.mu.prefetch = nil
 	batches := map[string]*batch{}
 	payloads := map[int64]decoded{}
 	last := x.mu.lastHash
 	skipped := 0
 	for i := from; i < to; i++ {
-		raw, e, err := x.src.Payload(i)
+		it := &items[i-from]
+		e, err := it.entry, it.err
 		if e == nil {
 			return from, fmt.Errorf("index: entry %d: %w", i, err)
 		}
@@ -310,8 +324,8 @@ func (x *Index) step(target int64) (int64, error) {
 		if err != nil {
 			return from, fmt.Errorf("index: entry %d: %w", i, err)
 		}
-		p, err := encounter.DecodePayload(e.Leaf.Kind, raw)
-		if err != nil {
+		p := it.payload
+		if p == nil {
 			// A payload this version cannot read holds nothing it can
 			// index; it is skipped the same way by every rebuild.
 			skipped++
@@ -322,6 +336,9 @@ func (x *Index) step(target int64) (int64, error) {
 		if err := b.apply(e, p); err != nil {
 			return from, fmt.Errorf("index: entry %d: %w", i, err)
 		}
+	}
+	if to < target {
+		x.startPrefetch(to, min(target, to+int64(x.opts.BatchEntries)))
 	}
 	tenants := make([]string, 0, len(batches))
 	for t := range batches {
@@ -384,4 +401,64 @@ func (b *batch) commit(from, to int64) error {
 	}
 	maps.Copy(t.notes, b.notes)
 	return nil
+}
+
+// readItem is one entry read from the log, with its decoded payload (nil
+// if it has none this version can decode).
+type readItem struct {
+	entry   *ledger.StoredEntry
+	err     error // from Payload
+	payload any
+}
+
+// readWorkers is the number of goroutines reading one run of entries.
+const readWorkers = 4
+
+// readRange reads entries [from, to) with readWorkers goroutines.
+func readRange(src Source, from, to int64) []readItem {
+	items := make([]readItem, to-from)
+	var wg sync.WaitGroup
+	for w := range int64(readWorkers) {
+		wg.Go(func() {
+			for i := from + w; i < to; i += readWorkers {
+				it := &items[i-from]
+				var raw []byte
+				raw, it.entry, it.err = src.Payload(i)
+				if it.err == nil && indexed(it.entry.Leaf.Kind) {
+					it.payload, _ = encounter.DecodePayload(it.entry.Leaf.Kind, raw)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return items
+}
+
+// prefetch is a run of entries being read ahead while the previous run is
+// written. It is used only if no DeleteEncounter ran since it started
+// (epoch), so a payload read before a redaction never re-enters the index
+// after it.
+type prefetch struct {
+	from, to int64
+	epoch    uint64
+	done     chan struct{}
+	items    []readItem
+}
+
+// startPrefetch starts reading [from, to). The caller holds mu.
+func (x *Index) startPrefetch(from, to int64) {
+	pf := &prefetch{from: from, to: to, epoch: x.mu.epoch, done: make(chan struct{})}
+	x.mu.prefetch = pf
+	go func() {
+		defer close(pf.done)
+		pf.items = readRange(x.src, from, to)
+	}()
+}
+
+// waitPrefetch waits for and drops a prefetch. The caller holds mu.
+func (x *Index) waitPrefetch() {
+	if pf := x.mu.prefetch; pf != nil {
+		<-pf.done
+		x.mu.prefetch = nil
+	}
 }

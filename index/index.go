@@ -61,7 +61,7 @@ func (o *Options) setDefaults() {
 // formatVersion names the layout, document schema and analysis. An index
 // written in another format is a DivergedError: it is rebuilt, never
 // migrated.
-const formatVersion = "evidence-index-2"
+const formatVersion = "evidence-index-3"
 
 // Internal (non-document) keys of a tenant index, written in the same
 // batch as the documents they describe.
@@ -112,6 +112,10 @@ type Index struct {
 		applied  int64       // entries [0, applied) are in the tenant indexes
 		lastHash ledger.Hash // leaf hash of entry applied-1
 		closed   bool
+		// epoch counts DeleteEncounter calls; prefetch reads the next
+		// run of entries while a batch is written.
+		epoch    uint64
+		prefetch *prefetch
 	}
 
 	// tenants holds the open tenant indexes. Writers add to it while
@@ -392,6 +396,7 @@ func (x *Index) Close() error {
 		return nil
 	}
 	x.mu.closed = true
+	x.waitPrefetch()
 	return x.closeTenants()
 }
 

@@ -89,6 +89,7 @@ func (d *doc) id() string { return docID(d.leaf, d.sentenceID) }
 var (
 	keywordAnalyzer  analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: single.NewSingleTokenTokenizer()}
 	clinicalAnalyzer analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: clinicalTokenizer{}}
+	timeAnalyzer     analysis.Analyzer = &analysis.DefaultAnalyzer{Tokenizer: timeTokenizer{}}
 )
 
 // Doc values (for facets and sorting) are stored one document per chunk
@@ -120,8 +121,8 @@ func (d *doc) document() *document.Document {
 	if d.sentenceID != "" {
 		bd.AddField(document.NewBooleanFieldWithIndexingOptions(fieldSuperseded, nil, d.superseded, bleveindex.IndexField|bleveindex.StoreField))
 	}
-	if f, err := document.NewDateTimeFieldWithIndexingOptions(fieldTime, nil, d.time, time.RFC3339Nano, bleveindex.IndexField); err == nil {
-		bd.AddField(f)
+	if !d.time.Before(minBucketTime) && d.time.Before(maxBucketTime) {
+		bd.AddField(document.NewTextFieldCustom(fieldTime, nil, []byte(d.time.UTC().Format(timeLayout)), filterOpts, timeAnalyzer))
 	}
 	bd.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(d.text), textOpts, clinicalAnalyzer))
 	return bd
@@ -149,9 +150,7 @@ func newMapping() *mapping.IndexMappingImpl {
 	sup := mapping.NewBooleanFieldMapping()
 	sup.Store, sup.IncludeInAll, sup.DocValues = true, false, false
 	dm.AddFieldMappingsAt(fieldSuperseded, sup)
-	tm := mapping.NewDateTimeFieldMapping()
-	tm.Store, tm.IncludeInAll, tm.DocValues = false, false, false
-	dm.AddFieldMappingsAt(fieldTime, tm)
+	dm.AddFieldMappingsAt(fieldTime, kw(false)) // time buckets (timebucket.go)
 	text := mapping.NewTextFieldMapping()
 	text.Analyzer, text.Store, text.IncludeInAll, text.IncludeTermVectors, text.DocValues = AnalyzerName, false, false, true, false
 	dm.AddFieldMappingsAt(fieldText, text)

@@ -24,6 +24,7 @@ func (x *Index) DeleteEncounter(tenant, enc string) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.mu.epoch++ // entries read ahead may predate the redaction
 	t := x.tenant(tenant)
 	if t == nil {
 		return nil

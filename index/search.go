@@ -324,10 +324,19 @@ func buildQuery(r *Request, text compiled, bound int64) query.Query {
 		filters = append(filters, query.NewDisjunctionQuery(ks))
 	}
 	if !r.From.IsZero() || !r.To.IsZero() {
-		inc, exc := true, false
-		q := query.NewDateRangeInclusiveQuery(r.From, r.To, &inc, &exc)
-		q.SetField(fieldTime)
-		filters = append(filters, q)
+		from, to := r.From, r.To
+		if to.IsZero() {
+			to = maxBucketTime
+		}
+		var ts []query.Query
+		for _, b := range rangeTerms(from, to) {
+			ts = append(ts, term(fieldTime, b))
+		}
+		if len(ts) == 0 {
+			filters = append(filters, query.NewMatchNoneQuery())
+		} else {
+			filters = append(filters, query.NewDisjunctionQuery(ts))
+		}
 	}
 	if r.CurrentOnly {
 		q := query.NewBoolFieldQuery(false)

@@ -378,3 +378,48 @@ func TestRedaction(t *testing.T) {
 		t.Errorf("DeleteEncounter with a bad id: %v", err)
 	}
 }
+
+// TestRedactionDuringReadAhead redacts an encounter while the indexer has
+// already read its entries ahead: they must not enter the index.
+func TestRedactionDuringReadAhead(t *testing.T) {
+	sh := &shredder{gone: map[string]bool{}}
+	l, err := ledger.Open(memstore.New(), ledger.Options{Origin: testOrigin, Key: testKey(t), Sealer: sh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	w := writer{t, l}
+	w.open("tenant-a", "enc-1")
+	w.segs("tenant-a", "enc-1", "patient: chest pain", "patient: chest pain again")
+	first := l.Size()
+	w.open("tenant-a", "enc-2")
+	w.segs("tenant-a", "enc-2", "patient: chest pain", "patient: more chest pain")
+	x := openIndex(t, tempIndexDir(t), l, Options{BatchEntries: int(first)})
+	if _, err := x.step(l.Size()); err != nil {
+		t.Fatal(err)
+	}
+	x.mu.Lock()
+	pf := x.mu.prefetch
+	x.mu.Unlock()
+	if pf == nil {
+		t.Fatal("no read-ahead started")
+	}
+	<-pf.done // enc-2's payloads were read before the redaction
+	sh.shred("tenant-a", "enc-2")
+	if err := x.DeleteEncounter("tenant-a", "enc-2"); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, x)
+	res, err := x.Search(context.Background(), Request{Tenant: "tenant-a", Query: "chest", Facets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Facets.Encounters {
+		if f.Value == "enc-2" {
+			t.Fatalf("the redacted encounter was indexed from entries read ahead: %+v", res.Facets.Encounters)
+		}
+	}
+	if res.Total != 2 {
+		t.Fatalf("%d hits, want enc-1's 2", res.Total)
+	}
+}
