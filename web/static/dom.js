@@ -59,14 +59,21 @@ export function spokenClock(ms) {
   return parts.join(' ');
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const two = (n) => String(n).padStart(2, '0');
 
+/**
+ * when formats a timestamp in local time as "26 Nov 2026, 17:07" (with
+ * ":46" seconds when asked): day before month, a 24-hour clock, never
+ * ambiguous. (Intl would localise it, but loading its data costs a new
+ * tab tens of milliseconds before the first paint.)
+ */
 export function when(ts, seconds = false) {
   if (!ts) return '';
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return '';
-  return (seconds ? dateTimeSeconds : dateTime).format(d);
+  const t = `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ''}`;
+  return `${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()}, ${t}`;
 }
 
 export const SPEAKERS = {
