@@ -8,12 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/grpcapi/client"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
-	"github.com/evidenceledger/evidence/pipeline/soapgen"
 )
 
 // demoMarker records, in the data directory, that the demo was loaded.
@@ -68,39 +66,23 @@ func loadDemo(ctx context.Context, dataDir, grpcAddr string, logger *slog.Logger
 		return "", fmt.Errorf("audio: %w", err)
 	}
 
-	// The transcript, then a note drafted by the embedded generator.
+	// The transcript, then a note drafted by the embedded generator through
+	// the inference pipeline, which records the call and its alignment.
 	var segs []*pb.Segment
-	var gen []soapgen.Segment
 	for _, s := range v.Segments {
 		role := pb.SpeakerRole_SPEAKER_ROLE_PATIENT
 		if s.Speaker == demo.Clinician {
 			role = pb.SpeakerRole_SPEAKER_ROLE_CLINICIAN
 		}
 		segs = append(segs, &pb.Segment{SegmentId: s.ID, SpeakerRole: role, Text: s.Text, StartMs: s.StartMS, EndMs: s.EndMS, AsrModel: "manual-transcript"})
-		gen = append(gen, soapgen.Segment{ID: s.ID, Speaker: string(s.Speaker), StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text})
 	}
-	rs, err := api.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs})
-	if err != nil {
+	if _, err := api.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs}); err != nil {
 		return "", fmt.Errorf("segments: %w", err)
 	}
-	start := time.Now()
-	note, err := soapgen.Generate(gen, soapgen.Options{})
+	mo, err := pb.NewInferenceServiceClient(c.Conn()).GenerateNote(as("svc:scribe"), &pb.GenerateNoteRequest{EncounterId: id,
+		Backend: pb.InferenceBackend_INFERENCE_BACKEND_EMBEDDED})
 	if err != nil {
-		return "", err
-	}
-	draft := &pb.DraftNote{}
-	for _, sec := range note.Sections {
-		ds := &pb.DraftSection{Name: sec.Name}
-		for _, t := range sec.Sentences {
-			ds.Sentences = append(ds.Sentences, &pb.DraftSentence{SentenceId: t.ID, Text: t.Text})
-		}
-		draft.Sections = append(draft.Sections, ds)
-	}
-	mo, err := api.RecordModelOutput(as("svc:scribe"), &pb.RecordModelOutputRequest{EncounterId: id,
-		Model: &pb.ModelRef{Name: soapgen.Name, Version: soapgen.Version}, InputIndexes: rs.GetReceipt().GetLeafIndexes(),
-		Note: draft, LatencyMs: time.Since(start).Milliseconds()})
-	if err != nil {
-		return "", fmt.Errorf("model output: %w", err)
+		return "", fmt.Errorf("generate note: %w", err)
 	}
 
 	// The clinician's edits, taken from the real clinician note.
