@@ -115,14 +115,17 @@ func rangeTerms(from, to time.Time) []string {
 type timeTokenizer struct{}
 
 func (timeTokenizer) Tokenize(v []byte) analysis.TokenStream {
-	t, err := time.Parse(timeLayout, string(v))
-	if err != nil {
+	if len(v) != len(timeLayout) {
 		return nil
 	}
-	terms := timeTerms(t)
-	out := make(analysis.TokenStream, len(terms))
-	for i, term := range terms {
-		out[i] = &analysis.Token{Term: []byte(term), Start: 0, End: len(v), Position: i + 1, Type: analysis.AlphaNumeric}
+	backing := make([]analysis.Token, len(timeUnits))
+	out := make(analysis.TokenStream, len(timeUnits))
+	buf := make([]byte, 0, len(timeUnits)*(1+len(timeLayout)))
+	for i, u := range timeUnits {
+		start := len(buf)
+		buf = append(append(buf, u.prefix), v[:u.digits]...)
+		backing[i] = analysis.Token{Term: buf[start:len(buf):len(buf)], Start: 0, End: len(v), Position: i + 1, Type: analysis.AlphaNumeric}
+		out[i] = &backing[i]
 	}
 	return out
 }

@@ -68,3 +68,17 @@ func TestRangeTerms(t *testing.T) {
 		t.Errorf("March: %v", got)
 	}
 }
+
+func TestTimeTokenizer(t *testing.T) {
+	tm := time.Date(2025, 3, 1, 9, 5, 12, 999, time.UTC)
+	var got []string
+	for _, tok := range (timeTokenizer{}).Tokenize([]byte(tm.Format(timeLayout))) {
+		got = append(got, string(tok.Term))
+	}
+	if want := timeTerms(tm); !slices.Equal(got, want) {
+		t.Fatalf("tokens %v, want %v", got, want)
+	}
+	if want := []string{"X202", "Y2025", "M202503", "D20250301", "H2025030109", "N202503010905", "S20250301090512"}; !slices.Equal(got, want) {
+		t.Fatalf("tokens %v, want %v", got, want)
+	}
+}
