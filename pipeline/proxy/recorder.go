@@ -558,7 +558,8 @@ func (r *Recorder) settle(p *pending, err error) {
 }
 
 // resolve returns the encounter to record a call under: the one it named,
-// if the tenant has it, or the tenant's default encounter. fallback is the
+// if the tenant has it (and it is not redacted), or the tenant's default
+// encounter. fallback is the
 // named id when the default was used instead.
 func (r *Recorder) resolve(ctx context.Context, c encounter.Caller, named string) (id, fallback string, err error) {
 	if named != "" {
@@ -571,7 +572,7 @@ func (r *Recorder) resolve(ctx context.Context, c encounter.Caller, named string
 		case err == nil:
 			r.known.Store(k, true)
 			return named, "", nil
-		case !errors.Is(err, ledger.ErrNotFound) && !errors.As(err, new(*ledger.InvalidError)):
+		case !errors.Is(err, ledger.ErrNotFound) && !errors.Is(err, ledger.ErrRedacted) && !errors.As(err, new(*ledger.InvalidError)):
 			return "", "", err
 		}
 		fallback = clip(named, encounter.MaxIDBytes)
