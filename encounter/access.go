@@ -201,3 +201,43 @@ func (c *stateCache) drop(tenant, id string) {
 		s.mu.Unlock()
 	}
 }
+
+// Export is everything an export of an encounter reads: its summary,
+// current note, transcript and recordings.
+type Export struct {
+	Info     Info
+	Note     *Note
+	Segments []StoredSegment
+	Audio    []AudioRecording
+	// AccessLeaf is the leaf index of the export's access entry, or -1
+	// when the access trail is off.
+	AccessLeaf int64
+}
+
+// Export reads an encounter for an export in the given format (a
+// provenance report) and, with the access trail on, records one access
+// entry (AccessExport) before it returns.
+func (svc *Service) Export(ctx context.Context, c Caller, id, format string) (*Export, error) {
+	x := &Export{AccessLeaf: -1}
+	err := svc.with(c, id, func(s *state) error {
+		x.Info, x.Note = s.info(), s.project()
+		for _, g := range s.segments {
+			x.Segments = append(x.Segments, StoredSegment{Segment: g.Segment, Index: g.Index, Time: g.Time})
+		}
+		for _, a := range s.audio {
+			x.Audio = append(x.Audio, AudioRecording{Audio: a.Audio, Index: a.Index})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if svc.accessTrail {
+		leaf, err := svc.RecordAccess(ctx, c, id, Access{Action: AccessExport, Head: x.Note.Head, Format: format})
+		if err != nil {
+			return nil, err
+		}
+		x.AccessLeaf = leaf
+	}
+	return x, nil
+}
