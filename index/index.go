@@ -61,7 +61,7 @@ func (o *Options) setDefaults() {
 // formatVersion names the layout, document schema and analysis. An index
 // written in another format is a DivergedError: it is rebuilt, never
 // migrated.
-const formatVersion = "evidence-index-3"
+const formatVersion = "evidence-index-4"
 
 // Internal (non-document) keys of a tenant index, written in the same
 // batch as the documents they describe.

@@ -22,6 +22,7 @@ const (
 	fieldEncounter  = "encounter"
 	fieldKind       = "kind"
 	fieldSpeaker    = "speaker"
+	fieldFacet      = "facet" // kind "/" speaker, as a doc value: one visit for both facets
 	fieldModel      = "model"
 	fieldSentence   = "sentence_id"
 	fieldSection    = "section" // stored only
@@ -111,8 +112,9 @@ func (d *doc) document() *document.Document {
 	}
 	kw(fieldOrd, bd.ID(), facetOpts)
 	kw(fieldEncounter, d.encounter, facetOpts)
-	kw(fieldKind, d.kind.String(), facetOpts)
-	kw(fieldSpeaker, d.speaker, facetOpts)
+	kw(fieldKind, d.kind.String(), filterOpts)
+	kw(fieldSpeaker, d.speaker, filterOpts)
+	kw(fieldFacet, d.kind.String()+"/"+d.speaker, facetOpts)
 	kw(fieldModel, d.model, filterOpts)
 	kw(fieldSentence, d.sentenceID, filterOpts)
 	if d.section != "" {
@@ -140,8 +142,9 @@ func newMapping() *mapping.IndexMappingImpl {
 	dm := mapping.NewDocumentStaticMapping()
 	dm.AddFieldMappingsAt(fieldOrd, kw(true))
 	dm.AddFieldMappingsAt(fieldEncounter, kw(true))
-	dm.AddFieldMappingsAt(fieldKind, kw(true))
-	dm.AddFieldMappingsAt(fieldSpeaker, kw(true))
+	dm.AddFieldMappingsAt(fieldKind, kw(false))
+	dm.AddFieldMappingsAt(fieldSpeaker, kw(false))
+	dm.AddFieldMappingsAt(fieldFacet, kw(true))
 	dm.AddFieldMappingsAt(fieldModel, kw(false))
 	dm.AddFieldMappingsAt(fieldSentence, kw(false))
 	section := mapping.NewKeywordFieldMapping()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -39,8 +40,9 @@ const (
 	MaxPageSize     = 100
 )
 
-// facetSizes caps the values each facet reports.
-var facetSizes = map[string]int{fieldSpeaker: 3, fieldKind: 3, fieldEncounter: 10}
+// facetSizes caps the values each facet field reports: every kind and
+// speaker pair, and the top encounters.
+var facetSizes = map[string]int{fieldFacet: 16, fieldEncounter: 10}
 
 // Request is a search. Tenant is required: every hit belongs to it.
 type Request struct {
@@ -493,20 +495,38 @@ func highlights(text string, locs search.TermLocationMap) []Highlight {
 }
 
 func facetsOf(fr search.FacetResults) *Facets {
-	counts := func(name string) ([]FacetCount, int) {
-		r, ok := fr[name]
-		if !ok || r.Terms == nil {
-			return nil, 0
-		}
-		var out []FacetCount
-		for _, t := range r.Terms.Terms() {
-			out = append(out, FacetCount{Value: t.Term, Count: t.Count})
-		}
-		return out, r.Other
-	}
 	f := &Facets{}
-	f.Speakers, _ = counts(fieldSpeaker)
-	f.Kinds, _ = counts(fieldKind)
-	f.Encounters, f.OtherEncounters = counts(fieldEncounter)
+	if r, ok := fr[fieldFacet]; ok && r.Terms != nil {
+		speakers, kinds := map[string]int{}, map[string]int{}
+		for _, t := range r.Terms.Terms() {
+			kind, speaker, _ := strings.Cut(t.Term, "/")
+			kinds[kind] += t.Count
+			if speaker != "" {
+				speakers[speaker] += t.Count
+			}
+		}
+		f.Speakers, f.Kinds = sortedCounts(speakers), sortedCounts(kinds)
+	}
+	if r, ok := fr[fieldEncounter]; ok && r.Terms != nil {
+		for _, t := range r.Terms.Terms() {
+			f.Encounters = append(f.Encounters, FacetCount{Value: t.Term, Count: t.Count})
+		}
+		f.OtherEncounters = r.Other
+	}
 	return f
+}
+
+// sortedCounts returns m's values, most documents first, then by value.
+func sortedCounts(m map[string]int) []FacetCount {
+	out := make([]FacetCount, 0, len(m))
+	for v, n := range m {
+		out = append(out, FacetCount{Value: v, Count: n})
+	}
+	slices.SortFunc(out, func(a, b FacetCount) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	return out
 }

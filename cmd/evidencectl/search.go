@@ -341,11 +341,12 @@ func benchSearchCmd(g *globals) *cobra.Command {
 			return g.print(r, func(w *tabwriter.Writer) {
 				mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 				fmt.Fprintf(w, "corpus\t%d segments and %d note sentences in %d visits (%d log entries, %d index documents)\n", r.Segments, r.Sentences, r.Visits, r.Entries, r.Documents)
-				fmt.Fprintf(w, "indexing\t%.0f segments/s end to end (%.0fs; appends took %.0fs)\n", r.SegmentsPerSec, r.IndexSeconds, r.IngestSeconds)
+				fmt.Fprintf(w, "indexing\t%.0f segments/s end to end (%.0fs; appends took %.0fs); %.0f CPU-s, %.0f CPU-µs per segment with the appends\n",
+					r.SegmentsPerSec, r.IndexSeconds, r.IngestSeconds, r.IndexCPUSeconds, r.CPUPerSegmentUS)
 				if r.RebuildSeconds > 0 {
-					fmt.Fprintf(w, "rebuild\t%.0f segments/s (%.0fs, index only)\n", r.RebuildSegPerSec, r.RebuildSeconds)
+					fmt.Fprintf(w, "rebuild\t%.0f segments/s (%.0fs, index only; %.0f CPU-s)\n", r.RebuildSegPerSec, r.RebuildSeconds, r.RebuildCPUSeconds)
 				}
-				fmt.Fprintf(w, "queries\tp50 %.2f ms, p99 %.2f ms over %d queries\n", r.QueryP50MS, r.QueryP99MS, len(r.Queries))
+				fmt.Fprintf(w, "queries\tp50 %.2f ms, p99 %.2f ms over %d queries; %.2f CPU-ms per query\n", r.QueryP50MS, r.QueryP99MS, len(r.Queries), r.QueryCPUMS)
 				fmt.Fprintf(w, "index size\t%s (log %s)\n", mib(r.IndexBytes), mib(r.LogBytes))
 				fmt.Fprintf(w, "memory\tpeak RSS %s, peak Go heap %s, heap after GC %s\n", mib(r.PeakRSSBytes), mib(int64(r.PeakHeapBytes)), mib(int64(r.HeapAfterGC)))
 				fmt.Fprintf(w, "machine\t%d CPUs, load %s before, %s after\n\n", r.CPUs, r.LoadBefore, r.LoadAfter)

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/evidenceledger/evidence/encounter"
@@ -53,27 +54,31 @@ type QueryResult struct {
 
 // Result is what a run measured.
 type Result struct {
-	Visits           int           `json:"visits"`
-	Segments         int64         `json:"segments"`
-	Sentences        int64         `json:"note_sentences"`
-	Entries          int64         `json:"log_entries"`
-	Documents        uint64        `json:"index_documents"`
-	IngestSeconds    float64       `json:"ingest_seconds"`
-	IndexSeconds     float64       `json:"index_seconds"` // from the first append until the index caught up
-	SegmentsPerSec   float64       `json:"index_segments_per_sec"`
-	RebuildSeconds   float64       `json:"rebuild_seconds,omitempty"`
-	RebuildSegPerSec float64       `json:"rebuild_segments_per_sec,omitempty"`
-	IndexBytes       int64         `json:"index_bytes"`
-	LogBytes         int64         `json:"log_bytes"`
-	PeakRSSBytes     int64         `json:"peak_rss_bytes"`
-	PeakHeapBytes    uint64        `json:"peak_go_heap_bytes"`
-	HeapAfterGC      uint64        `json:"go_heap_after_gc_bytes"`
-	Queries          []QueryResult `json:"queries"`
-	QueryP50MS       float64       `json:"query_p50_ms"`
-	QueryP99MS       float64       `json:"query_p99_ms"`
-	CPUs             int           `json:"cpus"`
-	LoadBefore       string        `json:"load_before"`
-	LoadAfter        string        `json:"load_after"`
+	Visits            int           `json:"visits"`
+	Segments          int64         `json:"segments"`
+	Sentences         int64         `json:"note_sentence_versions"` // drafted sentences and edits
+	Entries           int64         `json:"log_entries"`
+	Documents         uint64        `json:"index_documents"`
+	IngestSeconds     float64       `json:"ingest_seconds"`
+	IndexSeconds      float64       `json:"index_seconds"`     // from the first append until the index caught up
+	IndexCPUSeconds   float64       `json:"index_cpu_seconds"` // process CPU (user+system) over that span, appends included
+	CPUPerSegmentUS   float64       `json:"cpu_us_per_segment"`
+	SegmentsPerSec    float64       `json:"index_segments_per_sec"`
+	RebuildSeconds    float64       `json:"rebuild_seconds,omitempty"`
+	RebuildSegPerSec  float64       `json:"rebuild_segments_per_sec,omitempty"`
+	RebuildCPUSeconds float64       `json:"rebuild_cpu_seconds,omitempty"`
+	IndexBytes        int64         `json:"index_bytes"`
+	LogBytes          int64         `json:"log_bytes"`
+	PeakRSSBytes      int64         `json:"peak_rss_bytes"`
+	PeakHeapBytes     uint64        `json:"peak_go_heap_bytes"`
+	HeapAfterGC       uint64        `json:"go_heap_after_gc_bytes"`
+	Queries           []QueryResult `json:"queries"`
+	QueryP50MS        float64       `json:"query_p50_ms"`
+	QueryP99MS        float64       `json:"query_p99_ms"`
+	QueryCPUMS        float64       `json:"query_cpu_ms"` // mean process CPU per timed query
+	CPUs              int           `json:"cpus"`
+	LoadBefore        string        `json:"load_before"`
+	LoadAfter         string        `json:"load_after"`
 }
 
 const origin = "bench.localhost/log"
@@ -145,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer stopIndex()
 
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var segs, sents atomic.Int64
 	work := make(chan Visit)
 	errc := make(chan error, cfg.Appenders)
@@ -215,19 +220,23 @@ feed:
 		}
 	}
 	res.IndexSeconds = time.Since(start).Seconds()
+	res.IndexCPUSeconds = (cpuTime() - cpu0).Seconds()
 	stopIndex()
 	res.Visits = reps * len(corpus)
 	res.Segments, res.Sentences, res.Entries = segs.Load(), sents.Load(), l.Size()
 	res.SegmentsPerSec = float64(res.Segments) / res.IndexSeconds
+	res.CPUPerSegmentUS = res.IndexCPUSeconds * 1e6 / float64(res.Segments)
 	if res.Documents, err = x.DocCount(); err != nil {
 		return nil, err
 	}
 	progress(fmt.Sprintf("indexed %d segments in %.0fs (%.0f segments/s end to end); timing queries", res.Segments, res.IndexSeconds, res.SegmentsPerSec))
 
+	qcpu := cpuTime()
 	qs, err := timeQueries(ctx, x, l, cfg.Runs)
 	if err != nil {
 		return nil, err
 	}
+	res.QueryCPUMS = float64((cpuTime() - qcpu).Microseconds()) / 1000 / float64(len(qs.all)+2*len(qs.results))
 	res.Queries = qs.results
 	res.QueryP50MS, res.QueryP99MS = ms(percentile(qs.all, 50)), ms(percentile(qs.all, 99))
 	res.IndexBytes = dirSize(filepath.Join(cfg.Dir, "index"))
@@ -246,9 +255,10 @@ feed:
 		if err != nil {
 			return nil, err
 		}
-		t := time.Now()
+		t, c := time.Now(), cpuTime()
 		_, err = y.CatchUp(ctx)
 		res.RebuildSeconds = time.Since(t).Seconds()
+		res.RebuildCPUSeconds = (cpuTime() - c).Seconds()
 		y.Close()
 		if err != nil {
 			return nil, err
@@ -361,6 +371,15 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func loadAvg() string {
