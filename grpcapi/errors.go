@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
@@ -56,8 +57,10 @@ func statusOf(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ledger.ErrBeyondTree):
 		return status.Error(codes.OutOfRange, err.Error())
-	case errors.Is(err, encounter.ErrPrecondition), errors.Is(err, ledger.ErrRedacted):
+	case errors.Is(err, encounter.ErrPrecondition), errors.Is(err, ledger.ErrRedacted), errors.Is(err, compliance.ErrNotConfigured):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, compliance.ErrForbidden):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case ledger.IsCorruption(err):
 		return status.Error(codes.DataLoss, err.Error())
 	case errors.Is(err, ledger.ErrClosed):

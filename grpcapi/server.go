@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/evidenceledger/evidence/auth"
+	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 	"github.com/evidenceledger/evidence/index"
@@ -48,6 +49,9 @@ type Config struct {
 	// recording proxy (*proxy.KServeProxy).
 	Inference   NoteGenerator
 	KServeProxy Registrar
+	// Compliance serves ComplianceService when set. Searches are recorded
+	// in the access trail when Encounters has it on.
+	Compliance *compliance.Service
 }
 
 // MaxMessageBytes caps a request message.
@@ -63,8 +67,8 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	m := newRPCMetrics(cfg.Registry)
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), authUnary(cfg.Auth)),
-		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), authStream(cfg.Auth)),
+		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), authUnary(cfg.Auth), accessUnary(cfg.Encounters)),
+		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), authStream(cfg.Auth), accessStream()),
 	)
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
@@ -78,6 +82,9 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	}
 	if cfg.KServeProxy != nil {
 		cfg.KServeProxy.Register(s)
+	}
+	if cfg.Compliance != nil {
+		pb.RegisterComplianceServiceServer(s, &complianceServer{svc: cfg.Compliance})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)

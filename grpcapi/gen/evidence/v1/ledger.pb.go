@@ -757,6 +757,95 @@ func (x *StreamEntriesResponse) GetEntry() *Entry {
 	return nil
 }
 
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The smallest tree size to return.
+	StartTreeSize int64 `protobuf:"varint,1,opt,name=start_tree_size,json=startTreeSize,proto3" json:"start_tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_evidence_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListCheckpointsRequest) GetStartTreeSize() int64 {
+	if x != nil {
+		return x.StartTreeSize
+	}
+	return 0
+}
+
+type ListCheckpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint    *SignedCheckpoint      `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_evidence_v1_ledger_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_ledger_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_ledger_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoint() *SignedCheckpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
 var File_evidence_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_evidence_v1_ledger_proto_rawDesc = "" +
@@ -818,7 +907,13 @@ const file_evidence_v1_ledger_proto_rawDesc = "" +
 	"startIndex\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\"A\n" +
 	"\x15StreamEntriesResponse\x12(\n" +
-	"\x05entry\x18\x01 \x01(\v2\x12.evidence.v1.EntryR\x05entry2\xa7\x04\n" +
+	"\x05entry\x18\x01 \x01(\v2\x12.evidence.v1.EntryR\x05entry\"@\n" +
+	"\x16ListCheckpointsRequest\x12&\n" +
+	"\x0fstart_tree_size\x18\x01 \x01(\x03R\rstartTreeSize\"X\n" +
+	"\x17ListCheckpointsResponse\x12=\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1d.evidence.v1.SignedCheckpointR\n" +
+	"checkpoint2\x87\x05\n" +
 	"\rLedgerService\x12M\n" +
 	"\n" +
 	"GetLogInfo\x12\x1e.evidence.v1.GetLogInfoRequest\x1a\x1f.evidence.v1.GetLogInfoResponse\x12V\n" +
@@ -826,7 +921,8 @@ const file_evidence_v1_ledger_proto_rawDesc = "" +
 	"\bGetEntry\x12\x1c.evidence.v1.GetEntryRequest\x1a\x1d.evidence.v1.GetEntryResponse\x12b\n" +
 	"\x11GetInclusionProof\x12%.evidence.v1.GetInclusionProofRequest\x1a&.evidence.v1.GetInclusionProofResponse\x12h\n" +
 	"\x13GetConsistencyProof\x12'.evidence.v1.GetConsistencyProofRequest\x1a(.evidence.v1.GetConsistencyProofResponse\x12X\n" +
-	"\rStreamEntries\x12!.evidence.v1.StreamEntriesRequest\x1a\".evidence.v1.StreamEntriesResponse0\x01BGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
+	"\rStreamEntries\x12!.evidence.v1.StreamEntriesRequest\x1a\".evidence.v1.StreamEntriesResponse0\x01\x12^\n" +
+	"\x0fListCheckpoints\x12#.evidence.v1.ListCheckpointsRequest\x1a$.evidence.v1.ListCheckpointsResponse0\x01BGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
 
 var (
 	file_evidence_v1_ledger_proto_rawDescOnce sync.Once
@@ -840,7 +936,7 @@ func file_evidence_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_evidence_v1_ledger_proto_rawDescData
 }
 
-var file_evidence_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_evidence_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_evidence_v1_ledger_proto_goTypes = []any{
 	(*GetLogInfoRequest)(nil),           // 0: evidence.v1.GetLogInfoRequest
 	(*GetLogInfoResponse)(nil),          // 1: evidence.v1.GetLogInfoResponse
@@ -855,37 +951,42 @@ var file_evidence_v1_ledger_proto_goTypes = []any{
 	(*GetConsistencyProofResponse)(nil), // 10: evidence.v1.GetConsistencyProofResponse
 	(*StreamEntriesRequest)(nil),        // 11: evidence.v1.StreamEntriesRequest
 	(*StreamEntriesResponse)(nil),       // 12: evidence.v1.StreamEntriesResponse
-	(*SignedCheckpoint)(nil),            // 13: evidence.v1.SignedCheckpoint
-	(EntryKind)(0),                      // 14: evidence.v1.EntryKind
-	(*timestamppb.Timestamp)(nil),       // 15: google.protobuf.Timestamp
-	(*InclusionProof)(nil),              // 16: evidence.v1.InclusionProof
+	(*ListCheckpointsRequest)(nil),      // 13: evidence.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),     // 14: evidence.v1.ListCheckpointsResponse
+	(*SignedCheckpoint)(nil),            // 15: evidence.v1.SignedCheckpoint
+	(EntryKind)(0),                      // 16: evidence.v1.EntryKind
+	(*timestamppb.Timestamp)(nil),       // 17: google.protobuf.Timestamp
+	(*InclusionProof)(nil),              // 18: evidence.v1.InclusionProof
 }
 var file_evidence_v1_ledger_proto_depIdxs = []int32{
-	13, // 0: evidence.v1.GetCheckpointResponse.checkpoint:type_name -> evidence.v1.SignedCheckpoint
-	14, // 1: evidence.v1.Entry.kind:type_name -> evidence.v1.EntryKind
-	15, // 2: evidence.v1.Entry.record_time:type_name -> google.protobuf.Timestamp
+	15, // 0: evidence.v1.GetCheckpointResponse.checkpoint:type_name -> evidence.v1.SignedCheckpoint
+	16, // 1: evidence.v1.Entry.kind:type_name -> evidence.v1.EntryKind
+	17, // 2: evidence.v1.Entry.record_time:type_name -> google.protobuf.Timestamp
 	4,  // 3: evidence.v1.GetEntryResponse.entry:type_name -> evidence.v1.Entry
-	16, // 4: evidence.v1.GetEntryResponse.proof:type_name -> evidence.v1.InclusionProof
-	13, // 5: evidence.v1.GetEntryResponse.checkpoint:type_name -> evidence.v1.SignedCheckpoint
-	16, // 6: evidence.v1.GetInclusionProofResponse.proof:type_name -> evidence.v1.InclusionProof
+	18, // 4: evidence.v1.GetEntryResponse.proof:type_name -> evidence.v1.InclusionProof
+	15, // 5: evidence.v1.GetEntryResponse.checkpoint:type_name -> evidence.v1.SignedCheckpoint
+	18, // 6: evidence.v1.GetInclusionProofResponse.proof:type_name -> evidence.v1.InclusionProof
 	4,  // 7: evidence.v1.StreamEntriesResponse.entry:type_name -> evidence.v1.Entry
-	0,  // 8: evidence.v1.LedgerService.GetLogInfo:input_type -> evidence.v1.GetLogInfoRequest
-	2,  // 9: evidence.v1.LedgerService.GetCheckpoint:input_type -> evidence.v1.GetCheckpointRequest
-	5,  // 10: evidence.v1.LedgerService.GetEntry:input_type -> evidence.v1.GetEntryRequest
-	7,  // 11: evidence.v1.LedgerService.GetInclusionProof:input_type -> evidence.v1.GetInclusionProofRequest
-	9,  // 12: evidence.v1.LedgerService.GetConsistencyProof:input_type -> evidence.v1.GetConsistencyProofRequest
-	11, // 13: evidence.v1.LedgerService.StreamEntries:input_type -> evidence.v1.StreamEntriesRequest
-	1,  // 14: evidence.v1.LedgerService.GetLogInfo:output_type -> evidence.v1.GetLogInfoResponse
-	3,  // 15: evidence.v1.LedgerService.GetCheckpoint:output_type -> evidence.v1.GetCheckpointResponse
-	6,  // 16: evidence.v1.LedgerService.GetEntry:output_type -> evidence.v1.GetEntryResponse
-	8,  // 17: evidence.v1.LedgerService.GetInclusionProof:output_type -> evidence.v1.GetInclusionProofResponse
-	10, // 18: evidence.v1.LedgerService.GetConsistencyProof:output_type -> evidence.v1.GetConsistencyProofResponse
-	12, // 19: evidence.v1.LedgerService.StreamEntries:output_type -> evidence.v1.StreamEntriesResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 8: evidence.v1.ListCheckpointsResponse.checkpoint:type_name -> evidence.v1.SignedCheckpoint
+	0,  // 9: evidence.v1.LedgerService.GetLogInfo:input_type -> evidence.v1.GetLogInfoRequest
+	2,  // 10: evidence.v1.LedgerService.GetCheckpoint:input_type -> evidence.v1.GetCheckpointRequest
+	5,  // 11: evidence.v1.LedgerService.GetEntry:input_type -> evidence.v1.GetEntryRequest
+	7,  // 12: evidence.v1.LedgerService.GetInclusionProof:input_type -> evidence.v1.GetInclusionProofRequest
+	9,  // 13: evidence.v1.LedgerService.GetConsistencyProof:input_type -> evidence.v1.GetConsistencyProofRequest
+	11, // 14: evidence.v1.LedgerService.StreamEntries:input_type -> evidence.v1.StreamEntriesRequest
+	13, // 15: evidence.v1.LedgerService.ListCheckpoints:input_type -> evidence.v1.ListCheckpointsRequest
+	1,  // 16: evidence.v1.LedgerService.GetLogInfo:output_type -> evidence.v1.GetLogInfoResponse
+	3,  // 17: evidence.v1.LedgerService.GetCheckpoint:output_type -> evidence.v1.GetCheckpointResponse
+	6,  // 18: evidence.v1.LedgerService.GetEntry:output_type -> evidence.v1.GetEntryResponse
+	8,  // 19: evidence.v1.LedgerService.GetInclusionProof:output_type -> evidence.v1.GetInclusionProofResponse
+	10, // 20: evidence.v1.LedgerService.GetConsistencyProof:output_type -> evidence.v1.GetConsistencyProofResponse
+	12, // 21: evidence.v1.LedgerService.StreamEntries:output_type -> evidence.v1.StreamEntriesResponse
+	14, // 22: evidence.v1.LedgerService.ListCheckpoints:output_type -> evidence.v1.ListCheckpointsResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_evidence_v1_ledger_proto_init() }
@@ -900,7 +1001,7 @@ func file_evidence_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_evidence_v1_ledger_proto_rawDesc), len(file_evidence_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

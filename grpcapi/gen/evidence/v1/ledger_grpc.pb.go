@@ -25,6 +25,7 @@ const (
 	LedgerService_GetInclusionProof_FullMethodName   = "/evidence.v1.LedgerService/GetInclusionProof"
 	LedgerService_GetConsistencyProof_FullMethodName = "/evidence.v1.LedgerService/GetConsistencyProof"
 	LedgerService_StreamEntries_FullMethodName       = "/evidence.v1.LedgerService/StreamEntries"
+	LedgerService_ListCheckpoints_FullMethodName     = "/evidence.v1.LedgerService/ListCheckpoints"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -48,6 +49,9 @@ type LedgerServiceClient interface {
 	// StreamEntries streams entries from an index and, with follow, keeps
 	// streaming new entries as they are appended.
 	StreamEntries(ctx context.Context, in *StreamEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEntriesResponse], error)
+	// ListCheckpoints streams the stored signed checkpoints (one per group
+	// commit) oldest first, from a tree size on, up to the latest one.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListCheckpointsResponse], error)
 }
 
 type ledgerServiceClient struct {
@@ -127,6 +131,25 @@ func (c *ledgerServiceClient) StreamEntries(ctx context.Context, in *StreamEntri
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_StreamEntriesClient = grpc.ServerStreamingClient[StreamEntriesResponse]
 
+func (c *ledgerServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListCheckpointsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LedgerService_ServiceDesc.Streams[1], LedgerService_ListCheckpoints_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListCheckpointsRequest, ListCheckpointsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LedgerService_ListCheckpointsClient = grpc.ServerStreamingClient[ListCheckpointsResponse]
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -148,6 +171,9 @@ type LedgerServiceServer interface {
 	// StreamEntries streams entries from an index and, with follow, keeps
 	// streaming new entries as they are appended.
 	StreamEntries(*StreamEntriesRequest, grpc.ServerStreamingServer[StreamEntriesResponse]) error
+	// ListCheckpoints streams the stored signed checkpoints (one per group
+	// commit) oldest first, from a tree size on, up to the latest one.
+	ListCheckpoints(*ListCheckpointsRequest, grpc.ServerStreamingServer[ListCheckpointsResponse]) error
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -175,6 +201,9 @@ func (UnimplementedLedgerServiceServer) GetConsistencyProof(context.Context, *Ge
 }
 func (UnimplementedLedgerServiceServer) StreamEntries(*StreamEntriesRequest, grpc.ServerStreamingServer[StreamEntriesResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEntries not implemented")
+}
+func (UnimplementedLedgerServiceServer) ListCheckpoints(*ListCheckpointsRequest, grpc.ServerStreamingServer[ListCheckpointsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -298,6 +327,17 @@ func _LedgerService_StreamEntries_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LedgerService_StreamEntriesServer = grpc.ServerStreamingServer[StreamEntriesResponse]
 
+func _LedgerService_ListCheckpoints_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListCheckpointsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LedgerServiceServer).ListCheckpoints(m, &grpc.GenericServerStream[ListCheckpointsRequest, ListCheckpointsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LedgerService_ListCheckpointsServer = grpc.ServerStreamingServer[ListCheckpointsResponse]
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -330,6 +370,11 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamEntries",
 			Handler:       _LedgerService_StreamEntries_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ListCheckpoints",
+			Handler:       _LedgerService_ListCheckpoints_Handler,
 			ServerStreams: true,
 		},
 	},
