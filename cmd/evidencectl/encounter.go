@@ -172,7 +172,7 @@ func noteCmd(g *globals) *cobra.Command {
 	}
 	show.Flags().StringVar(&id, "encounter", "", "encounter id")
 	show.MarkFlagRequired("encounter")
-	c.AddCommand(show)
+	c.AddCommand(show, noteGenerateCmd(g))
 	return c
 }
 

@@ -20,16 +20,19 @@ type config struct {
 	Origin   string `json:"origin"`
 	Demo     bool   `json:"demo"`
 	LogLevel string `json:"log_level"`
+
+	Inference inferenceConfig `json:"inference"`
 }
 
 func defaults() config {
 	return config{
-		DataDir:  "data",
-		GRPCAddr: "127.0.0.1:7070",
-		HTTPAddr: "127.0.0.1:8080",
-		Storage:  "pebble",
-		Origin:   "evidence.localhost/log",
-		LogLevel: "info",
+		DataDir:   "data",
+		GRPCAddr:  "127.0.0.1:7070",
+		HTTPAddr:  "127.0.0.1:8080",
+		Storage:   "pebble",
+		Origin:    "evidence.localhost/log",
+		LogLevel:  "info",
+		Inference: defaultInference(),
 	}
 }
 
@@ -49,6 +52,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.Origin, "origin", c.Origin, "log origin, named in every checkpoint")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo encounter once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	addInferenceFlags(fs, &c.Inference)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -89,6 +93,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
+	if err := c.Inference.validate(); err != nil {
+		return c, err
+	}
 	if c.Storage != "pebble" && c.Storage != "badger" {
 		return c, fmt.Errorf("--storage must be pebble or badger, not %q", c.Storage)
 	}
@@ -111,5 +118,7 @@ func applyFromFile(c, file *config, name string) {
 		c.Demo = file.Demo
 	case "log-level":
 		c.LogLevel = file.LogLevel
+	default:
+		applyInferenceFromFile(&c.Inference, &file.Inference, name)
 	}
 }

@@ -14,7 +14,8 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{DataDir: "/from/file", Storage: "badger", Origin: "env.example/log", GRPCAddr: "127.0.0.1:3", HTTPAddr: defaults().HTTPAddr, LogLevel: "info"}
+	want := defaults()
+	want.DataDir, want.Storage, want.Origin, want.GRPCAddr = "/from/file", "badger", "env.example/log", "127.0.0.1:3"
 	if c != want {
 		t.Fatalf("config %+v, want %+v", c, want)
 	}

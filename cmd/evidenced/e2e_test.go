@@ -397,6 +397,18 @@ func TestServerEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"segment_id":"g1"`) || !strings.Contains(string(body), `"method":"align-`) {
 			t.Fatalf("ad hoc align over JSON: %d %s", resp.StatusCode, body)
 		}
+		// Search, once the index has caught up with the log.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			b, err := get(base + "/search?q=breath&encounter=" + id)
+			if err == nil && strings.Contains(string(b), `"segment_id":"g1"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("search over JSON: %v %s", err, b)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":`))
 		if err != nil {
 			t.Fatal(err)

@@ -102,7 +102,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
 	svc := encounter.New(log, blob.New(store, nil))
-	grpcServer, health := grpcapi.NewServer(grpcapi.Config{Log: log, Encounters: svc, Auth: devAuthenticator, Logger: logger, Registry: reg})
+	idx, stopIndex, err := startIndex(ctx, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	defer stopIndex()
+	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, reg, logger)
+	if err != nil {
+		return err
+	}
+	grpcServer, health := grpcapi.NewServer(grpcapi.Config{Log: log, Encounters: svc, Auth: devAuthenticator, Logger: logger, Registry: reg,
+		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy})
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -128,6 +138,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if inf.ChatProxy != nil {
+		mux.Handle("POST /v1/chat/completions", inf.ChatProxy)
+	}
+	mountWeb(mux, svc, logger)
 	httpServer := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 2)
@@ -165,6 +179,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		grpcServer.Stop()
 	}
 	httpServer.Shutdown(shutdownCtx)
+	if err := inf.Close(shutdownCtx); err != nil {
+		logger.Error("proxied calls left in the spool for the next start", "error", err.Error())
+	}
+	stopIndex()
 	// Close drains appends already accepted before storage closes.
 	log.Close()
 	logger.Info("stopped", "tree_size", log.Size())

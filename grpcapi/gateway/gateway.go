@@ -17,6 +17,9 @@
 //	POST /api/v1/encounters/{id}/edits                EncounterService.RecordEdit (body: RecordEditRequest)
 //	POST /api/v1/encounters/{id}/signoff              EncounterService.SignNote (body: SignNoteRequest)
 //	POST /api/v1/encounters/{id}/align                AlignService.Align (body: AlignRequest)
+//	POST /api/v1/encounters/{id}/generate             InferenceService.GenerateNote (body: GenerateNoteRequest)
+//	GET  /api/v1/search?q=&encounter=&current_only=&facets=&page_size=&page_token=
+//	                                                  SearchService.Search
 package gateway
 
 import (
@@ -46,6 +49,8 @@ type Gateway struct {
 	ledger     pb.LedgerServiceClient
 	encounters pb.EncounterServiceClient
 	align      pb.AlignServiceClient
+	search     pb.SearchServiceClient
+	inference  pb.InferenceServiceClient
 	extra      []route
 }
 
@@ -56,7 +61,8 @@ type route struct {
 
 // New returns a gateway calling the services on conn.
 func New(conn grpc.ClientConnInterface) *Gateway {
-	return &Gateway{ledger: pb.NewLedgerServiceClient(conn), encounters: pb.NewEncounterServiceClient(conn), align: pb.NewAlignServiceClient(conn)}
+	return &Gateway{ledger: pb.NewLedgerServiceClient(conn), encounters: pb.NewEncounterServiceClient(conn), align: pb.NewAlignServiceClient(conn),
+		search: pb.NewSearchServiceClient(conn), inference: pb.NewInferenceServiceClient(conn)}
 }
 
 // Handle adds a route served by fn, for services added by other packages.
@@ -147,6 +153,24 @@ func (g *Gateway) routes() []route {
 			}
 			req.EncounterId = r.PathValue("id")
 			return g.align.Align(ctx, req)
+		}},
+		{"POST /api/v1/encounters/{id}/generate", func(ctx context.Context, r *http.Request) (proto.Message, error) {
+			req := &pb.GenerateNoteRequest{}
+			if err := ReadBody(r, req); err != nil {
+				return nil, err
+			}
+			req.EncounterId = r.PathValue("id")
+			return g.inference.GenerateNote(ctx, req)
+		}},
+		{"GET /api/v1/search", func(ctx context.Context, r *http.Request) (proto.Message, error) {
+			q := r.URL.Query()
+			size, err := optInt("page_size", q.Get("page_size"))
+			if err != nil {
+				return nil, err
+			}
+			return g.search.Search(ctx, &pb.SearchRequest{Query: q.Get("q"), EncounterId: q.Get("encounter"),
+				CurrentOnly: q.Get("current_only") == "1", IncludeFacets: q.Get("facets") == "1",
+				PageSize: int32(min(size, 1000)), PageToken: q.Get("page_token")})
 		}},
 	}
 }
