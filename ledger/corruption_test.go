@@ -75,7 +75,7 @@ func TestCorruptionOnDiskBackends(t *testing.T) {
 		wantCorruption(t, "tile", err)
 		l.Close()
 		s = reopen()
-		flip(t, s, []byte(keyState), -5)
+		flip(t, s, []byte(keyState), -20)
 		_, err = Open(s, Options{Origin: testOrigin, Key: k})
 		wantCorruption(t, "checkpoint", err)
 	})
@@ -152,7 +152,7 @@ func TestCorruptStateIsDetectedAtOpen(t *testing.T) {
 		at   int
 		what string
 	}{
-		"checkpoint signature": {func() []byte { return []byte(keyState) }, -5, "checkpoint"},
+		"checkpoint signature": {func() []byte { return []byte(keyState) }, -20, "checkpoint"},
 		"checkpoint root":      {func() []byte { return []byte(keyState) }, len(testOrigin) + 6, "checkpoint"},
 		"edge tile row 0":      {func() []byte { return tileKey(tileID{L: 0, N: 2}) }, 2 + 7*HashSize, "tile"},
 		"edge tile row 6":      {func() []byte { return tileKey(tileID{L: 0, N: 2}) }, -1, "tile"},
