@@ -621,9 +621,13 @@ func TestTamperedProofFails(t *testing.T) {
 // searchRoute is the search contract the page is built against (GET
 // /api/v1/search?q=&encounter=, protojson of SearchResponse), served from
 // the transcript with a plain substring match.
-func searchRoute(stk func() *stack) func(*http.ServeMux) {
-	return func(mux *http.ServeMux) {
-		mux.HandleFunc("GET /api/v1/search", func(w http.ResponseWriter, r *http.Request) {
+func searchRoute(stk func() *stack) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/search" {
+				next.ServeHTTP(w, r)
+				return
+			}
 			s := stk()
 			q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 			w.Header().Set("Content-Type", "application/json")
@@ -682,19 +686,19 @@ func searchRoute(stk func() *stack) func(*http.ServeMux) {
 						StartMS: fmt.Sprint(g.GetStartMs()), EndMS: fmt.Sprint(g.GetEndMs())})
 				}
 			}
-			json.NewEncoder(w).Encode(map[string]any{"hits": hits, "total": fmt.Sprint(len(hits)), "next_page_token": ""})
+			json.NewEncoder(w).Encode(map[string]any{"hits": hits, "total_size": fmt.Sprint(len(hits)), "next_page_token": ""})
 		})
 	}
 }
 
 func TestSearch(t *testing.T) {
-	t.Run("hidden without the route", func(t *testing.T) {
+	t.Run("hidden without a search service", func(t *testing.T) {
 		v := openDemo(t)
 		tb := newTab(t, 1280, 800)
 		tb.openVisit(v.s.URL, v.id)
 		tb.wait(`document.body.dataset.search !== undefined`, 10*time.Second)
 		if !eval[bool](tb, `document.getElementById('search').hidden`) {
-			t.Error("the search box is shown although the server has no search route")
+			t.Error("the search box is shown although the server has no search service")
 		}
 	})
 	t.Run("a hit plays its audio", func(t *testing.T) {

@@ -52,9 +52,9 @@ func devAuth(ctx context.Context, _ string) (auth.Identity, error) {
 	return id, nil
 }
 
-// newStack starts a server. extra, when set, is called with the mux before
-// the web routes are registered, to add test-only routes.
-func newStack(t testing.TB, extra func(*http.ServeMux)) *stack {
+// newStack starts a server. front, when set, wraps the server's handler,
+// to put test-only routes in front of its own.
+func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 	t.Helper()
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "evidence.localhost/log")
 	if err != nil {
@@ -79,11 +79,12 @@ func newStack(t testing.TB, extra func(*http.ServeMux)) *stack {
 	mux := http.NewServeMux()
 	gateway.New(conn).Register(mux)
 	(&tlogtiles.Handler{Log: l}).Register(mux)
-	if extra != nil {
-		extra(mux)
-	}
 	web.New(web.Options{Audio: svc}).Register(mux)
-	hs := httptest.NewServer(mux)
+	var h http.Handler = mux
+	if front != nil {
+		h = front(mux)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
 		hs.Close()
 		conn.Close()

@@ -94,12 +94,17 @@ export const api = {
     request('GET', `/api/v1/search?q=${enc(q)}${encounterId ? `&encounter=${enc(encounterId)}` : ''}`, undefined, opts),
   /**
    * searchAvailable probes the search route: the box is shown only when
-   * the server has one. An unknown route is a 404 (or 405) from the mux.
+   * the server has one. An unknown route is a 404 (or 405) from the mux; a
+   * gateway route without a search service behind it answers the gRPC
+   * code Unimplemented.
    */
   async searchAvailable() {
     try {
       const resp = await fetch('/api/v1/search?q=&page_size=1', { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
-      return resp.status !== 404 && resp.status !== 405 && resp.status !== 501;
+      if (resp.status === 404 || resp.status === 405 || resp.status === 501) return false;
+      if (resp.ok) return true;
+      const body = (resp.headers.get('Content-Type') || '').startsWith('application/json') ? await resp.json() : null;
+      return !(body && body.code === 'Unimplemented');
     } catch {
       return false;
     }
