@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -21,8 +23,8 @@ import (
 	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/grpcapi"
 	"github.com/evidenceledger/evidence/grpcapi/client"
-	"github.com/evidenceledger/evidence/index"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 	"github.com/evidenceledger/evidence/ledger/storage/storagetest"
@@ -147,14 +149,34 @@ func demoCtx() context.Context {
 	return client.WithMetadata(context.Background(), "x-evidence-tenant", "demo", "x-evidence-actor", "admin.test")
 }
 
-// found returns the texts found in some file under dir, with the file.
+// found returns the texts found in some file under dir, with the file. It
+// reads each file once.
 func found(t *testing.T, dir string, texts []string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, s := range texts {
-		if f := storagetest.FindInFiles(t, dir, []byte(s)); f != "" {
-			out[s] = f
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, s := range texts {
+			if _, ok := out[s]; !ok && bytes.Contains(b, []byte(s)) {
+				out[s] = path
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
