@@ -43,6 +43,7 @@ type fixture struct {
 	kv     storage.Store
 	log    *ledger.Log
 	key    *ledger.Key
+	keyDir string
 	sealer *envelope.Sealer
 	enc    *encounter.Service
 	blobs  *blob.Store
@@ -55,6 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{kv: memstore.New(), index: &fakeIndex{}}
 	dir := t.TempDir()
+	f.keyDir = dir
 	var err error
 	if f.key, err = ledger.LoadOrCreateKey(dir, origin); err != nil {
 		t.Fatal(err)
