@@ -437,3 +437,45 @@ func (x *Index) tenantNames() []string {
 	slices.Sort(names)
 	return names
 }
+
+// Stats describe the index's storage, summed over the tenant indexes.
+type Stats struct {
+	Tenants   int
+	Documents uint64
+	// Segments is the number of segments searches read; fewer is faster.
+	Segments  int
+	DiskBytes uint64
+	// Settling reports that bleve is still merging or persisting
+	// segments in the background after recent batches.
+	Settling bool
+}
+
+// Stats returns the index's current storage statistics.
+func (x *Index) Stats() (Stats, error) {
+	x.tenants.RLock()
+	defer x.tenants.RUnlock()
+	st := Stats{Tenants: len(x.tenants.m)}
+	for _, t := range x.tenants.m {
+		n, err := t.bleve.DocCount()
+		if err != nil {
+			return st, err
+		}
+		st.Documents += n
+		adv, err := t.bleve.Advanced()
+		if err != nil {
+			return st, err
+		}
+		sm, ok := adv.(interface{ StatsMap() map[string]any })
+		if !ok {
+			continue
+		}
+		m := sm.StatsMap()
+		u := func(k string) uint64 { v, _ := m[k].(uint64); return v }
+		st.Segments += int(u("num_root_memorysegments") + u("num_root_filesegments"))
+		st.DiskBytes += u("CurOnDiskBytes")
+		if active, _ := m["index_bgthreads_active"].(bool); active {
+			st.Settling = true
+		}
+	}
+	return st, nil
+}

@@ -347,7 +347,7 @@ func benchSearchCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "rebuild\t%.0f segments/s (%.0fs, index only; %.0f CPU-s)\n", r.RebuildSegPerSec, r.RebuildSeconds, r.RebuildCPUSeconds)
 				}
 				fmt.Fprintf(w, "queries\tp50 %.2f ms, p99 %.2f ms over %d queries; %.2f CPU-ms per query\n", r.QueryP50MS, r.QueryP99MS, len(r.Queries), r.QueryCPUMS)
-				fmt.Fprintf(w, "index size\t%s (log %s)\n", mib(r.IndexBytes), mib(r.LogBytes))
+				fmt.Fprintf(w, "index size\t%s in %d segments after %.0fs of background merging (log %s)\n", mib(r.IndexBytes), r.IndexSegments, r.SettleSeconds, mib(r.LogBytes))
 				fmt.Fprintf(w, "memory\tpeak RSS %s, peak Go heap %s, heap after GC %s\n", mib(r.PeakRSSBytes), mib(int64(r.PeakHeapBytes)), mib(int64(r.HeapAfterGC)))
 				fmt.Fprintf(w, "machine\t%d CPUs, load %s before, %s after\n\n", r.CPUs, r.LoadBefore, r.LoadAfter)
 				fmt.Fprintln(w, "QUERY\tTEXT\tHITS\tP50 MS\tP99 MS")

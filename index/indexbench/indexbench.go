@@ -75,7 +75,9 @@ type Result struct {
 	Queries           []QueryResult `json:"queries"`
 	QueryP50MS        float64       `json:"query_p50_ms"`
 	QueryP99MS        float64       `json:"query_p99_ms"`
-	QueryCPUMS        float64       `json:"query_cpu_ms"` // mean process CPU per timed query
+	QueryCPUMS        float64       `json:"query_cpu_ms"`   // mean process CPU per timed query
+	SettleSeconds     float64       `json:"settle_seconds"` // background merging after indexing, before the queries
+	IndexSegments     int           `json:"index_segments"`
 	CPUs              int           `json:"cpus"`
 	LoadBefore        string        `json:"load_before"`
 	LoadAfter         string        `json:"load_after"`
@@ -229,7 +231,11 @@ feed:
 	if res.Documents, err = x.DocCount(); err != nil {
 		return nil, err
 	}
-	progress(fmt.Sprintf("indexed %d segments in %.0fs (%.0f segments/s end to end); timing queries", res.Segments, res.IndexSeconds, res.SegmentsPerSec))
+	progress(fmt.Sprintf("indexed %d segments in %.0fs (%.0f segments/s end to end); waiting for background merges", res.Segments, res.IndexSeconds, res.SegmentsPerSec))
+	if res.SettleSeconds, res.IndexSegments, err = settle(ctx, x); err != nil {
+		return nil, err
+	}
+	progress(fmt.Sprintf("settled in %.0fs with %d segments; timing queries", res.SettleSeconds, res.IndexSegments))
 
 	qcpu := cpuTime()
 	qs, err := timeQueries(ctx, x, l, cfg.Runs)
@@ -273,6 +279,32 @@ feed:
 	res.PeakRSSBytes = peakRSS()
 	res.LoadAfter = loadAvg()
 	return res, nil
+}
+
+// settle waits until bleve has finished merging and persisting (at most
+// ten minutes), as an index is between bursts of writes, so that the
+// query timings do not include merges competing for the CPUs.
+func settle(ctx context.Context, x *index.Index) (float64, int, error) {
+	start := time.Now()
+	quiet := 0
+	for time.Since(start) < 10*time.Minute {
+		st, err := x.Stats()
+		if err != nil {
+			return 0, 0, err
+		}
+		if st.Settling {
+			quiet = 0
+		} else if quiet++; quiet == 3 {
+			return time.Since(start).Seconds(), st.Segments, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	st, err := x.Stats()
+	return time.Since(start).Seconds(), st.Segments, err
 }
 
 // record appends one visit as the encounter service would: the opening
