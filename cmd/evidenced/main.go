@@ -151,12 +151,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	if cfg.Demo {
 		go func() {
-			url := "http://" + httpLis.Addr().String() + "/"
 			id, err := loadDemo(ctx, cfg.DataDir, grpcLis.Addr().String(), logger)
 			if err != nil {
 				logger.Error("demo not loaded", "error", err.Error())
 				return
 			}
+			url := "http://" + httpLis.Addr().String() + "/encounters/" + id
 			logger.Info("demo ready", "encounter_id", id, "url", url)
 			fmt.Fprintf(os.Stderr, "\nDemo encounter %s is ready. Open %s\n\n", id, url)
 		}()

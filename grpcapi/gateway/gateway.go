@@ -262,6 +262,7 @@ var httpStatus = map[codes.Code]int{
 	codes.DeadlineExceeded:   http.StatusGatewayTimeout,
 	codes.Canceled:           499,
 	codes.DataLoss:           http.StatusInternalServerError,
+	codes.Unimplemented:      http.StatusNotImplemented,
 }
 
 // WriteError writes err as JSON: {"code","message","field_violations"}.
