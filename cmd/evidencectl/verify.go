@@ -21,12 +21,25 @@ type verifyFailed struct{ n int }
 func (e verifyFailed) Error() string { return fmt.Sprintf("%d problems found", e.n) }
 
 func verifyCmd(g *globals) *cobra.Command {
-	var dataDir, storageName string
+	var dataDir, storageName, keyringPath string
 	c := &cobra.Command{
-		Use:   "verify --data-dir DIR",
-		Short: "Check a whole log offline (server stopped): every leaf, tile, checkpoint, chain and payload",
-		Args:  cobra.NoArgs,
+		Use:   "verify --data-dir DIR | --server ADDR",
+		Short: "Check a whole log: offline (--data-dir, server stopped) or through a server's API (--server)",
+		Long: `Check a whole log and exit with status 3 if anything is wrong.
+
+--data-dir DIR (server stopped): every leaf, tile, checkpoint, chain and payload; the
+payloads are opened with the keyring (<data-dir>/keyring.json, or --keyring), and
+shredded ones are reported as redacted.
+
+--server ADDR (no --data-dir): streams every entry, recomputes every leaf hash and the
+tree, checks every stored checkpoint's signature and root, the latest checkpoint
+against the trusted state file (--state) and the encounter chains. Payloads are not
+readable remotely, so they are not checked; the report says so.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" {
+				return verifyRemote(cmd, g)
+			}
 			vkey, err := os.ReadFile(filepath.Join(dataDir, "log.pub"))
 			if err != nil {
 				return fmt.Errorf("read the verifier key: %w", err)
@@ -50,6 +63,13 @@ func verifyCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("open %s (is the server stopped?): %w", storageName, err)
 			}
 			defer s.Close()
+			sealer, sealerNote, err := offlineSealer(dataDir, keyringPath, s)
+			if err != nil {
+				return err
+			}
+			if !g.json {
+				fmt.Fprintln(os.Stderr, sealerNote)
+			}
 			start := time.Now()
 			progress := func(done, total int64) {
 				if g.json || total == 0 {
@@ -61,7 +81,7 @@ func verifyCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(os.Stderr, "\rverifying %s %d/%d entries, ETA %s   ", bar(done, total), done, total, eta)
 			}
-			rep, err := ledger.Verify(cmd.Context(), s, ledger.VerifyOptions{Origin: v.Name(), Verifier: v, Progress: progress})
+			rep, err := ledger.Verify(cmd.Context(), s, ledger.VerifyOptions{Origin: v.Name(), Verifier: v, Sealer: sealer, Progress: progress})
 			if !g.json {
 				fmt.Fprintln(os.Stderr)
 			}
@@ -77,9 +97,9 @@ func verifyCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&dataDir, "data-dir", "", "the server's data directory")
+	c.Flags().StringVar(&dataDir, "data-dir", "", "the server's data directory (offline check); without it, the server at --server is checked")
 	c.Flags().StringVar(&storageName, "storage", "", "pebble or badger (default: detected)")
-	c.MarkFlagRequired("data-dir")
+	c.Flags().StringVar(&keyringPath, "keyring", "", "the keyring that opens the payloads (default <data-dir>/keyring.json)")
 	return c
 }
 
