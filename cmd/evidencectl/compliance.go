@@ -61,6 +61,9 @@ one signed checkpoint.
 Exporting is a read of PHI: the server records it in the access trail first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if encounterID == "" {
+				return usageError{"--encounter is required"}
+			}
 			f, ok := reportFormats[format]
 			if !ok {
 				return usageError{"--format must be json, html or fhir"}
@@ -94,7 +97,6 @@ Exporting is a read of PHI: the server records it in the access trail first.`,
 	c.Flags().StringVar(&encounterID, "encounter", "", "the encounter id")
 	c.Flags().StringVar(&format, "format", "json", "json, html or fhir")
 	c.Flags().StringVar(&out, "out", "", "write the report to this file (mode 0600) instead of stdout")
-	c.MarkFlagRequired("encounter")
 	return c
 }
 
@@ -370,6 +372,9 @@ FailedPrecondition. The access trail of the encounter is kept. Safe to repeat af
 failure. The reason is recorded in the log: do not put PHI in it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if encounterID == "" || strings.TrimSpace(reason) == "" {
+				return usageError{"--encounter and --reason are required"}
+			}
 			cl, err := g.dial()
 			if err != nil {
 				return err
@@ -391,8 +396,6 @@ failure. The reason is recorded in the log: do not put PHI in it.`,
 	}
 	c.Flags().StringVar(&encounterID, "encounter", "", "the encounter id")
 	c.Flags().StringVar(&reason, "reason", "", "why (recorded in the log; no PHI)")
-	c.MarkFlagRequired("encounter")
-	c.MarkFlagRequired("reason")
 	return c
 }
 

@@ -272,3 +272,38 @@ func TestComplianceCommands(t *testing.T) {
 		t.Fatalf("verify --data-dir --keyring: %v", err)
 	}
 }
+
+// TestComplianceExitStatus runs the commands as the binary does: 0 when
+// everything holds, 3 when verification fails, 2 for usage errors.
+func TestComplianceExitStatus(t *testing.T) {
+	s := startCtlServer(t)
+	id := s.visit(t)
+	state := filepath.Join(t.TempDir(), "state.json")
+	report := filepath.Join(t.TempDir(), "report.json")
+	key := s.key.VerifierKey()
+	runCtl := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"provenance", "--server", s.addr, "--state", state, "--encounter", id, "--out", report}, 0},
+		{[]string{"verify-report", report, "--verifier-key", key}, 0},
+		{[]string{"verify-report", report}, exitUsage},
+		{[]string{"verify", "--server", s.addr, "--state", state, "--verifier-key", key}, 0},
+		{[]string{"access", "list", "--server", s.addr, "--state", state, "--format", "xml"}, exitUsage},
+		{[]string{"shred", "--server", s.addr, "--state", state, "--encounter", id}, exitUsage},
+	} {
+		if code, out := runCtl(tc.args...); code != tc.want {
+			t.Fatalf("%v: exit %d, want %d\n%s", tc.args, code, tc.want, out)
+		}
+	}
+	data, _ := os.ReadFile(report)
+	os.WriteFile(report, bytes.Replace(data, []byte(`"actor": "dr.alice"`), []byte(`"actor": "dr.eve"`), 1), 0o600)
+	if code, out := runCtl("verify-report", report, "--verifier-key", key); code != exitVerify || !strings.Contains(out, "signoffs[0]") {
+		t.Fatalf("tampered report: exit %d\n%s", code, out)
+	}
+}

@@ -99,6 +99,7 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringVar(&g.tenant, "tenant", os.Getenv("EVIDENCE_TENANT"), "tenant, for servers without token authentication (EVIDENCE_TENANT)")
 	f.StringVar(&g.actor, "actor", os.Getenv("EVIDENCE_ACTOR"), "actor, for servers without token authentication (EVIDENCE_ACTOR)")
 	root.AddCommand(logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g))
+	root.AddCommand(complianceCmds(g)...)
 	return root
 }
 
