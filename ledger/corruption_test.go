@@ -154,9 +154,9 @@ func TestCorruptStateIsDetectedAtOpen(t *testing.T) {
 	}{
 		"checkpoint signature": {func() []byte { return []byte(keyState) }, -20, "checkpoint"},
 		"checkpoint root":      {func() []byte { return []byte(keyState) }, len(testOrigin) + 6, "checkpoint"},
-		"edge tile row 0":      {func() []byte { return tileKey(tileID{L: 0, N: 2}) }, 2 + 7*HashSize, "tile"},
-		"edge tile row 6":      {func() []byte { return tileKey(tileID{L: 0, N: 2}) }, -1, "tile"},
-		"upper tile":           {func() []byte { return tileKey(tileID{L: 1, N: 0}) }, 2, "tile"},
+		// The last bottom tile is rebuilt from its leaves at open.
+		"leaf of the partial tile": {func() []byte { return leafKey(590) }, 30, "state"},
+		"upper tile":               {func() []byte { return tileKey(tileID{L: 1, N: 0}) }, 2, "tile"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -174,7 +174,7 @@ func TestCorruptStateIsDetectedAtOpen(t *testing.T) {
 func TestRehashedTileIsDetectedAtOpen(t *testing.T) {
 	l, s, k := corruptLog(t)
 	l.Close()
-	id := tileID{L: 0, N: 2}
+	id := tileID{L: 1, N: 0}
 	data, err := s.Get(tileKey(id))
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestRehashedTileIsDetectedAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl.rows[0][7][0] ^= 1
+	tl.rows[0][1][0] ^= 1
 	for k := 1; k < TileHeight; k++ {
 		for i := range tl.rows[k] {
 			tl.rows[k][i] = tlog.NodeHash(tl.rows[k-1][2*i], tl.rows[k-1][2*i+1])

@@ -123,6 +123,7 @@ type Log struct {
 	mu struct {
 		sync.RWMutex
 		cp      *Checkpoint
+		partial *partialTile  // the unstored last bottom tile of cp's tree
 		failed  error         // set once a batch could not be made durable
 		changed chan struct{} // closed and replaced when cp changes
 	}

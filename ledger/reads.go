@@ -27,6 +27,14 @@ type committedReader struct {
 // and every leaf against its row-0 hash, which catches a corrupt hash
 // wherever it is used.
 func (r *committedReader) tile(id tileID) (tileData, error) {
+	if id.L == 0 {
+		r.log.mu.RLock()
+		p := r.log.mu.partial
+		r.log.mu.RUnlock()
+		if p != nil && p.id == id {
+			return p.data, nil
+		}
+	}
 	if t := r.log.cache.get(id); t != nil {
 		return t, nil
 	}

@@ -507,7 +507,7 @@ func TestServerEndToEnd(t *testing.T) {
 	}
 	st.Close()
 	out, code := s2.ctl(t, state, "verify", "--data-dir", data, "--json")
-	if code != exitVerifyCode || !strings.Contains(out, `"check":"leaf","index":2`) {
+	if code != exitVerifyCode || !strings.Contains(out, `"check":"payload","index":2`) {
 		t.Fatalf("verify tampered log: exit %d\n%s", code, out)
 	}
 }
