@@ -238,7 +238,7 @@ feed:
 	progress(fmt.Sprintf("settled in %.0fs with %d segments; timing queries", res.SettleSeconds, res.IndexSegments))
 
 	qcpu := cpuTime()
-	qs, err := timeQueries(ctx, x, l, cfg.Runs)
+	qs, err := timeQueries(ctx, x, l, cfg.Runs, reps)
 	if err != nil {
 		return nil, err
 	}

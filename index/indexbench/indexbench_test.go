@@ -75,7 +75,7 @@ func TestRun(t *testing.T) {
 	for _, q := range r.Queries {
 		hits[q.Name] = q.Hits
 	}
-	if hits["term, clinical"] == 0 || hits["phrase with stop word"] == 0 || hits["abbreviation"] == 0 {
+	if hits["encounter, filters only"] == 0 || hits["phrase with stop word"] == 0 || hits["abbreviation"] == 0 {
 		t.Errorf("queries found nothing: %v", hits)
 	}
 	if !strings.Contains(strings.Join(lines, "\n"), "segments/s") {

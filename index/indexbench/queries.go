@@ -18,13 +18,16 @@ type Query struct {
 // Queries returns the representative queries: single terms (rare and
 // common), conjunctions, phrases, booleans, an abbreviation, filters
 // (speaker, kind, encounter, time, current note), facets, orders and a
-// second page. from and to bound the corpus's recorded times.
-func Queries(from, to time.Time) []Query {
+// second page. from and to bound the corpus's recorded times; reps is
+// the number of times the corpus was repeated (encounter ids r00- to
+// r<reps-1>-).
+func Queries(from, to time.Time, reps int) []Query {
+	enc := func(i int) string { return fmt.Sprintf("r%02d-ES2002a", min(i, reps-1)) }
 	third := to.Sub(from) / 3
 	notes := []ledger.Kind{ledger.KindModelOutput, ledger.KindEdit}
 	return []Query{
 		{"term, rare", index.Request{Query: "gastroenteritis"}},
-		{"term, clinical", index.Request{Query: "warfarin"}},
+		{"term, clinical", index.Request{Query: "metformin"}},
 		{"term, common", index.Request{Query: "pain"}},
 		{"term, very common (AMI)", index.Request{Query: "remote"}},
 		{"two terms", index.Request{Query: "chest pain"}},
@@ -40,8 +43,8 @@ func Queries(from, to time.Time) []Query {
 		{"kind filter (notes)", index.Request{Query: "hypertension", Kinds: notes}},
 		{"current note only", index.Request{Query: "history", Kinds: notes, CurrentOnly: true}},
 		{"time range", index.Request{Query: "pain", From: from.Add(third), To: from.Add(2 * third)}},
-		{"encounter, filters only", index.Request{Encounter: "r03-ES2002a"}},
-		{"encounter + term", index.Request{Query: "button", Encounter: "r05-ES2002a"}},
+		{"encounter, filters only", index.Request{Encounter: enc(3)}},
+		{"encounter + term", index.Request{Query: "button", Encounter: enc(5)}},
 		{"facets", index.Request{Query: "pain", Facets: true}},
 		{"facets, common term", index.Request{Query: "remote control", Facets: true}},
 		{"newest first", index.Request{Query: "headache", Order: index.OrderNewest}},
@@ -57,7 +60,7 @@ type timings struct {
 
 // timeQueries runs each query twice to warm up, then runs round robin
 // until each has run runs times.
-func timeQueries(ctx context.Context, x *index.Index, l *ledger.Log, runs int) (*timings, error) {
+func timeQueries(ctx context.Context, x *index.Index, l *ledger.Log, runs, reps int) (*timings, error) {
 	first, err := l.Entry(0)
 	if err != nil {
 		return nil, err
@@ -66,7 +69,7 @@ func timeQueries(ctx context.Context, x *index.Index, l *ledger.Log, runs int) (
 	if err != nil {
 		return nil, err
 	}
-	qs := Queries(first.Leaf.Time, last.Leaf.Time)
+	qs := Queries(first.Leaf.Time, last.Leaf.Time, reps)
 	for i := range qs {
 		qs[i].Req.Tenant = Tenant
 		if qs[i].Name == "second page" {
