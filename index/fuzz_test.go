@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/base64"
 	"errors"
 	"math"
 	"strings"
@@ -99,4 +100,10 @@ func FuzzDocID(f *testing.F) {
 			t.Fatalf("%q does not sort after %q", id, docID(leaf-1, "~"))
 		}
 	})
+}
+
+func TestMaxPageTokenLen(t *testing.T) {
+	if want := base64.RawURLEncoding.EncodedLen(maxTokenBytes); MaxPageTokenLen != want {
+		t.Fatalf("MaxPageTokenLen %d, want %d", MaxPageTokenLen, want)
+	}
 }

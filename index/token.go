@@ -32,8 +32,9 @@ const (
 	maxTokenBytes = 256 // decoded
 )
 
-// MaxPageTokenLen caps the length of a page token string.
-var MaxPageTokenLen = base64.RawURLEncoding.EncodedLen(maxTokenBytes)
+// MaxPageTokenLen caps the length of a page token string: maxTokenBytes
+// in unpadded base64.
+const MaxPageTokenLen = (maxTokenBytes*8 + 5) / 6
 
 type pageToken struct {
 	digest [digestSize]byte
