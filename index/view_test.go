@@ -1,10 +1,14 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -421,5 +425,40 @@ func TestRedactionDuringReadAhead(t *testing.T) {
 	}
 	if res.Total != 2 {
 		t.Fatalf("%d hits, want enc-1's 2", res.Total)
+	}
+}
+
+// TestNoTextInIndexFiles checks that the index files hold no text, only
+// terms: a phrase of a segment is in no file.
+func TestNoTextInIndexFiles(t *testing.T) {
+	l := memLog(t)
+	w := writer{t, l}
+	w.open("tenant-a", "enc-1")
+	w.segs("tenant-a", "enc-1", "patient: the quick brown fox jumps over the lazy dog near the riverbank today")
+	w.output("tenant-a", "enc-1", "Plan|p1=Review the quick brown fox in clinic next week.")
+	dir := tempIndexDir(t)
+	x := openIndex(t, dir, l, Options{})
+	catchUp(t, x)
+	if res, err := x.Search(context.Background(), Request{Tenant: "tenant-a", Query: `"quick brown fox"`}); err != nil || res.Total != 2 {
+		t.Fatalf("search: %v, %v", res, err)
+	}
+	x.Close()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, s := range []string{"quick brown", "brown fox", "riverbank today", "in clinic next"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%q is in %s", s, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
