@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
@@ -59,8 +60,12 @@ func statusOf(err error) error {
 		return status.Error(codes.OutOfRange, err.Error())
 	case errors.Is(err, encounter.ErrPrecondition), errors.Is(err, ledger.ErrRedacted), errors.Is(err, compliance.ErrNotConfigured):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, compliance.ErrForbidden):
+	case errors.Is(err, compliance.ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, auth.ErrRateLimited):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case ledger.IsCorruption(err):
 		return status.Error(codes.DataLoss, err.Error())
 	case errors.Is(err, ledger.ErrClosed):

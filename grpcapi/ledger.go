@@ -2,9 +2,11 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/evidenceledger/evidence/auth"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 	"github.com/evidenceledger/evidence/ledger"
 )
@@ -46,6 +48,15 @@ func entryPB(e *ledger.StoredEntry) *pb.Entry {
 	return out
 }
 
+// visible reports whether the caller may see an entry's leaf metadata
+// (auth.ScopeLeaves): a tenant identity sees its own tenant's leaves, an
+// operator identity every leaf. A server without authentication (package
+// tests) shows every leaf.
+func visible(ctx context.Context, e *ledger.StoredEntry) bool {
+	id, ok := auth.FromContext(ctx)
+	return !ok || id.Operator() || id.Tenant == e.Leaf.Tenant
+}
+
 func (s *ledgerServer) GetLogInfo(ctx context.Context, _ *pb.GetLogInfoRequest) (*pb.GetLogInfoResponse, error) {
 	cp := s.log.Checkpoint()
 	return &pb.GetLogInfoResponse{Origin: s.log.Origin(), VerifierKey: s.log.VerifierKey(), TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
@@ -66,6 +77,9 @@ func (s *ledgerServer) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*
 	e, err := s.log.Entry(req.GetLeafIndex())
 	if err != nil {
 		return nil, statusOf(err)
+	}
+	if !visible(ctx, e) {
+		return nil, statusOf(fmt.Errorf("%w: no entry of the caller's tenant at leaf_index %d", ledger.ErrNotFound, req.GetLeafIndex()))
 	}
 	resp := &pb.GetEntryResponse{Entry: entryPB(e)}
 	if req.GetIncludeProof() {
@@ -137,6 +151,9 @@ func (s *ledgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 			e, err := s.log.Entry(next)
 			if err != nil {
 				return statusOf(err)
+			}
+			if !visible(ctx, e) {
+				continue
 			}
 			if err := stream.Send(&pb.StreamEntriesResponse{Entry: entryPB(e)}); err != nil {
 				return err

@@ -8,7 +8,9 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -52,6 +55,17 @@ type Config struct {
 	// Compliance serves ComplianceService when set. Searches are recorded
 	// in the access trail when Encounters has it on.
 	Compliance *compliance.Service
+	// Policy, when set, makes the interceptors enforce the declaration of
+	// every method (auth.MethodRule): an undeclared method is refused, a
+	// public one needs no credentials, any other is authenticated with
+	// Auth (none: refused), authorized by its rule (PermissionDenied),
+	// limited per caller (ResourceExhausted; calls over the in-process
+	// connection were limited by the HTTP middleware) and bounded by the
+	// rule's deadline. Failed authentications are limited per client
+	// address. Nil authenticates non-public calls with Auth, if set, and
+	// authorizes nothing: for package tests only; evidenced always sets
+	// it.
+	Policy *auth.Policy
 }
 
 // MaxMessageBytes caps a request message.
@@ -67,8 +81,8 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	m := newRPCMetrics(cfg.Registry)
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), authUnary(cfg.Auth), accessUnary(cfg.Encounters)),
-		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), authStream(cfg.Auth), accessStream()),
+		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), guardUnary(cfg.Auth, cfg.Policy), accessUnary(cfg.Encounters)),
+		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), guardStream(cfg.Auth, cfg.Policy), accessStream()),
 	)
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
@@ -98,26 +112,78 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 
 // public methods need no credentials: health checks and reflection.
 func public(method string) bool {
+	if r, ok := auth.MethodRule(method); ok {
+		return r.Scope == auth.ScopePublic
+	}
 	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
 }
 
-func authenticate(ctx context.Context, a Authenticator, method string) (context.Context, error) {
-	if public(method) || a == nil {
-		return ctx, nil
+// guard authenticates and authorizes a call as Config.Policy says, and
+// returns its context, with the caller's identity and the method's
+// deadline, and the context's cancel function.
+func guard(ctx context.Context, a Authenticator, p *auth.Policy, method string) (context.Context, context.CancelFunc, error) {
+	if p == nil {
+		if public(method) || a == nil {
+			return ctx, func() {}, nil
+		}
+		id, err := a(ctx, method)
+		if err != nil {
+			return nil, nil, status.Error(codes.Unauthenticated, "missing or invalid credentials")
+		}
+		return auth.NewContext(ctx, id), func() {}, nil
 	}
-	id, err := a(ctx, method)
+	rule, ok := auth.MethodRule(method)
+	if !ok {
+		return nil, nil, statusOf(fmt.Errorf("%w: %s has no declaration", auth.ErrForbidden, method))
+	}
+	ctx, cancel := context.WithTimeout(ctx, rule.Deadline())
+	if rule.Scope == auth.ScopePublic {
+		return ctx, cancel, nil
+	}
+	fail := func(err error) (context.Context, context.CancelFunc, error) {
+		cancel()
+		return nil, nil, statusOf(err)
+	}
+	pr, _ := peer.FromContext(ctx)
+	inProcess := pr != nil && auth.FromInProcess(pr.Addr)
+	var id auth.Identity
+	err := auth.ErrUnauthenticated
+	if a != nil {
+		id, err = a(ctx, method)
+	}
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, "missing or invalid credentials")
+		if !inProcess && pr != nil && !p.AllowFailure(peerHost(pr.Addr)) {
+			return fail(fmt.Errorf("%w: too many failed authentications; slow down", auth.ErrRateLimited))
+		}
+		return fail(fmt.Errorf("%w: missing or invalid credentials", auth.ErrUnauthenticated))
 	}
-	return auth.NewContext(ctx, id), nil
+	if err := rule.Authorize(id); err != nil {
+		return fail(err)
+	}
+	if !inProcess && !p.AllowCaller(id) {
+		return fail(fmt.Errorf("%w: retry later", auth.ErrRateLimited))
+	}
+	return auth.NewContext(ctx, id), cancel, nil
 }
 
-func authUnary(a Authenticator) grpc.UnaryServerInterceptor {
+func peerHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func guardUnary(a Authenticator, p *auth.Policy) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := authenticate(ctx, a, info.FullMethod)
+		ctx, cancel, err := guard(ctx, a, p, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
+		defer cancel()
 		return handler(ctx, req)
 	}
 }
@@ -129,12 +195,13 @@ type wrappedStream struct {
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
-func authStream(a Authenticator) grpc.StreamServerInterceptor {
+func guardStream(a Authenticator, p *auth.Policy) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := authenticate(ss.Context(), a, info.FullMethod)
+		ctx, cancel, err := guard(ss.Context(), a, p, info.FullMethod)
 		if err != nil {
 			return err
 		}
+		defer cancel()
 		return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
 	}
 }
