@@ -211,7 +211,9 @@ func contentType(p string) string {
 // Register adds the handler's routes to mux. The page routes match exactly
 // "/" and "/encounters/{id}", so that unknown paths (an API route that
 // does not exist yet, for example) still get the mux's 404.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux interface {
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}) {
 	mux.HandleFunc("GET /{$}", h.servePage)
 	mux.HandleFunc("GET /encounters/{id}", h.servePage)
 	mux.HandleFunc("GET /assets/{file...}", h.serveAsset)

@@ -38,6 +38,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/evidenceledger/evidence/auth"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 )
 
@@ -70,8 +71,9 @@ func (g *Gateway) Handle(pattern string, fn func(ctx context.Context, r *http.Re
 	g.extra = append(g.extra, route{pattern, fn})
 }
 
-// Register adds the routes to mux.
-func (g *Gateway) Register(mux *http.ServeMux) {
+// Register adds the routes to mux (an *http.ServeMux, or a wrapper that
+// guards each route).
+func (g *Gateway) Register(mux interface{ Handle(string, http.Handler) }) {
 	for _, rt := range append(g.routes(), g.extra...) {
 		mux.Handle(rt.pattern, g.serve(rt.fn))
 	}
@@ -214,16 +216,22 @@ func fieldError(field, reason string) error {
 }
 
 // Forwarded request headers become gRPC metadata: credentials and the
-// development identity headers.
+// x-evidence-* headers. The identity that an HTTP middleware established
+// (in the request's context) is passed on as auth.ForwardedIdentityKey,
+// which the server believes only on an in-process connection; a client's
+// header of that name is never copied.
 func outgoing(r *http.Request) context.Context {
 	md := metadata.MD{}
 	if a := r.Header.Get("Authorization"); a != "" {
 		md.Set("authorization", a)
 	}
 	for k, v := range r.Header {
-		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-evidence-") && len(v) > 0 {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-evidence-") && lk != auth.ForwardedIdentityKey && len(v) > 0 {
 			md.Set(lk, v[0])
 		}
+	}
+	if id, ok := auth.FromContext(r.Context()); ok {
+		md.Set(auth.ForwardedIdentityKey, auth.FormatIdentity(id))
 	}
 	md.Set("x-forwarded-for", r.RemoteAddr)
 	return metadata.NewOutgoingContext(r.Context(), md)

@@ -7,8 +7,10 @@
 //	GET /tile/entries/<N>[.p/<W>]      an entry bundle (leaf data)
 //
 // Hash tiles and checkpoints hold no PHI. Entry bundles hold leaf data,
-// which names tenants and encounters, so they pass an authorization check
-// first.
+// which names tenants, encounters and actors, so each bundle passes an
+// authorization check (AuthorizeEntries) before it is served; the entries
+// route is registered apart ("GET /tile/entries/") so that a middleware
+// can require credentials for it alone.
 package tlogtiles
 
 import (
@@ -24,15 +26,22 @@ import (
 // Handler serves the tlog-tiles read API of a log.
 type Handler struct {
 	Log *ledger.Log
-	// AuthorizeEntries, if not nil, must return nil for a request to read
-	// entry bundles; its error is reported with the given status code.
-	AuthorizeEntries func(r *http.Request) (code int, err error)
+	// AuthorizeEntries, if not nil, must return nil for a request to be
+	// served the entry bundle it asked for (bundle, in C2SP format); its
+	// error is reported with the given status code. It is called after the
+	// bundle is read, whether or not it will be served, so that the time
+	// to refuse does not depend on whose leaves the bundle holds.
+	AuthorizeEntries func(r *http.Request, bundle []byte) (code int, err error)
 }
 
-// Register adds the routes to mux.
-func (h *Handler) Register(mux *http.ServeMux) {
+// Register adds the routes to mux (an *http.ServeMux, or a wrapper that
+// guards each route).
+func (h *Handler) Register(mux interface {
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}) {
 	mux.HandleFunc("GET /checkpoint", h.checkpoint)
-	mux.HandleFunc("GET /tile/", h.tile)
+	mux.HandleFunc("GET /tile/", func(w http.ResponseWriter, r *http.Request) { h.tile(w, r, false) })
+	mux.HandleFunc("GET /tile/entries/", func(w http.ResponseWriter, r *http.Request) { h.tile(w, r, true) })
 }
 
 func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
@@ -42,10 +51,17 @@ func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // tile parses a C2SP tile path, which is Go's sumdb tile path without the
-// height element, and serves the tile.
-func (h *Handler) tile(w http.ResponseWriter, r *http.Request) {
+// height element, and serves the tile. Which route matched decides
+// whether it serves entry bundles, not the path: a path that reaches the
+// hash-tile route while naming entries (an escaped slash, as in
+// /tile/entries%2F000, is one segment to the mux but two in r.URL.Path)
+// is refused, so bundles are served on the entries route only.
+func (h *Handler) tile(w http.ResponseWriter, r *http.Request, entries bool) {
 	rest := strings.TrimPrefix(r.URL.Path, "/tile/")
-	entries := strings.HasPrefix(rest, "entries/")
+	if strings.HasPrefix(rest, "entries") != entries {
+		http.Error(w, "malformed tile path", http.StatusBadRequest)
+		return
+	}
 	if entries {
 		rest = "data/" + strings.TrimPrefix(rest, "entries/")
 	}
@@ -53,14 +69,6 @@ func (h *Handler) tile(w http.ResponseWriter, r *http.Request) {
 	if err != nil || t.L > 63/ledger.TileHeight {
 		http.Error(w, "malformed tile path", http.StatusBadRequest)
 		return
-	}
-	if entries {
-		if h.AuthorizeEntries != nil {
-			if code, err := h.AuthorizeEntries(r); err != nil {
-				http.Error(w, http.StatusText(code), code)
-				return
-			}
-		}
 	}
 	var data []byte
 	if entries {
@@ -75,6 +83,12 @@ func (h *Handler) tile(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		http.Error(w, "cannot read tile", http.StatusInternalServerError)
 		return
+	}
+	if entries && h.AuthorizeEntries != nil {
+		if code, err := h.AuthorizeEntries(r, data); err != nil {
+			http.Error(w, http.StatusText(code), code)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if t.W == ledger.TileWidth {
