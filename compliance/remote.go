@@ -187,7 +187,7 @@ func (v *logChecker) run(ctx context.Context, src LogSource, opts LogCheckOption
 	next := int64(0)
 	err = src.Entries(ctx, size, func(idx int64, data, claimed []byte) error {
 		if idx != next {
-			if err := v.problem("leaf", next, fmt.Sprintf("the server sent entry %d where %d was due (missing or reordered)", idx, next), nil, nil); err != nil {
+			if err := v.problem("leaf", next, fmt.Sprintf("the server sent entry %d where %d was due: missing, reordered, or hidden from this identity (a whole-log check needs an operator identity, which sees every tenant's leaves)", idx, next), nil, nil); err != nil {
 				return err
 			}
 			return errEnough
@@ -221,7 +221,7 @@ func (v *logChecker) run(ctx context.Context, src LogSource, opts LogCheckOption
 		opts.Progress(next, size)
 	}
 	if next < size && !errors.Is(err, errEnough) {
-		return v.problem("leaf", next, fmt.Sprintf("the server sent %d entries, the latest checkpoint covers %d", next, size), nil, nil)
+		return v.problem("leaf", next, fmt.Sprintf("the server sent %d entries, the latest checkpoint covers %d (a tenant identity is not sent other tenants' leaves)", next, size), nil, nil)
 	}
 	return err
 }
