@@ -83,7 +83,8 @@ func Verify(ctx context.Context, store storage.Store, opts VerifyOptions) (*Veri
 	if opts.MaxProblems <= 0 {
 		opts.MaxProblems = 100
 	}
-	v := &verifier{store: store, opts: opts, rep: &VerifyReport{}, chains: make(map[string]*chainState)}
+	v := &verifier{store: store, opts: opts, rep: &VerifyReport{}, chains: make(map[string]*chainState),
+		destroyed: make(map[string]int64), redactions: make(map[string]bool)}
 	err := v.run(ctx)
 	if errors.Is(err, errTooManyProblems) {
 		err = nil
@@ -104,6 +105,11 @@ type verifier struct {
 	opts   VerifyOptions
 	rep    *VerifyReport
 	chains map[string]*chainState
+	// destroyed lists, per encounter, the first entry whose payload was
+	// found destroyed; redactions marks encounters with a redaction entry.
+	// A payload may be destroyed only by a recorded redaction.
+	destroyed  map[string]int64
+	redactions map[string]bool
 	tiles  map[tileID]*tile // stored tiles being compared, one per level
 }
 
@@ -244,6 +250,9 @@ func (v *verifier) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := v.checkRedactions(); err != nil {
+		return err
+	}
 	return v.checkHeads()
 }
 
@@ -342,6 +351,9 @@ func (v *verifier) checkEntry(idx int64, data []byte, lh Hash) {
 		v.problem("chain", idx, "previous-leaf hash does not match the encounter's previous entry", c.last[:], leaf.Prev[:])
 	}
 	c.count, c.last, c.index = leaf.Seq+1, lh, idx
+	if leaf.Kind == KindRedaction {
+		v.redactions[k] = true
+	}
 	if _, err := v.store.Get(encounterIndexKey(leaf.Tenant, leaf.Encounter, idx)); err != nil {
 		v.problem("chain", idx, "the encounter index lacks this entry", nil, nil)
 	}
@@ -356,6 +368,7 @@ func (v *verifier) checkEntry(idx int64, data []byte, lh Hash) {
 		return
 	case len(rec) == 1 && rec[0] == payloadRedacted:
 		v.rep.Redacted++
+		v.noteDestroyed(k, idx)
 		return
 	case len(rec) < 1+SaltSize || rec[0] != payloadPresent:
 		v.problem("payload", idx, "payload record is malformed", nil, nil)
@@ -365,6 +378,7 @@ func (v *verifier) checkEntry(idx int64, data []byte, lh Hash) {
 	plain, err := v.opts.Sealer.Open(leaf.Tenant, leaf.Encounter, leaf.Commitment, sealed)
 	if errors.Is(err, ErrRedacted) {
 		v.rep.Redacted++
+		v.noteDestroyed(k, idx)
 		return
 	}
 	if err != nil {
@@ -377,6 +391,25 @@ func (v *verifier) checkEntry(idx int64, data []byte, lh Hash) {
 		return
 	}
 	v.rep.Payloads++
+}
+
+func (v *verifier) noteDestroyed(encounter string, idx int64) {
+	if _, ok := v.destroyed[encounter]; !ok {
+		v.destroyed[encounter] = idx
+	}
+}
+
+// checkRedactions reports destroyed payloads of encounters whose chain
+// records no redaction: only a recorded shred may destroy a payload.
+func (v *verifier) checkRedactions() error {
+	for enc, idx := range v.destroyed {
+		if !v.redactions[enc] {
+			if err := v.problem("payload", idx, "payload destroyed but the encounter has no redaction entry", nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkHeads compares the stored chain heads with the walked chains.

@@ -88,6 +88,11 @@ func TestVerifyTamper(t *testing.T) {
 		{"deleted entry", func(t *testing.T, s storage.Store) { del(t, s, leafKey(200)) }, "leaf", 200},
 		{"reordered entries", func(t *testing.T, s storage.Store) { swap(t, s, leafKey(50), leafKey(51)) }, "leaf", 50},
 		{"truncated log", func(t *testing.T, s storage.Store) { del(t, s, leafKey(597), leafKey(598), leafKey(599)) }, "leaf", 597},
+		{"payload destroyed without a redaction", func(t *testing.T, s storage.Store) {
+			var b storage.Batch
+			b.Set(payloadOf(t, s, 33), []byte{payloadRedacted})
+			s.Write(&b, true)
+		}, "payload", 33},
 		{"forged checkpoint", func(t *testing.T, s storage.Store) {
 			other, _ := LoadOrCreateKey(t.TempDir(), testOrigin)
 			cp, _ := signCheckpoint(other, testOrigin, 400, Hash{1})
