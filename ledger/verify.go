@@ -110,7 +110,7 @@ type verifier struct {
 	// A payload may be destroyed only by a recorded redaction.
 	destroyed  map[string]int64
 	redactions map[string]bool
-	tiles  map[tileID]*tile // stored tiles being compared, one per level
+	tiles      map[tileID]*tile // stored tiles being compared, one per level
 }
 
 func (v *verifier) problem(check string, index int64, detail string, expected, found []byte) error {
