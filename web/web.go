@@ -352,6 +352,8 @@ func (h *Handler) serveAudio(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ledger.ErrNotFound), errors.Is(err, blob.ErrNotFound):
 			// The same answer for another tenant's encounter as for none.
 			h.audioError(w, r, http.StatusNotFound, "NotFound", "no such recording")
+		case errors.Is(err, ledger.ErrRedacted):
+			h.audioError(w, r, http.StatusGone, "FailedPrecondition", "the recording was destroyed (redacted)")
 		case errors.Is(err, context.Canceled):
 		default:
 			h.audioError(w, r, http.StatusInternalServerError, "Internal", "cannot read the recording")
