@@ -227,7 +227,12 @@ interrupted rebuild leaves the old index in place.`,
 				return fmt.Errorf("open the log (is the server still running?): %w", err)
 			}
 			defer store.Close()
-			l, err := ledger.Open(store, ledger.Options{Origin: origin, Key: key})
+			// Payloads are encrypted at rest: open them with the keyring.
+			sealer, _, err := offlineSealer(dataDir, "", store)
+			if err != nil {
+				return err
+			}
+			l, err := ledger.Open(store, ledger.Options{Origin: origin, Key: key, Sealer: sealer})
 			if err != nil {
 				return err
 			}
