@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
@@ -112,6 +113,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		// Obsolete files are deleted and WAL files never recycled, so that
 		// Purge can erase values (see purge.go).
 		Cleaner: deletingCleaner{},
+	}
+	// What the ledger stores is mostly hashes, random salts and, with
+	// encryption at rest, ciphertext: compression would spend CPU in every
+	// flush and compaction and save next to nothing.
+	for i := range po.Levels {
+		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 256, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Hour, TargetGarbageRatio: 0.2}
