@@ -366,6 +366,16 @@ func (s *TokenStore) refresh() {
 	}
 }
 
+// Reload re-reads the tokens file now, for a caller that just changed it.
+func (s *TokenStore) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked()
+}
+
+// Path returns the tokens file's path.
+func (s *TokenStore) Path() string { return s.path }
+
 // Len returns the number of tokens the store accepts.
 func (s *TokenStore) Len() int {
 	s.mu.RLock()

@@ -425,7 +425,11 @@ func verifyRemote(cmd *cobra.Command, g *globals) error {
 	if vkey == "" && before != nil {
 		vkey = before.VerifierKey
 	}
-	cl, err := client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: vkey})
+	tc, err := g.tlsConfig()
+	if err != nil {
+		return err
+	}
+	cl, err := client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: vkey, TLS: tc})
 	if err != nil {
 		return err
 	}

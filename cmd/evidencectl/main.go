@@ -11,6 +11,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,10 @@ type globals struct {
 	tenant      string
 	actor       string
 	stdout      io.Writer
+	// TLS: the CA that signs the server's certificate, a client
+	// certificate and key for mTLS, and the name to verify.
+	tlsCA, tlsCert, tlsKey, serverName string
+	useTLS                             bool
 }
 
 func main() {
@@ -98,7 +104,12 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringVar(&g.verifierKey, "verifier-key", os.Getenv("EVIDENCE_VERIFIER_KEY"), "pin the log's verifier key (EVIDENCE_VERIFIER_KEY); default: trust on first use")
 	f.StringVar(&g.tenant, "tenant", os.Getenv("EVIDENCE_TENANT"), "tenant, for servers without token authentication (EVIDENCE_TENANT)")
 	f.StringVar(&g.actor, "actor", os.Getenv("EVIDENCE_ACTOR"), "actor, for servers without token authentication (EVIDENCE_ACTOR)")
-	root.AddCommand(logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g))
+	f.StringVar(&g.tlsCA, "ca", os.Getenv("EVIDENCE_CA"), "PEM CA certificate(s) that sign the server's certificate; turns on TLS (EVIDENCE_CA)")
+	f.StringVar(&g.tlsCert, "cert", os.Getenv("EVIDENCE_CERT"), "PEM client certificate for mTLS; turns on TLS (EVIDENCE_CERT)")
+	f.StringVar(&g.tlsKey, "key", os.Getenv("EVIDENCE_KEY"), "PEM private key of --cert (EVIDENCE_KEY)")
+	f.StringVar(&g.serverName, "server-name", os.Getenv("EVIDENCE_SERVER_NAME"), "name to verify in the server's certificate (default: the --server host)")
+	f.BoolVar(&g.useTLS, "tls", os.Getenv("EVIDENCE_TLS") != "", "use TLS with the system's CAs (EVIDENCE_TLS); implied by --ca and --cert")
+	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g))
 	root.AddCommand(complianceCmds(g)...)
 	return root
 }
@@ -120,7 +131,41 @@ func defaultStatePath() string {
 
 // dial connects to the server with the global flags.
 func (g *globals) dial() (*client.Client, error) {
-	return client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: g.verifierKey})
+	tc, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: g.verifierKey, TLS: tc})
+}
+
+// tlsConfig returns the TLS configuration of the flags, or nil for
+// plaintext (a server on loopback, or one started with --insecure).
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.tlsCA == "" && g.tlsCert == "" && !g.useTLS {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: g.serverName}
+	if g.tlsCA != "" {
+		b, err := os.ReadFile(g.tlsCA)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, usageError{fmt.Sprintf("--ca %s holds no PEM certificate", g.tlsCA)}
+		}
+	}
+	if (g.tlsCert == "") != (g.tlsKey == "") {
+		return nil, usageError{"--cert and --key go together"}
+	}
+	if g.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.tlsCert, g.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // ctx adds the development identity metadata, when given.

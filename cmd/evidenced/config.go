@@ -22,6 +22,7 @@ type config struct {
 	LogLevel string `json:"log_level"`
 
 	Inference inferenceConfig `json:"inference"`
+	Security  securityConfig  `json:"security"`
 }
 
 func defaults() config {
@@ -33,6 +34,7 @@ func defaults() config {
 		Origin:    "evidence.localhost/log",
 		LogLevel:  "info",
 		Inference: defaultInference(),
+		Security:  defaultSecurity(),
 	}
 }
 
@@ -53,6 +55,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo encounter once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	addInferenceFlags(fs, &c.Inference)
+	addSecurityFlags(fs, &c.Security)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -96,6 +99,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if err := c.Inference.validate(); err != nil {
 		return c, err
 	}
+	if err := c.Security.validate(); err != nil {
+		return c, err
+	}
 	if c.Storage != "pebble" && c.Storage != "badger" {
 		return c, fmt.Errorf("--storage must be pebble or badger, not %q", c.Storage)
 	}
@@ -119,6 +125,8 @@ func applyFromFile(c, file *config, name string) {
 	case "log-level":
 		c.LogLevel = file.LogLevel
 	default:
-		applyInferenceFromFile(&c.Inference, &file.Inference, name)
+		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) {
+			applySecurityFromFile(&c.Security, &file.Security, name)
+		}
 	}
 }

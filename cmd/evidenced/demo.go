@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc"
+
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/grpcapi/client"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
@@ -17,9 +20,24 @@ import (
 // demoMarker records, in the data directory, that the demo was loaded.
 const demoMarker = "demo.json"
 
-// loadDemo loads the demo visit through the public gRPC API, once: on a
-// restart it finds the marker and returns the encounter it loaded before.
+// loadDemo loads the demo visit through the public gRPC API at grpcAddr
+// (plaintext), once: see loadDemoOn.
 func loadDemo(ctx context.Context, dataDir, grpcAddr string, logger *slog.Logger) (string, error) {
+	c, err := client.Dial(grpcAddr, client.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return loadDemoOn(ctx, dataDir, c.Conn(), logger)
+}
+
+// loadDemoOn loads the demo visit through the public gRPC API on conn,
+// once: on a restart it finds the marker and returns the encounter it
+// loaded before. It calls as the demo tenant's pipeline (recording) and
+// clinician (edits, sign-off), with their tokens from
+// <dataDir>/demo-tokens.json; without that file (a server without
+// authentication, in tests) it sends the development identity metadata.
+func loadDemoOn(ctx context.Context, dataDir string, conn grpc.ClientConnInterface, logger *slog.Logger) (string, error) {
 	marker := filepath.Join(dataDir, demoMarker)
 	if b, err := os.ReadFile(marker); err == nil {
 		var m struct {
@@ -33,15 +51,18 @@ func loadDemo(ctx context.Context, dataDir, grpcAddr string, logger *slog.Logger
 	if err != nil {
 		return "", err
 	}
-	c, err := client.Dial(grpcAddr, client.Options{})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
+	tokens := readDemoTokens(dataDir)
 	as := func(actor string) context.Context {
+		role := auth.RolePipeline
+		if !strings.HasPrefix(actor, "svc:") {
+			role = auth.RoleClinician
+		}
+		if tok := tokens[role]; tok != "" {
+			return client.WithMetadata(ctx, "authorization", "Bearer "+tok)
+		}
 		return client.WithMetadata(ctx, "x-evidence-tenant", "demo", "x-evidence-actor", actor)
 	}
-	api := c.Encounters
+	api := pb.NewEncounterServiceClient(conn)
 
 	created, err := api.CreateEncounter(as("svc:intake"), &pb.CreateEncounterRequest{Title: v.Title, PatientRef: "demo-" + v.EncounterID})
 	if err != nil {
@@ -79,7 +100,7 @@ func loadDemo(ctx context.Context, dataDir, grpcAddr string, logger *slog.Logger
 	if _, err := api.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs}); err != nil {
 		return "", fmt.Errorf("segments: %w", err)
 	}
-	mo, err := pb.NewInferenceServiceClient(c.Conn()).GenerateNote(as("svc:scribe"), &pb.GenerateNoteRequest{EncounterId: id,
+	mo, err := pb.NewInferenceServiceClient(conn).GenerateNote(as("svc:scribe"), &pb.GenerateNoteRequest{EncounterId: id,
 		Backend: pb.InferenceBackend_INFERENCE_BACKEND_EMBEDDED})
 	if err != nil {
 		return "", fmt.Errorf("generate note: %w", err)

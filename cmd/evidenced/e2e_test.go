@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,6 +68,10 @@ type server struct {
 	httpAddr string
 	logs     *syncBuffer
 	done     chan struct{}
+	// tokens are bearer tokens of the demo tenant by role, and of an
+	// operator auditor ("operator"): made with evidencectl token create
+	// before the server starts, or the server's demo tokens with --demo.
+	tokens map[string]string
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -87,8 +92,43 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// e2eTokens are the tokens minted per data directory, kept across
+// restarts of the server on it.
+var e2eTokens = map[string]map[string]string{}
+
+// mintTokens makes a token per role for the demo tenant, and an operator
+// auditor's, with evidencectl token create, as an operator would.
+func mintTokens(t *testing.T, dataDir string) map[string]string {
+	t.Helper()
+	if m, ok := e2eTokens[dataDir]; ok {
+		return m
+	}
+	m := map[string]string{}
+	for _, who := range [][3]string{
+		{"pipeline", "demo", "svc:e2e"}, {"clinician", "demo", "dr.e2e"}, {"auditor", "demo", "auditor.e2e"},
+		{"admin", "demo", "admin.e2e"}, {"operator", "*", "ops.e2e"},
+	} {
+		role := who[0]
+		if role == "operator" {
+			role = "auditor"
+		}
+		cmd := exec.Command(filepath.Join(binDir, "evidencectl"), "token", "create", "--data-dir", dataDir, "--tenant", who[1], "--role", role, "--subject", who[2])
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("token create: %v", err)
+		}
+		m[who[0]] = strings.TrimSpace(string(out))
+	}
+	e2eTokens[dataDir] = m
+	return m
+}
+
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
+	var tokens map[string]string
+	if !slices.Contains(extra, "--demo") {
+		tokens = mintTokens(t, dataDir)
+	}
 	args := append([]string{"--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(filepath.Join(binDir, "evidenced"), args...)
 	stderr, err := cmd.StderrPipe()
@@ -98,7 +138,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, logs: new(syncBuffer), done: make(chan struct{})}
+	s := &server{t: t, cmd: cmd, logs: new(syncBuffer), done: make(chan struct{}), tokens: tokens}
 	ready := make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -124,6 +164,18 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		t.Fatalf("server did not start:\n%s", s.logs)
 	}
 	t.Cleanup(func() { s.stop() })
+	if s.tokens == nil {
+		b, err := os.ReadFile(filepath.Join(dataDir, "demo-tokens.json"))
+		if err != nil {
+			t.Fatalf("--demo wrote no demo-tokens.json: %v", err)
+		}
+		if err := json.Unmarshal(b, &s.tokens); err != nil || len(s.tokens) != 4 {
+			t.Fatalf("demo-tokens.json: %v %s", err, b)
+		}
+		if fi, err := os.Stat(filepath.Join(dataDir, "demo-tokens.json")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("demo-tokens.json mode %v", fi.Mode())
+		}
+	}
 	return s
 }
 
@@ -139,9 +191,10 @@ func (s *server) stop() {
 	}
 }
 
-func (s *server) client(t *testing.T, state string) *client.Client {
+// client dials s as the given role (a key of s.tokens).
+func (s *server) client(t *testing.T, state, role string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(s.grpcAddr, client.Options{StatePath: state})
+	c, err := client.Dial(s.grpcAddr, client.Options{StatePath: state, Token: s.tokens[role]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +202,11 @@ func (s *server) client(t *testing.T, state string) *client.Client {
 	return c
 }
 
-// ctl runs evidencectl against s and returns stdout and the exit code.
+// ctl runs evidencectl against s as the demo tenant's auditor and
+// returns stdout and the exit code.
 func (s *server) ctl(t *testing.T, state string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "evidencectl"), append([]string{"--server", s.grpcAddr, "--state", state}, args...)...)
+	cmd := exec.Command(filepath.Join(binDir, "evidencectl"), append([]string{"--server", s.grpcAddr, "--state", state, "--token", s.tokens["auditor"]}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -213,7 +267,9 @@ func TestServerEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	state := filepath.Join(t.TempDir(), "state.json")
 	s := startServer(t, data)
-	c := s.client(t, state)
+	c := s.client(t, state, "pipeline")
+	reader := s.client(t, "", "clinician")
+	auditor := s.client(t, "", "auditor")
 	id := recordVisit(t, c)
 
 	t.Run("reflection and health", func(t *testing.T) {
@@ -248,6 +304,21 @@ func TestServerEndToEnd(t *testing.T) {
 
 	t.Run("tlog client verifies every leaf from tiles", func(t *testing.T) {
 		verifyTiles(t, s, c)
+	})
+
+	t.Run("roles", func(t *testing.T) {
+		// The pipeline records but does not read PHI; nobody gets in
+		// without a token the server issued.
+		if _, err := c.Encounters.GetNote(ctx, &pb.GetNoteRequest{EncounterId: id}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("pipeline reads a note: %v", err)
+		}
+		anon := s.client(t, "", "nobody")
+		if _, err := anon.Encounters.ListEncounters(ctx, &pb.ListEncountersRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("no token: %v", err)
+		}
+		if _, err := anon.Ledger.GetLogInfo(client.WithMetadata(ctx, "x-evidence-tenant", "demo"), &pb.GetLogInfoRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("development headers are still believed: %v", err)
+		}
 	})
 
 	t.Run("cli proofs verify independently", func(t *testing.T) {
@@ -349,7 +420,8 @@ func TestServerEndToEnd(t *testing.T) {
 
 	t.Run("json gateway", func(t *testing.T) {
 		base := "http://" + s.httpAddr + "/api/v1"
-		b, err := get(base + "/encounters/" + id + "/note")
+		clin := s.tokens["clinician"]
+		b, err := getAs(base+"/encounters/"+id+"/note", clin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +442,7 @@ func TestServerEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(b, &n); err != nil || n.Note.EncounterID != id || n.Note.Sections[0].Sentences[0].SentenceID != "S1" || len(n.Note.Sections[0].Sentences[0].Evidence) == 0 {
 			t.Fatalf("note over JSON: %v %s", err, b)
 		}
-		resp, err := http.Get(base + "/entries/abc")
+		resp, err := do("GET", base+"/entries/abc", clin, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,7 +451,7 @@ func TestServerEndToEnd(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(string(body), `"field":"index"`) {
 			t.Fatalf("bad index: %d %s", resp.StatusCode, body)
 		}
-		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":"EDIT_ACTION_REPLACE","sentence_id":"S2","text":"Denies chest pain today.","reason":"clarify"}`))
+		resp, err = do("POST", base+"/encounters/"+id+"/edits", clin, `{"action":"EDIT_ACTION_REPLACE","sentence_id":"S2","text":"Denies chest pain today.","reason":"clarify"}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,7 +460,7 @@ func TestServerEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"edit_index"`) {
 			t.Fatalf("edit over JSON: %d %s", resp.StatusCode, body)
 		}
-		resp, err = http.Post(base+"/encounters/"+id+"/align", "application/json", strings.NewReader(`{"sentences":[{"text":"Breathless for two days."}]}`))
+		resp, err = do("POST", base+"/encounters/"+id+"/align", clin, `{"sentences":[{"text":"Breathless for two days."}]}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +472,7 @@ func TestServerEndToEnd(t *testing.T) {
 		// Search, once the index has caught up with the log.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			b, err := get(base + "/search?q=breath&encounter=" + id)
+			b, err := getAs(base+"/search?q=breath&encounter="+id, clin)
 			if err == nil && strings.Contains(string(b), `"segment_id":"g1"`) {
 				break
 			}
@@ -409,7 +481,7 @@ func TestServerEndToEnd(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		resp, err = http.Post(base+"/encounters/"+id+"/edits", "application/json", strings.NewReader(`{"action":`))
+		resp, err = do("POST", base+"/encounters/"+id+"/edits", clin, `{"action":`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -440,7 +512,7 @@ func TestServerEndToEnd(t *testing.T) {
 		big := make([]*pb.Segment, 1001)
 		_, err = c.Encounters.RecordSegments(ctx, &pb.RecordSegmentsRequest{EncounterId: id, Segments: big})
 		wantViolation(t, err, codes.ResourceExhausted, "segments")
-		_, err = c.Encounters.ListEncounters(ctx, &pb.ListEncountersRequest{PageToken: "!!"})
+		_, err = reader.Encounters.ListEncounters(ctx, &pb.ListEncountersRequest{PageToken: "!!"})
 		wantViolation(t, err, codes.InvalidArgument, "page_token")
 		after, _ := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
 		if after.GetTreeSize() != before.GetTreeSize() {
@@ -452,7 +524,7 @@ func TestServerEndToEnd(t *testing.T) {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		info, _ := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
-		stream, err := c.Ledger.StreamEntries(cctx, &pb.StreamEntriesRequest{StartIndex: info.GetTreeSize() - 1, Follow: true})
+		stream, err := auditor.Ledger.StreamEntries(cctx, &pb.StreamEntriesRequest{StartIndex: info.GetTreeSize() - 1, Follow: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,11 +540,11 @@ func TestServerEndToEnd(t *testing.T) {
 	})
 
 	// Restart: everything is kept.
-	note1, _ := c.Encounters.GetNote(ctx, &pb.GetNoteRequest{EncounterId: id})
+	note1, _ := reader.Encounters.GetNote(ctx, &pb.GetNoteRequest{EncounterId: id})
 	info1, _ := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
 	s.stop()
 	s2 := startServer(t, data)
-	c2 := s2.client(t, state)
+	c2 := s2.client(t, state, "clinician")
 	info2, err := c2.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
 	if err != nil || info2.GetTreeSize() != info1.GetTreeSize() || !bytes.Equal(info2.GetRootHash(), info1.GetRootHash()) || info2.GetVerifierKey() != info1.GetVerifierKey() {
 		t.Fatalf("after restart %v, before %v (%v)", info2, info1, err)
@@ -555,8 +627,30 @@ func (h httpTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 
 func (h httpTiles) SaveTiles([]tlog.Tile, [][]byte) {}
 
-func get(url string) ([]byte, error) {
-	resp, err := http.Get(url)
+func get(url string) ([]byte, error) { return getAs(url, "") }
+
+// do sends a request with a bearer token (none if empty) and a JSON body
+// (none if empty).
+func do(method, url, token, body string) (*http.Response, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func getAs(url, token string) ([]byte, error) {
+	resp, err := do("GET", url, token, "")
 	if err != nil {
 		return nil, err
 	}
@@ -597,7 +691,7 @@ func verifyTiles(t *testing.T, s *server, c *client.Client) {
 		if w < 256 {
 			path += fmt.Sprintf(".p/%d", w)
 		}
-		data, err := get(path)
+		data, err := getAs(path, s.tokens["auditor"])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -619,8 +713,8 @@ func verifyTiles(t *testing.T, s *server, c *client.Client) {
 func TestDemoLoadsOnceAndSurvivesRestart(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, data, "--demo", "--storage", "badger")
-	c := s.client(t, "")
-	dctx := client.WithMetadata(ctx, "x-evidence-tenant", "demo")
+	c := s.client(t, "", "clinician")
+	dctx := ctx
 	var list *pb.ListEncountersResponse
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -646,7 +740,10 @@ func TestDemoLoadsOnceAndSurvivesRestart(t *testing.T) {
 	verifyTiles(t, s, c)
 	s.stop()
 	s2 := startServer(t, data, "--demo", "--storage", "badger")
-	c2 := s2.client(t, "")
+	if s2.tokens["clinician"] != s.tokens["clinician"] {
+		t.Fatal("the demo tokens changed on restart")
+	}
+	c2 := s2.client(t, "", "clinician")
 	time.Sleep(time.Second)
 	list2, err := c2.Encounters.ListEncounters(dctx, &pb.ListEncountersRequest{})
 	if err != nil || len(list2.GetEncounters()) != 1 {

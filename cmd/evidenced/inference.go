@@ -255,7 +255,7 @@ func setupInference(cfg inferenceConfig, dataDir string, l *ledger.Log, svc *enc
 		return nil, err
 	}
 	if cfg.OpenAIUpstream != "" {
-		h, err := proxy.NewHTTP(rec, proxy.HTTPConfig{Upstream: cfg.OpenAIUpstream, Identify: devHTTPIdentity, MaxRequestBytes: cfg.ProxyMaxRequestSize})
+		h, err := proxy.NewHTTP(rec, proxy.HTTPConfig{Upstream: cfg.OpenAIUpstream, Identify: httpCaller, MaxRequestBytes: cfg.ProxyMaxRequestSize})
 		if err != nil {
 			rec.Close(context.Background())
 			closeAll()
@@ -279,22 +279,4 @@ func setupInference(cfg inferenceConfig, dataDir string, l *ledger.Log, svc *enc
 		return err
 	}
 	return in, nil
-}
-
-// devHTTPIdentity is the HTTP proxy's counterpart of devAuthenticator: the
-// tenant and actor come from the X-Evidence-Tenant and X-Evidence-Actor
-// headers (defaults "demo" and "anonymous"). It is for development until
-// token authentication is configured.
-func devHTTPIdentity(r *http.Request) (encounter.Caller, error) {
-	c := encounter.Caller{Tenant: "demo", Actor: "anonymous"}
-	if v := r.Header.Get("X-Evidence-Tenant"); v != "" {
-		c.Tenant = v
-	}
-	if v := r.Header.Get("X-Evidence-Actor"); v != "" {
-		c.Actor = v
-	}
-	if ledger.CheckID("tenant", c.Tenant, ledger.MaxTenantLen) != nil || ledger.CheckID("actor", c.Actor, ledger.MaxActorLen) != nil {
-		return c, errors.New("bad tenant or actor header")
-	}
-	return c, nil
 }

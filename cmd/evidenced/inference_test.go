@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/grpcapi"
@@ -105,7 +106,12 @@ func TestSetupInferenceServesEverything(t *testing.T) {
 	go gs.Serve(lis)
 	defer gs.Stop()
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/chat/completions", in.ChatProxy)
+	// The server's Guard puts the caller in the context; here, the demo
+	// tenant's pipeline.
+	mux.Handle("POST /v1/chat/completions", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := auth.Identity{Tenant: "demo", Role: auth.RolePipeline, Subject: "svc:test"}
+		in.ChatProxy.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), id)))
+	}))
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 

@@ -10,9 +10,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,21 +26,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
-	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/grpcapi"
-	"github.com/evidenceledger/evidence/grpcapi/gateway"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 	badgerstore "github.com/evidenceledger/evidence/ledger/storage/badger"
 	pebblestore "github.com/evidenceledger/evidence/ledger/storage/pebble"
-	"github.com/evidenceledger/evidence/ledger/tlogtiles"
 )
 
 func main() {
@@ -90,8 +85,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	sealer, err := setupEncryption(cfg.DataDir, "", store, logger)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key})
+	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer})
 	if err != nil {
 		return err
 	}
@@ -101,7 +100,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
-	svc := encounter.New(log, blob.New(store, nil))
+	blobs := blob.New(store, sealer)
+	svc := encounter.New(log, blobs, encounter.WithAccessTrail())
 	idx, stopIndex, err := startIndex(ctx, cfg.DataDir, log, logger)
 	if err != nil {
 		return err
@@ -111,8 +111,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	grpcServer, health := grpcapi.NewServer(grpcapi.Config{Log: log, Encounters: svc, Auth: devAuthenticator, Logger: logger, Registry: reg,
-		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy})
+	comp, err := newCompliance(log, svc, blobs, sealer, idx)
+	if err != nil {
+		return err
+	}
+	sec, err := setupSecurity(cfg.DataDir, cfg.Security, logger)
+	if err != nil {
+		return err
+	}
+	grpcServer, health := grpcapi.NewServer(grpcapi.Config{Log: log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy, Logger: logger, Registry: reg,
+		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}, sec.grpcOptions()...)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -123,42 +131,56 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		grpcLis.Close()
 		return err
 	}
-	// The JSON gateway calls the gRPC server over loopback, so that
-	// authentication and validation stay in one place.
-	self, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	for name, lis := range map[string]net.Listener{"gRPC": grpcLis, "HTTP": httpLis} {
+		if err := checkPlaintext(sec, cfg.Security.Insecure, name, lis); err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return err
+		}
+	}
+	if cfg.Demo {
+		if err := sec.enableDemo(cfg.DataDir, httpLis); err != nil {
+			return err
+		}
+	}
+	// The JSON gateway and the demo loader call the gRPC server over an
+	// in-process connection, so that authorization and validation stay in
+	// one place; the gateway passes on the identity the HTTP guard
+	// established.
+	self, err := sec.dialSelf()
 	if err != nil {
 		return err
 	}
 	defer self.Close()
-	mux := http.NewServeMux()
-	gateway.New(self).Register(mux)
-	(&tlogtiles.Handler{Log: log}).Register(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if inf.ChatProxy != nil {
-		mux.Handle("POST /v1/chat/completions", inf.ChatProxy)
+	handler, err := sec.httpHandler(httpServices{log: log, encounter: svc, registry: reg, chatProxy: inf.ChatProxy, self: self})
+	if err != nil {
+		return err
 	}
-	mountWeb(mux, svc, logger)
-	httpServer := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slogErrorLog(logger)}
+	scheme := "http"
+	if sec.tls != nil {
+		scheme = "https"
+		httpLis = tls.NewListener(httpLis, sec.tls.Clone())
+	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- grpcServer.Serve(grpcLis) }()
+	go func() { errc <- grpcServer.Serve(sec.inproc) }()
 	go func() { errc <- httpServer.Serve(httpLis) }()
-	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String())
+	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "tls", sec.tls != nil)
 
 	if cfg.Demo {
 		go func() {
-			id, err := loadDemo(ctx, cfg.DataDir, grpcLis.Addr().String(), logger)
+			id, err := loadDemoOn(ctx, cfg.DataDir, self, logger)
 			if err != nil {
 				logger.Error("demo not loaded", "error", err.Error())
 				return
 			}
-			url := "http://" + httpLis.Addr().String() + "/encounters/" + id
+			url := scheme + "://" + httpLis.Addr().String() + "/encounters/" + id
 			logger.Info("demo ready", "encounter_id", id, "url", url)
-			fmt.Fprintf(os.Stderr, "\nDemo encounter %s is ready. Open %s\n\n", id, url)
+			fmt.Fprintf(os.Stderr, "\nDemo encounter %s is ready. Open %s\n(the page signs in as the demo clinician; tokens are in %s)\n\n", id, url,
+				filepath.Join(cfg.DataDir, demoTokensFile))
 		}()
 	}
 
@@ -189,21 +211,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	return nil
 }
 
-// devAuthenticator accepts every caller, taking the tenant and subject from
-// the x-evidence-tenant and x-evidence-actor metadata (defaults "demo" and
-// "anonymous"). It is for development until token authentication is
-// configured.
-func devAuthenticator(ctx context.Context, _ string) (auth.Identity, error) {
-	id := auth.Identity{Tenant: "demo", Subject: "anonymous", Role: auth.RoleAdmin}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-evidence-tenant"); len(v) == 1 && v[0] != "" {
-		id.Tenant = v[0]
-	}
-	if v := md.Get("x-evidence-actor"); len(v) == 1 && v[0] != "" {
-		id.Subject = v[0]
-	}
-	if ledger.CheckID("tenant", id.Tenant, ledger.MaxTenantLen) != nil || ledger.CheckID("actor", id.Subject, ledger.MaxActorLen) != nil {
-		return id, auth.ErrUnauthenticated
-	}
-	return id, nil
+// slogErrorLog sends net/http's own error lines (TLS handshake failures,
+// for example) to the structured log at warning level.
+func slogErrorLog(logger *slog.Logger) *stdlog.Logger {
+	return slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn)
 }

@@ -7,24 +7,25 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/encounter"
-	"github.com/evidenceledger/evidence/grpcapi/gateway"
 	"github.com/evidenceledger/evidence/ledger"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
-	"github.com/evidenceledger/evidence/ledger/tlogtiles"
 )
 
 // TestMountWeb mounts the page beside the gateway and the tlog tiles on
-// one mux, as run does (a conflicting pattern would panic), and serves the
-// demo recording through it.
+// the server's guarded mux, as run does (a conflicting pattern would
+// panic), and serves the demo recording through it to a clinician.
 func TestMountWeb(t *testing.T) {
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "evidence.localhost/log")
 	if err != nil {
@@ -43,10 +44,19 @@ func TestMountWeb(t *testing.T) {
 	}
 	defer conn.Close()
 
-	mux := http.NewServeMux()
-	gateway.New(conn).Register(mux)
-	(&tlogtiles.Handler{Log: l}).Register(mux)
-	mountWeb(mux, svc, slog.New(slog.DiscardHandler))
+	data := t.TempDir()
+	tok, _, err := auth.CreateToken(filepath.Join(data, auth.TokensFileName), auth.Identity{Tenant: "demo", Role: auth.RoleClinician, Subject: "dr.test"}, auth.TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := setupSecurity(data, defaultSecurity(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux, err := sec.httpHandler(httpServices{log: l, encounter: svc, registry: prometheus.NewRegistry(), self: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 
@@ -65,6 +75,7 @@ func TestMountWeb(t *testing.T) {
 
 	req, _ := http.NewRequest("GET", hs.URL+"/api/v1/encounters/"+info.ID+"/audio", nil)
 	req.Header.Set("Range", "bytes=0-3")
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
