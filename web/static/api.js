@@ -1,13 +1,24 @@
 // The page's client of the JSON gateway (grpcapi/gateway): protojson of the
 // evidence.v1 messages, with int64 as strings and bytes as base64.
 //
-// Identity: a bearer token kept in sessionStorage ("evidence.token") when
-// the sign-in screen has set one; otherwise the development headers
+// Identity: a bearer token kept in sessionStorage ("evidence.token"), set
+// by the sign-in screen (app.js), sent as Authorization on every request.
+// sessionStorage lives as long as the tab and is not shared with other
+// tabs or sites. Without a token the page sends the development headers
 // (X-Evidence-Tenant: demo, and X-Evidence-Actor when "evidence.actor" is
-// set), which the development server accepts.
+// set), which only a development harness believes; evidenced answers 401,
+// and the page shows the sign-in screen.
+//
+// Audio: an <audio> element cannot send a header, so signing in also
+// starts a session (POST /api/v1/session) whose HttpOnly, SameSite=Strict
+// cookie, scoped to /api/v1/, the audio route accepts. The page renews it
+// on every load (sessions live in the server's memory), and waits for it
+// before it gives the player a recording's URL (audioReady).
 
 const TOKEN_KEY = 'evidence.token';
 const ACTOR_KEY = 'evidence.actor';
+const IDENTITY_KEY = 'evidence.identity';
+const SIGNED_OUT_KEY = 'evidence.signedOut';
 
 export class APIError extends Error {
   constructor(status, body) {
@@ -31,9 +42,53 @@ function storage() {
 export function identity() {
   const s = storage();
   const token = s && s.getItem(TOKEN_KEY);
-  if (token) return { mode: 'token' };
+  if (token) {
+    let who = null;
+    try {
+      who = JSON.parse(s.getItem(IDENTITY_KEY) || 'null');
+    } catch {
+      who = null;
+    }
+    return { mode: 'token', ...(who || {}) };
+  }
   return { mode: 'development', tenant: 'demo', actor: (s && s.getItem(ACTOR_KEY)) || 'anonymous' };
 }
+
+/** signedIn records a token and the identity the server returned for it. */
+function signedIn(token, who) {
+  const s = storage();
+  if (!s) return;
+  s.setItem(TOKEN_KEY, token);
+  s.setItem(IDENTITY_KEY, JSON.stringify(who || {}));
+  s.removeItem(SIGNED_OUT_KEY);
+}
+
+/** forget drops the token, and notes that the user signed out on purpose. */
+export function forget(signedOut) {
+  const s = storage();
+  if (!s) return;
+  s.removeItem(TOKEN_KEY);
+  s.removeItem(IDENTITY_KEY);
+  if (signedOut) s.setItem(SIGNED_OUT_KEY, '1');
+}
+
+/** signedOut reports whether the user signed out in this tab. */
+export function signedOut() {
+  const s = storage();
+  return Boolean(s && s.getItem(SIGNED_OUT_KEY));
+}
+
+// The audio session: renewed on every load when there is a token.
+let session = null;
+function startSession() {
+  const s = storage();
+  const token = s && s.getItem(TOKEN_KEY);
+  if (!token) return Promise.resolve(false);
+  return fetch('/api/v1/session', { method: 'POST', headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' }, cache: 'no-store' })
+    .then((r) => r.ok)
+    .catch(() => false);
+}
+session = startSession();
 
 export function authHeaders() {
   const s = storage();
@@ -101,7 +156,7 @@ export const api = {
   async searchAvailable() {
     try {
       const resp = await fetch('/api/v1/search?q=&page_size=1', { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
-      if (resp.status === 404 || resp.status === 405 || resp.status === 501) return false;
+      if (resp.status === 401 || resp.status === 404 || resp.status === 405 || resp.status === 501) return false;
       if (resp.ok) return true;
       const body = (resp.headers.get('Content-Type') || '').startsWith('application/json') ? await resp.json() : null;
       return !(body && body.code === 'Unimplemented');
@@ -110,12 +165,59 @@ export const api = {
     }
   },
   /**
-   * audioURL is the recording's URL for the <audio> element. An element
-   * cannot send headers: until tokens land, the audio route takes the
-   * development identity; the sign-in work must give it a credential the
-   * element can carry (a cookie, or a short-lived URL).
+   * audioURL is the recording's URL for the <audio> element, which sends
+   * the session cookie (see audioReady) rather than a header.
    */
   audioURL: (id, leaf) => `/api/v1/encounters/${enc(id)}/audio${leaf !== undefined && leaf !== null ? `?leaf=${leaf}` : ''}`,
+};
+
+/** audioReady resolves once the audio session cookie is in place. */
+api.audioReady = () => session;
+
+/**
+ * signIn checks a pasted token with the server, keeps it and starts the
+ * audio session. It rejects with an APIError (401 for a bad token).
+ */
+api.signIn = async (token) => {
+  const resp = await fetch('/api/v1/session', { method: 'POST', headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' }, cache: 'no-store' });
+  const json = (resp.headers.get('Content-Type') || '').startsWith('application/json') ? await resp.json() : null;
+  if (!resp.ok) throw new APIError(resp.status, json);
+  signedIn(token, json && json.identity);
+  session = Promise.resolve(true);
+  return json.identity;
+};
+
+/** demoRoles returns the roles the server offers demo sign-in for, or []. */
+api.demoRoles = async () => {
+  try {
+    const resp = await fetch('/api/v1/session/demo', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (!resp.ok) return [];
+    const json = await resp.json();
+    return Array.isArray(json.roles) ? json.roles : [];
+  } catch {
+    return [];
+  }
+};
+
+/** demoSignIn signs in as a demo role: the server returns its token. */
+api.demoSignIn = async (role) => {
+  const resp = await fetch('/api/v1/session/demo', { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ role }), cache: 'no-store' });
+  const json = (resp.headers.get('Content-Type') || '').startsWith('application/json') ? await resp.json() : null;
+  if (!resp.ok) throw new APIError(resp.status, json);
+  signedIn(json.token, json.identity);
+  session = Promise.resolve(true);
+  return json.identity;
+};
+
+/** signOut ends the audio session and forgets the token. */
+api.signOut = async () => {
+  try {
+    await fetch('/api/v1/session', { method: 'DELETE', headers: authHeaders(), cache: 'no-store' });
+  } catch {
+    // The token is forgotten either way.
+  }
+  forget(true);
+  session = Promise.resolve(false);
 };
 
 /** int reads a protojson int64 (a string) as a number. */

@@ -1,7 +1,7 @@
 // The clinician's page: routing between the visit list and a visit, the
 // header's verification badge, the player bar and the search box.
 
-import { api, int } from './api.js';
+import { api, forget, identity, int, signedOut } from './api.js';
 import { h, when } from './dom.js';
 import { EvidencePlayer } from './player.js';
 import { VisitView } from './visit.js';
@@ -12,6 +12,7 @@ const playerBar = document.getElementById('player');
 const playerStatus = document.getElementById('player-status');
 const stopButton = document.getElementById('player-stop');
 const crumbs = document.getElementById('crumbs');
+const account = document.getElementById('account');
 const toastEl = document.getElementById('toast');
 
 /**
@@ -200,9 +201,102 @@ async function route() {
   } catch (err) {
     if (app.view) app.view.destroy();
     app.view = null;
-    showError(err);
+    if (err && err.status === 401) await showSignIn(identity().mode === 'token');
+    else showError(err);
   }
   if (app.search) app.search.setVisit(app.view);
+  showAccount();
+}
+
+const roleNames = { clinician: 'Clinician', auditor: 'Auditor', pipeline: 'Pipeline service', admin: 'Administrator' };
+
+/** showAccount shows who the page acts as, and a way to sign out. */
+function showAccount() {
+  const who = identity();
+  if (who.mode !== 'token') {
+    account.replaceChildren();
+    return;
+  }
+  const label = [roleNames[who.role] || who.role, who.subject].filter(Boolean).join(' · ');
+  account.replaceChildren(
+    h('span', { class: 'account-who', id: 'account-who', title: who.tenant ? `Organization ${who.tenant}` : null, text: label || 'Signed in' }),
+    h('button', {
+      type: 'button',
+      class: 'btn btn-quiet',
+      id: 'sign-out',
+      text: 'Sign out',
+      onclick: async () => {
+        app.player.stop();
+        await api.signOut();
+        location.assign('/'); // a fresh page: nothing of the signed-in view stays
+      },
+    }),
+  );
+}
+
+/**
+ * showSignIn asks for an access token. A server started with --demo on
+ * loopback offers its demo people: the page signs in as the demo
+ * clinician at once, unless the user signed out in this tab.
+ */
+async function showSignIn(expired) {
+  if (expired) forget(false);
+  document.title = 'Sign in · Evidence Ledger';
+  setCrumbs([{ text: 'Sign in' }]);
+  app.badge.show(false);
+  app.showPlayer(false);
+  const roles = (await api.demoRoles()).filter((r) => r === 'clinician' || r === 'auditor');
+  const status = h('p', { class: 'callout callout-error', id: 'sign-in-error', role: 'alert', hidden: true });
+  const attempt = async (fn) => {
+    status.hidden = true;
+    try {
+      await fn();
+    } catch (err) {
+      status.textContent = err && err.status === 401 ? 'That token was not accepted. Check it, or ask your administrator for a new one.' : `Sign-in failed: ${err && err.message ? err.message : err}`;
+      status.hidden = false;
+      return;
+    }
+    showAccount();
+    searchProbed = false; // signed out, the probe found no search
+    route().then(() => {
+      if (!app.view) app.afterPaint();
+    });
+  };
+  if (roles.includes('clinician') && !signedOut() && !expired) {
+    await attempt(() => api.demoSignIn('clinician'));
+    if (status.hidden) return;
+  }
+  const input = h('input', { type: 'password', id: 'token-input', class: 'token-input', autocomplete: 'off', spellcheck: 'false', placeholder: 'evt_…', required: true });
+  const form = h(
+    'form',
+    { class: 'sign-in-form', id: 'sign-in-form', onsubmit: (e) => {
+      e.preventDefault();
+      attempt(() => api.signIn(input.value.trim()));
+    } },
+    h('label', { for: 'token-input', text: 'Access token' }),
+    h('div', { class: 'sign-in-row' }, input, h('button', { type: 'submit', class: 'btn btn-primary', text: 'Sign in' })),
+  );
+  const demo = roles.length
+    ? h(
+        'div',
+        { class: 'sign-in-demo' },
+        h('h2', { text: 'Demo' }),
+        h('p', { text: 'This server runs the demo visit. Sign in as one of its people:' }),
+        h('div', { class: 'sign-in-row' }, roles.map((role) => h('button', { type: 'button', class: 'btn', id: `demo-${role}`, text: `Demo ${(roleNames[role] || role).toLowerCase()}`, onclick: () => attempt(() => api.demoSignIn(role)) }))),
+      )
+    : null;
+  app.mount(
+    h(
+      'div',
+      { class: 'list-page sign-in-page' },
+      h('h1', { text: 'Sign in' }),
+      h('p', { class: 'lead', text: expired ? 'Your session ended. Sign in again to continue.' : 'Evidence Ledger holds patient information. Sign in with the access token your administrator gave you; it is kept in this tab only.' }),
+      form,
+      status,
+      demo,
+    ),
+  );
+  input.focus();
 }
 
 async function showList() {

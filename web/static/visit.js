@@ -73,7 +73,11 @@ export class VisitView {
     this.player.addEventListener('done', this.onDone);
     this.player.addEventListener('error', this.onError);
     if (recording) {
-      this.player.load({ url: api.audioURL(this.id, int(recording.leaf_index)), startMs: int(recording.start_ms), durationMs: int(recording.duration_ms) });
+      // The element sends the audio session cookie: wait until it is set.
+      api.audioReady().then(() => {
+        if (this.app.view !== this) return;
+        this.player.load({ url: api.audioURL(this.id, int(recording.leaf_index)), startMs: int(recording.start_ms), durationMs: int(recording.duration_ms) });
+      });
     }
     this.app.showPlayer(Boolean(recording));
 
