@@ -149,6 +149,8 @@ type security struct {
 	// demoTokens are the demo tenant's tokens (role -> token) when the
 	// page offers demo sign-in; set by enableDemo.
 	demoTokens map[string]string
+	// routes are the HTTP patterns httpHandler registered.
+	routes []string
 	logger     *slog.Logger
 }
 
@@ -352,6 +354,7 @@ func (s *security) httpHandler(d httpServices) (http.Handler, error) {
 	if err := mux.err(); err != nil {
 		return nil, err
 	}
+	s.routes = mux.patterns
 	var h http.Handler = mux
 	if s.tls != nil {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
