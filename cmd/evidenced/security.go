@@ -151,7 +151,7 @@ type security struct {
 	demoTokens map[string]string
 	// routes are the HTTP patterns httpHandler registered.
 	routes []string
-	logger     *slog.Logger
+	logger *slog.Logger
 }
 
 // setupSecurity reads the tokens file, the JWT verifier's key set and the
