@@ -219,7 +219,22 @@ func (s *security) grpcOptions() []grpc.ServerOption {
 	if s.tls == nil {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(s.tls))}
+	return []grpc.ServerOption{grpc.Creds(inProcessPlain{credentials.NewTLS(s.tls)})}
+}
+
+// inProcessPlain is the server's TLS credentials, except on in-process
+// connections, which never leave the process and carry no TLS.
+type inProcessPlain struct{ credentials.TransportCredentials }
+
+func (c inProcessPlain) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if auth.FromInProcess(conn.RemoteAddr()) {
+		return insecure.NewCredentials().ServerHandshake(conn)
+	}
+	return c.TransportCredentials.ServerHandshake(conn)
+}
+
+func (c inProcessPlain) Clone() credentials.TransportCredentials {
+	return inProcessPlain{c.TransportCredentials.Clone()}
 }
 
 // authenticate is the gRPC server's Authenticator. On an in-process
