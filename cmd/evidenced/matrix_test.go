@@ -109,9 +109,10 @@ type matrixServer struct {
 	leaf      int64             // a leaf of the owner's fixture encounter
 	kserve    string            // the fake KServe upstream
 	audioData []byte
+	handler   http.Handler // the HTTP server's
 }
 
-func newMatrixServer(t *testing.T) *matrixServer {
+func newMatrixServer(t testing.TB) *matrixServer {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
@@ -209,6 +210,7 @@ func newMatrixServer(t *testing.T) *matrixServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.handler = h
 	hs := &http.Server{Handler: h}
 	go hs.Serve(httpLis)
 	m.httpURL = "http://" + httpLis.Addr().String()
@@ -242,7 +244,7 @@ func newMatrixServer(t *testing.T) *matrixServer {
 
 // visit records an encounter of tenant directly through the service:
 // opened, with a recording when audio is set, two segments and a note.
-func (m *matrixServer) visit(t *testing.T, tenant string, audio bool) string {
+func (m *matrixServer) visit(t testing.TB, tenant string, audio bool) string {
 	t.Helper()
 	ctx := context.Background()
 	c := encounter.Caller{Tenant: tenant, Actor: "svc:fixture"}
@@ -274,11 +276,11 @@ func (m *matrixServer) visit(t *testing.T, tenant string, audio bool) string {
 }
 
 // fresh returns a new encounter of the owner, for a write.
-func (m *matrixServer) fresh(t *testing.T) string { return m.visit(t, tenantA, false) }
+func (m *matrixServer) fresh(t testing.TB) string { return m.visit(t, tenantA, false) }
 
 // noteHash returns the current note hash of an owner's encounter, and the
 // sentences a sign-off must acknowledge.
-func (m *matrixServer) noteHash(t *testing.T, id string) ([]byte, []string) {
+func (m *matrixServer) noteHash(t testing.TB, id string) ([]byte, []string) {
 	n, err := m.svc.Note(context.Background(), encounter.Caller{Tenant: tenantA, Actor: "svc:fixture"}, id)
 	if err != nil {
 		t.Fatal(err)
@@ -765,7 +767,7 @@ func (m *matrixServer) kserveCodes(t *testing.T) map[string]codes.Code {
 
 // httpRequest is a minimal valid request for a route; it reports whether
 // it names the owner's data, and whether it asks for an entry bundle.
-func (m *matrixServer) httpRequest(t *testing.T, pattern string) (*http.Request, bool, bool) {
+func (m *matrixServer) httpRequest(t testing.TB, pattern string) (*http.Request, bool, bool) {
 	method, path, _ := strings.Cut(pattern, " ")
 	body := ""
 	addressed := strings.Contains(path, "{id}") || strings.Contains(path, "{index}")
@@ -833,4 +835,46 @@ func quoted(ss []string) string {
 		fmt.Fprintf(&b, "%q", s)
 	}
 	return b.String()
+}
+
+// FuzzHTTPHandler serves arbitrary requests with the server's real HTTP
+// handler, as each kind of caller: nothing panics, nothing but a public
+// route answers a caller without credentials with a success, and no
+// answer is a 500.
+func FuzzHTTPHandler(f *testing.F) {
+	m := newMatrixServer(f)
+	rm, ok := m.handler.(*routeMux)
+	if !ok {
+		f.Fatal("the handler is not the route mux")
+	}
+	for _, p := range auth.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		path = strings.NewReplacer("{id}", m.enc, "{index}", "1", "{file...}", "app.js", "{$}", "").Replace(path)
+		for role := range uint8(len(m.columns)) {
+			f.Add(method, path, []byte(`{"role":"clinician","text":"x","sentences":[{"text":"y"}]}`), role)
+		}
+	}
+	f.Add("GET", "/tile/entries%2F000.p%2F3", []byte(nil), uint8(len(m.columns)-2))
+	f.Add("POST", "/api/v1/encounters/"+m.enc+"/signoff", []byte(`{"note_hash":"!!"}`), uint8(1))
+	f.Add("GET", "/api/v1/encounters/..%2F..%2Fmetrics/audio", []byte(nil), uint8(0))
+	f.Fuzz(func(t *testing.T, method, target string, body []byte, role uint8) {
+		col := m.columns[int(role)%len(m.columns)]
+		r, err := http.NewRequest(method, "http://x"+target, bytes.NewReader(body))
+		if err != nil || !strings.HasPrefix(r.URL.Path, "/") {
+			return
+		}
+		if col.token != "" {
+			r.Header.Set("Authorization", "Bearer "+col.token)
+			r.Header.Set("X-Evidence-Authorization", "Bearer "+col.token)
+		}
+		_, pattern := rm.mux.Handler(r)
+		w := httptest.NewRecorder()
+		m.handler.ServeHTTP(w, r)
+		if w.Code == http.StatusInternalServerError {
+			t.Fatalf("%s %s as %s: 500 %s", method, target, col.name, w.Body)
+		}
+		if rule, ok := auth.RouteRule(pattern); ok && rule.Scope != auth.ScopePublic && col.id.Role == "" && w.Code/100 == 2 {
+			t.Fatalf("%s %s (%s) without credentials: %d", method, target, pattern, w.Code)
+		}
+	})
 }
