@@ -878,3 +878,53 @@ func FuzzHTTPHandler(f *testing.F) {
 		}
 	})
 }
+
+// TestCrossTenantTiming: another tenant's encounter answers NotFound in
+// the same time as an id that exists nowhere, so timing does not tell
+// which ids exist. The lookup is keyed by the caller's tenant, so both
+// miss the same way; the test compares median latencies of interleaved
+// calls over gRPC and the gateway, with a wide margin for a noisy machine.
+func TestCrossTenantTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	m := newMatrixServer(t)
+	c, err := grpc.NewClient(m.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(m.tokens[tenantB+"/"+auth.RoleClinician])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	api := pb.NewEncounterServiceClient(c)
+	missing := "enc_" + strings.Repeat("q", 26)
+	const n = 300
+	var other, none []time.Duration
+	for i := range 2 * n {
+		id := m.enc
+		if i%2 == 1 {
+			id = missing
+		}
+		start := time.Now()
+		_, err := api.GetNote(context.Background(), &pb.GetNoteRequest{EncounterId: id})
+		d := time.Since(start)
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if st, _ := status.FromError(err); strings.Contains(st.Message(), tenantA) {
+			t.Fatalf("the message names the owner: %s", st.Message())
+		}
+		if i%2 == 0 {
+			other = append(other, d)
+		} else {
+			none = append(none, d)
+		}
+	}
+	median := func(ds []time.Duration) time.Duration {
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	a, b := median(other), median(none)
+	t.Logf("median NotFound: another tenant's encounter %v, no such encounter %v", a, b)
+	if a > 2*b || b > 2*a {
+		t.Errorf("timing differs: %v vs %v", a, b)
+	}
+}

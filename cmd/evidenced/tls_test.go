@@ -61,10 +61,20 @@ func (b *lockedBuffer) String() string {
 func startTLSServer(t *testing.T) *tlsServer {
 	t.Helper()
 	dir := t.TempDir()
-	ts := &tlsServer{serverCA: authtest.NewCA(t, "server CA"), clientCA: authtest.NewCA(t, "client CA"), logs: new(lockedBuffer)}
+	ts := &tlsServer{serverCA: authtest.NewCA(t, "server CA"), clientCA: authtest.NewCA(t, "client CA")}
 	certFile, keyFile := ts.serverCA.Server(t).WriteFiles(t, dir, "server")
 	cfg := defaultSecurity()
 	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA = certFile, keyFile, ts.clientCA.WriteFile(t, dir, "clients")
+	startSecured(t, dir, cfg, ts)
+	return ts
+}
+
+// startSecured serves a log on a memory store with the security of cfg:
+// gRPC and HTTP on loopback, TLS when cfg has it. It makes a clinician
+// token of clinic-a and sets the addresses in ts.
+func startSecured(t *testing.T, dir string, cfg securityConfig, ts *tlsServer) {
+	t.Helper()
+	ts.logs = new(lockedBuffer)
 	var err error
 	ts.clinician, _, err = auth.CreateToken(filepath.Join(dir, auth.TokensFileName), auth.Identity{Tenant: "clinic-a", Role: auth.RoleClinician, Subject: "dr.a"}, auth.TokenOptions{})
 	if err != nil {
@@ -97,9 +107,12 @@ func startTLSServer(t *testing.T) *tlsServer {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: h, ErrorLog: slogErrorLog(logger)}
-	go hs.Serve(tls.NewListener(hlis, sec.tls.Clone()))
+	if sec.tls != nil {
+		go hs.Serve(tls.NewListener(hlis, sec.tls.Clone()))
+	} else {
+		go hs.Serve(hlis)
+	}
 	t.Cleanup(func() { hs.Close(); self.Close(); gs.Stop(); l.Close(); store.Close() })
-	return ts
 }
 
 // clientTLS is a client configuration trusting the server CA, with an
