@@ -123,10 +123,32 @@ func (svc *Service) append(ctx context.Context, c Caller, s *state, kinds []ledg
 	if err != nil {
 		return nil, err
 	}
-	if err := s.refresh(svc.log); err != nil {
+	// The state takes the entries just written as they were written,
+	// unless another writer appended to the encounter in between; then it
+	// catches up from the log.
+	if err := s.applyAppended(svc.log, a, payloads); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// applyAppended applies entries this state's owner just appended, when
+// they directly follow what the state holds.
+func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte) error {
+	for i, data := range a.Leaves {
+		leaf, err := ledger.DecodeLeaf(data)
+		if err != nil {
+			return err
+		}
+		if leaf.Seq != s.count {
+			return s.refresh(l)
+		}
+		e := &ledger.StoredEntry{Index: a.First + int64(i), Data: data, Hash: a.LeafHashes[i], Leaf: leaf}
+		if err := s.apply(e, payloads[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func encodeAll[T any](vs []T) ([][]byte, error) {

@@ -19,6 +19,7 @@ type config struct {
 	Storage  string `json:"storage"`
 	Origin   string `json:"origin"`
 	Demo     bool   `json:"demo"`
+	Search   bool   `json:"search"`
 	LogLevel string `json:"log_level"`
 
 	Inference inferenceConfig `json:"inference"`
@@ -31,6 +32,7 @@ func defaults() config {
 		GRPCAddr:  "127.0.0.1:7070",
 		HTTPAddr:  "127.0.0.1:8080",
 		Storage:   "pebble",
+		Search:    true,
 		Origin:    "evidence.localhost/log",
 		LogLevel:  "info",
 		Inference: defaultInference(),
@@ -53,6 +55,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.Storage, "storage", c.Storage, "storage engine: pebble or badger")
 	fs.StringVar(&c.Origin, "origin", c.Origin, "log origin, named in every checkpoint")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo encounter once")
+	fs.BoolVar(&c.Search, "search", c.Search, "maintain the full-text search index (a view of the log) and serve SearchService")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	addInferenceFlags(fs, &c.Inference)
 	addSecurityFlags(fs, &c.Security)
@@ -122,6 +125,8 @@ func applyFromFile(c, file *config, name string) {
 		c.Origin = file.Origin
 	case "demo":
 		c.Demo = file.Demo
+	case "search":
+		c.Search = file.Search
 	case "log-level":
 		c.LogLevel = file.LogLevel
 	default:

@@ -28,8 +28,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/grpcapi"
+	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 	badgerstore "github.com/evidenceledger/evidence/ledger/storage/badger"
@@ -102,16 +104,24 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
 	blobs := blob.New(store, sealer)
 	svc := encounter.New(log, blobs, encounter.WithAccessTrail())
-	idx, stopIndex, err := startIndex(ctx, cfg.DataDir, log, logger)
-	if err != nil {
-		return err
+	// The search index is a view of the log, optional for nodes that only
+	// ingest; without it SearchService is not served.
+	var idx *index.Index
+	var eraser compliance.IndexEraser
+	stopIndex := func() {}
+	if cfg.Search {
+		idx, stopIndex, err = startIndex(ctx, cfg.DataDir, log, logger)
+		if err != nil {
+			return err
+		}
+		eraser = idx
 	}
 	defer stopIndex()
 	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, reg, logger)
 	if err != nil {
 		return err
 	}
-	comp, err := newCompliance(log, svc, blobs, sealer, idx)
+	comp, err := newCompliance(log, svc, blobs, sealer, eraser)
 	if err != nil {
 		return err
 	}
