@@ -224,7 +224,9 @@ func (s *security) grpcOptions() []grpc.ServerOption {
 
 // inProcessPlain is the server's TLS credentials, except on in-process
 // connections, which never leave the process and carry no TLS.
-type inProcessPlain struct{ credentials.TransportCredentials }
+type inProcessPlain struct {
+	credentials.TransportCredentials
+}
 
 func (c inProcessPlain) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	if auth.FromInProcess(conn.RemoteAddr()) {

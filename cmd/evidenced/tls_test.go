@@ -72,7 +72,7 @@ func startTLSServer(t *testing.T) *tlsServer {
 // startSecured serves a log on a memory store with the security of cfg:
 // gRPC and HTTP on loopback, TLS when cfg has it. It makes a clinician
 // token of clinic-a and sets the addresses in ts.
-func startSecured(t *testing.T, dir string, cfg securityConfig, ts *tlsServer) {
+func startSecured(t testing.TB, dir string, cfg securityConfig, ts *tlsServer) {
 	t.Helper()
 	ts.logs = new(lockedBuffer)
 	var err error
@@ -125,7 +125,7 @@ func (ts *tlsServer) clientTLS(cert *authtest.Issued) *tls.Config {
 	return c
 }
 
-func (ts *tlsServer) grpcClient(t *testing.T, c *tls.Config, token string) *client.Client {
+func (ts *tlsServer) grpcClient(t testing.TB, c *tls.Config, token string) *client.Client {
 	cl, err := client.Dial(ts.grpcAddr, client.Options{TLS: c, Token: token})
 	if err != nil {
 		t.Fatal(err)
