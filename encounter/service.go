@@ -115,6 +115,12 @@ func (svc *Service) with(c Caller, id string, fn func(s *state) error) error {
 
 // append appends entries of one encounter and applies them to its state.
 func (svc *Service) append(ctx context.Context, c Caller, s *state, kinds []ledger.Kind, payloads [][]byte) (*ledger.Appended, error) {
+	return svc.appendDecoded(ctx, c, s, kinds, payloads, nil)
+}
+
+// appendDecoded is append for callers that also hold the decoded payloads
+// (values[i] decodes payloads[i]), which the state then keeps as they are.
+func (svc *Service) appendDecoded(ctx context.Context, c Caller, s *state, kinds []ledger.Kind, payloads [][]byte, values []any) (*ledger.Appended, error) {
 	entries := make([]ledger.Entry, len(kinds))
 	for i := range kinds {
 		entries[i] = ledger.Entry{Kind: kinds[i], Tenant: c.Tenant, Encounter: s.id, Actor: c.Actor, Payload: payloads[i]}
@@ -126,7 +132,7 @@ func (svc *Service) append(ctx context.Context, c Caller, s *state, kinds []ledg
 	// The state takes the entries just written as they were written,
 	// unless another writer appended to the encounter in between; then it
 	// catches up from the log.
-	if err := s.applyAppended(svc.log, a, payloads); err != nil {
+	if err := s.applyAppended(svc.log, a, payloads, values); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -134,7 +140,7 @@ func (svc *Service) append(ctx context.Context, c Caller, s *state, kinds []ledg
 
 // applyAppended applies entries this state's owner just appended, when
 // they directly follow what the state holds.
-func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte) error {
+func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte, values []any) error {
 	for i, data := range a.Leaves {
 		leaf, err := ledger.DecodeLeaf(data)
 		if err != nil {
@@ -144,7 +150,12 @@ func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]by
 			return s.refresh(l)
 		}
 		e := &ledger.StoredEntry{Index: a.First + int64(i), Data: data, Hash: a.LeafHashes[i], Leaf: leaf}
-		if err := s.apply(e, payloads[i]); err != nil {
+		if values != nil {
+			err = s.applyValue(e, values[i])
+		} else {
+			err = s.apply(e, payloads[i])
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -342,7 +353,11 @@ func (svc *Service) RecordSegments(ctx context.Context, c Caller, id string, seg
 		if err != nil {
 			return err
 		}
-		a, err = svc.append(ctx, c, s, repeat(ledger.KindSegment, len(segs)), payloads)
+		values := make([]any, len(segs))
+		for i := range segs {
+			values[i] = &segs[i]
+		}
+		a, err = svc.appendDecoded(ctx, c, s, repeat(ledger.KindSegment, len(segs)), payloads, values)
 		return err
 	})
 	return a, err

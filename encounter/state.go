@@ -58,58 +58,50 @@ type event struct {
 
 // apply decodes one entry of the chain into s.
 func (s *state) apply(e *ledger.StoredEntry, payload []byte) error {
-	m := meta{Index: e.Index, Actor: e.Leaf.Actor, Time: e.Leaf.Time}
-	var err error
+	var v any
 	switch e.Leaf.Kind {
-	case ledger.KindEncounter:
-		var o Opened
-		if err = decodePayload(payload, &o, func() int { return o.V }); err == nil {
-			s.opened, s.openedAt, s.actor = &o, e.Leaf.Time, e.Leaf.Actor
+	case ledger.KindAccess, ledger.KindRedaction:
+		// Nothing the state holds comes from their payloads.
+	default:
+		var err error
+		if v, err = DecodePayload(e.Leaf.Kind, payload); err != nil {
+			return fmt.Errorf("entry %d: %w", e.Index, err)
 		}
-	case ledger.KindSegment:
-		var g Segment
-		if err = decodePayload(payload, &g, func() int { return g.V }); err == nil {
-			s.segments = append(s.segments, storedSegment{g, m})
-			s.segmentIDs[g.ID] = true
+	}
+	return s.applyValue(e, v)
+}
+
+// applyValue applies one entry whose payload is already decoded (nil for
+// kinds whose payload the state does not use).
+func (s *state) applyValue(e *ledger.StoredEntry, v any) error {
+	m := meta{Index: e.Index, Actor: e.Leaf.Actor, Time: e.Leaf.Time}
+	switch p := v.(type) {
+	case *Opened:
+		s.opened, s.openedAt, s.actor = p, e.Leaf.Time, e.Leaf.Actor
+	case *Segment:
+		s.segments = append(s.segments, storedSegment{*p, m})
+		s.segmentIDs[p.ID] = true
+	case *Audio:
+		s.audio = append(s.audio, storedAudio{*p, m})
+	case *ModelOutput:
+		s.events = append(s.events, event{meta: m, output: p})
+	case *Edit:
+		s.events = append(s.events, event{meta: m, edit: p})
+		if p.Action == ActionAdd {
+			s.added++
 		}
-	case ledger.KindAudio:
-		var a Audio
-		if err = decodePayload(payload, &a, func() int { return a.V }); err == nil {
-			s.audio = append(s.audio, storedAudio{a, m})
-		}
-	case ledger.KindModelOutput:
-		var o ModelOutput
-		if err = decodePayload(payload, &o, func() int { return o.V }); err == nil {
-			s.events = append(s.events, event{meta: m, output: &o})
-		}
-	case ledger.KindEdit:
-		var d Edit
-		if err = decodePayload(payload, &d, func() int { return d.V }); err == nil {
-			s.events = append(s.events, event{meta: m, edit: &d})
-			if d.Action == ActionAdd {
-				s.added++
-			}
-		}
-	case ledger.KindAlignment:
-		var a Alignment
-		if err = decodePayload(payload, &a, func() int { return a.V }); err == nil {
-			s.events = append(s.events, event{meta: m, alignment: &a})
-		}
-	case ledger.KindSignoff:
-		var g Signoff
-		if err = decodePayload(payload, &g, func() int { return g.V }); err == nil {
-			s.events = append(s.events, event{meta: m, signoff: &g})
-		}
-	case ledger.KindRedaction:
+	case *Alignment:
+		s.events = append(s.events, event{meta: m, alignment: p})
+	case *Signoff:
+		s.events = append(s.events, event{meta: m, signoff: p})
+	}
+	if e.Leaf.Kind == ledger.KindRedaction {
 		// The encounter was shredded: what this state decoded before must
 		// not be served from memory either.
 		s.forget()
 		return fmt.Errorf("%w: the encounter's payloads were destroyed (leaf %d)", ledger.ErrRedacted, e.Index)
 	}
 	// Access entries (ledger.KindAccess) change nothing the state holds.
-	if err != nil {
-		return fmt.Errorf("entry %d: %w", e.Index, err)
-	}
 	s.head = e.Index
 	s.count++
 	return nil
