@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionalpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
@@ -926,5 +927,57 @@ func TestCrossTenantTiming(t *testing.T) {
 	t.Logf("median NotFound: another tenant's encounter %v, no such encounter %v", a, b)
 	if a > 2*b || b > 2*a {
 		t.Errorf("timing differs: %v vs %v", a, b)
+	}
+}
+
+// TestProxyTenantIsolation: a pipeline of another tenant that names the
+// owner's encounter in a proxied call over HTTP or gRPC gets its answer
+// from the model server, and the call is recorded in its own tenant,
+// never in the owner's encounter.
+func TestProxyTenantIsolation(t *testing.T) {
+	m := newMatrixServer(t)
+	ctx := context.Background()
+	before, err := m.log.EncounterIndexes(tenantA, m.enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", m.httpURL+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("X-Evidence-Authorization", "Bearer "+m.tokens[tenantB+"/"+auth.RolePipeline])
+	req.Header.Set("X-Evidence-Encounter", m.enc)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat proxy: %d", resp.StatusCode)
+	}
+	c, err := grpc.NewClient(m.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(m.tokens[tenantB+"/"+auth.RolePipeline])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := rawCall(metadata.AppendToOutgoingContext(ctx, "x-evidence-encounter", m.enc), c, "/inference.GRPCInferenceService/ServerLive", false); err != nil {
+		t.Fatalf("kserve proxy: %v", err)
+	}
+	// The chat call lands in the caller's tenant (recorded asynchronously).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		infos, _, err := m.svc.List(ctx, encounter.Caller{Tenant: tenantB, Actor: "svc:fixture"}, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := slices.ContainsFunc(infos, func(i encounter.Info) bool { return i.Count > 1 && i.Title != "Visit about Quelmorine" })
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proxied call was not recorded in the caller's tenant")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after, err := m.log.EncounterIndexes(tenantA, m.enc)
+	if err != nil || !slices.Equal(after, before) {
+		t.Fatalf("the owner's encounter changed: %v -> %v (%v)", before, after, err)
 	}
 }
