@@ -2,6 +2,8 @@ module github.com/evidenceledger/evidence
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	bitbucket.org/creachadair/stringset v0.0.9 // indirect
 	github.com/DataDog/zstd v1.5.7 // indirect

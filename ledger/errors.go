@@ -20,6 +20,9 @@ var (
 	// ErrRedacted: the payload was destroyed (crypto-shredded); the leaf
 	// and all proofs remain valid.
 	ErrRedacted = errors.New("ledger: payload redacted")
+	// ErrRequestReused: a request id was applied before for an append
+	// with a different number of entries (see WithRequestID).
+	ErrRequestReused = errors.New("ledger: request id reused")
 )
 
 // InvalidError reports an invalid field of an entry or request. Nothing is

@@ -44,6 +44,14 @@ type Options struct {
 	Now func() time.Time
 	// Rand supplies payload salts. Default crypto/rand.Reader.
 	Rand io.Reader
+	// Replicator, when set, orders appends across a cluster: Append
+	// prepares entries and hands them to it, and they are applied through
+	// Apply. Nil orders them on this node (the default).
+	Replicator Replicator
+	// RequestIDWindow is how many entries a request id is remembered
+	// for: a repeat applied within that many entries of the original is
+	// recognised. Default 1,048,576.
+	RequestIDWindow int64
 }
 
 func (o *Options) setDefaults() {
@@ -77,6 +85,9 @@ func (o *Options) setDefaults() {
 	if o.Sealer == nil {
 		o.Sealer = plainSealer{}
 	}
+	if o.RequestIDWindow <= 0 {
+		o.RequestIDWindow = 1 << 20
+	}
 }
 
 // Entry is what a caller appends: the leaf fields it chooses and the
@@ -105,7 +116,9 @@ type Appended struct {
 // Goroutines: Open starts a sequencer, which orders appends and computes
 // leaves, tree hashes and checkpoints, and a committer, which writes and
 // syncs each batch and then publishes it. Close stops intake, lets both
-// drain everything already accepted and waits for them.
+// drain everything already accepted and waits for them. With a Replicator
+// there is no sequencer: the caller of Apply (the replication layer's
+// apply loop) builds batches, and Close waits for the committer.
 type Log struct {
 	store  storage.Store
 	opts   Options
@@ -125,10 +138,14 @@ type Log struct {
 		cp      *Checkpoint
 		partial *partialTile  // the unstored last bottom tile of cp's tree
 		failed  error         // set once a batch could not be made durable
+		applied uint64        // replication index of the last published batch
 		changed chan struct{} // closed and replaced when cp changes
 	}
 
-	seq sequencerState // owned by the sequencer goroutine
+	seq sequencerState // owned by the sequencer goroutine, or by Apply under applyMu
+
+	applyMu     sync.Mutex // serializes Apply, ApplyWrite, Reload and Close with a Replicator
+	applyClosed bool
 }
 
 // Open opens the log kept in store, creating an empty one if store is
@@ -168,7 +185,11 @@ func Open(store storage.Store, opts Options) (*Log, error) {
 	if err := l.seq.init(l, cp); err != nil {
 		return nil, err
 	}
-	go l.sequence()
+	l.mu.partial = l.seq.partial()
+	l.mu.applied = l.seq.applied
+	if opts.Replicator == nil {
+		go l.sequence()
+	}
 	go l.commit()
 	return l, nil
 }
@@ -261,15 +282,21 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Appended, error) {
 
 // Pending is an accepted append whose outcome is not known yet.
 type Pending struct {
-	req *request
-	res *result
+	req  *request
+	wait func() (*Appended, error) // from the Replicator
+	res  *result
 }
 
 // Wait blocks until the append is durable or has failed; see Append. It
 // may be called more than once, but not concurrently.
 func (p *Pending) Wait() (*Appended, error) {
 	if p.res == nil {
-		r := <-p.req.done
+		var r result
+		if p.wait != nil {
+			r.app, r.err = p.wait()
+		} else {
+			r = <-p.req.done
+		}
 		p.res = &r
 	}
 	return p.res.app, p.res.err
@@ -279,10 +306,21 @@ func (p *Pending) Wait() (*Appended, error) {
 // validated and queued, and the Pending reports their outcome. A caller that
 // keeps several appends in flight lets one group commit (one sync) serve
 // more of them. Appends from one goroutine are sequenced in call order.
+//
+// Under a context made by WithRequestID the append carries a request id,
+// and applying it again (a retry) appends nothing and reports the first
+// append.
 func (l *Log) AppendAsync(ctx context.Context, entries []Entry) (*Pending, error) {
 	req, err := l.prepare(entries)
 	if err != nil {
 		return nil, err
+	}
+	req.id = nextRequestID(ctx)
+	if err := checkRequestID(req.id); err != nil {
+		return nil, err
+	}
+	if l.opts.Replicator != nil {
+		return l.replicate(ctx, req)
 	}
 	l.intake.RLock()
 	if l.intake.closed {
@@ -301,6 +339,23 @@ func (l *Log) AppendAsync(ctx context.Context, entries []Entry) (*Pending, error
 		return nil, ctx.Err()
 	}
 	return &Pending{req: req}, nil
+}
+
+func (l *Log) replicate(ctx context.Context, req *request) (*Pending, error) {
+	l.intake.RLock()
+	closed := l.intake.closed
+	l.intake.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
+	wait, err := l.opts.Replicator.Replicate(ctx, &Proposal{RequestID: req.id, entries: req.entries, bytes: req.bytes})
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{wait: wait}, nil
 }
 
 func (l *Log) failure() error {
@@ -373,9 +428,19 @@ func (l *Log) Close() error {
 	l.intake.Lock()
 	if !l.intake.closed {
 		l.intake.closed = true
-		close(l.reqs)
+		if l.opts.Replicator == nil {
+			close(l.reqs)
+		}
 	}
 	l.intake.Unlock()
+	if l.opts.Replicator != nil {
+		l.applyMu.Lock()
+		if !l.applyClosed {
+			l.applyClosed = true
+			close(l.batches)
+		}
+		l.applyMu.Unlock()
+	}
 	<-l.committed
 	return nil
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -77,10 +78,17 @@ func (l *Log) RedactPayloads(tenant, encounter string, destroy func(Kind) bool) 
 	if b.Len() == 0 {
 		return 0, nil
 	}
+	n := b.Len()
+	if l.opts.Replicator != nil {
+		if err := l.opts.Replicator.Write(context.Background(), &b); err != nil {
+			return 0, fmt.Errorf("ledger: write tombstones: %w", err)
+		}
+		return n, nil
+	}
 	if err := l.store.Write(&b, true); err != nil {
 		return 0, fmt.Errorf("ledger: write tombstones: %w", err)
 	}
-	return b.Len(), nil
+	return n, nil
 }
 
 // Opening is an entry with its payload and the salt of its commitment: what

@@ -16,10 +16,16 @@ var emptyRoot = Hash(sha256.Sum256(nil))
 
 // request is one Append call on its way through the sequencer.
 type request struct {
+	id      string // request id, or ""
 	entries []prepared
 	bytes   int
 	done    chan result
 	app     Appended
+	res     result // the outcome, set before done is sent and finished closed
+	// Set by build: a request id applied before (nothing is appended and
+	// the earlier append is reported), or a deterministic rejection.
+	dup *requestRecord
+	err error
 }
 
 type prepared struct {
@@ -36,10 +42,16 @@ type result struct {
 // batch is one group commit: the requests it serves, the storage batch that
 // makes them durable and the checkpoint that covers them.
 type batch struct {
-	no   uint64
-	reqs []*request
-	ops  storage.Batch
-	cp   *Checkpoint
+	no    uint64
+	reqs  []*request
+	write bool   // a replicated write (ApplyWrite), not appends
+	index uint64 // the replication index, 0 on a single node
+	ops   storage.Batch
+	cp    *Checkpoint
+	// finished, when not nil, is closed once every request has its
+	// result; err is then the batch's failure, if any.
+	finished chan struct{}
+	err      error
 	// partial is the bottom tile's partial last tile after this batch, or
 	// nil when the tree size is a multiple of 256. It is not stored: it is
 	// rebuilt from the leaves at open.
@@ -53,9 +65,18 @@ type partialTile struct {
 }
 
 func (b *batch) fail(err error) {
+	b.err = err
 	for _, r := range b.reqs {
-		r.done <- result{err: err}
+		r.finish(result{err: err})
 	}
+	if b.finished != nil {
+		close(b.finished)
+	}
+}
+
+func (r *request) finish(res result) {
+	r.res = res
+	r.done <- res
 }
 
 // maxHeads bounds the sequencer's cache of encounter chain heads.
@@ -73,6 +94,14 @@ type sequencerState struct {
 	// committedBatch is the number of the last durable batch; heads touched
 	// only by durable batches may be evicted and re-read from storage.
 	committedBatch atomic.Uint64
+	cp             *Checkpoint // the checkpoint of the last built batch
+
+	// Replication state (replicate.go): the last applied replication
+	// index, recent request ids and the leaf below which request id
+	// records were pruned.
+	applied  uint64
+	requests map[string]*requestRecord
+	pruned   int64
 }
 
 // headState is the head of one encounter chain.
@@ -112,8 +141,13 @@ func decodeHead(data []byte) (Head, error) {
 func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
 	s.log = l
 	s.size = cp.Size
+	s.cp = cp
 	s.edge = make(map[tileID]*tile)
 	s.heads = make(map[string]*headState)
+	s.requests = make(map[string]*requestRecord)
+	if err := s.loadApplied(); err != nil {
+		return err
+	}
 	for L := 0; cp.Size>>(TileHeight*L) > 0; L++ {
 		nodes := cp.Size >> (TileHeight * L) // nodes at tree level 8L
 		id := tileID{L: L, N: nodes / TileWidth}
@@ -148,7 +182,6 @@ func (s *sequencerState) init(l *Log, cp *Checkpoint) error {
 	if root != cp.Root {
 		return &CorruptionError{What: "state", Index: -1, Detail: fmt.Sprintf("tree of size %d hashes to %x, checkpoint says %x", cp.Size, root[:], cp.Root[:]), Expected: cp.Root, Found: root}
 	}
-	l.mu.partial = s.partial()
 	return nil
 }
 
@@ -293,6 +326,21 @@ func (s *sequencerState) build(b *batch) error {
 	dirtyTiles := make(map[tileID]bool)
 	dirtyHeads := make(map[string]*headState)
 	for _, r := range b.reqs {
+		if r.id != "" {
+			rec, err := s.lookupRequest(r.id)
+			if err != nil {
+				return err
+			}
+			if rec != nil {
+				if rec.count != len(r.entries) {
+					r.err = &InvalidError{Field: "request_id", Reason: "was used before for an append of another size", Err: ErrRequestReused}
+				} else {
+					r.dup = rec
+				}
+				continue
+			}
+			s.recordRequest(b, r.id, s.size, len(r.entries))
+		}
 		r.app = Appended{First: s.size, Leaves: make([][]byte, len(r.entries)), LeafHashes: make([]Hash, len(r.entries))}
 		for i := range r.entries {
 			p := &r.entries[i]
@@ -348,11 +396,22 @@ func (s *sequencerState) build(b *batch) error {
 			delete(s.edge, id)
 		}
 	}
+	if err := s.pruneRequests(b); err != nil {
+		return err
+	}
+	b.ops.Set([]byte(keyApplied), s.appliedRecord())
+	if s.size == s.cp.Size {
+		// Nothing was appended (every request was a repeat or
+		// rejected): the checkpoint stands.
+		b.cp = s.cp
+		return nil
+	}
 	cp, err := signCheckpoint(s.log.opts.Key, s.log.opts.Origin, s.size, root)
 	if err != nil {
 		return err
 	}
 	b.cp = cp
+	s.cp = cp
 	b.ops.Set([]byte(keyState), cp.Note)
 	b.ops.Set(checkpointKey(s.size), cp.Note)
 	return nil
@@ -472,20 +531,33 @@ func (l *Log) syncer(in <-chan inflight, done chan<- struct{}) {
 			continue
 		}
 		l.seq.committedBatch.Store(f.b.no)
-		l.publish(f.b.cp, f.b.partial)
+		l.publish(f.b.cp, f.b.partial, f.b.index)
 		for _, r := range f.b.reqs {
-			app := r.app
-			app.Checkpoint = f.b.cp
-			r.done <- result{app: &app}
+			switch {
+			case r.err != nil:
+				r.finish(result{err: r.err})
+			case r.dup != nil:
+				r.finish(l.repeated(r.dup, f.b.cp))
+			default:
+				app := r.app
+				app.Checkpoint = f.b.cp
+				r.finish(result{app: &app})
+			}
+		}
+		if f.b.finished != nil {
+			close(f.b.finished)
 		}
 		<-l.slots
 	}
 }
 
-func (l *Log) publish(cp *Checkpoint, partial *partialTile) {
+func (l *Log) publish(cp *Checkpoint, partial *partialTile, index uint64) {
 	l.mu.Lock()
 	l.mu.cp = cp
 	l.mu.partial = partial
+	if index > l.mu.applied {
+		l.mu.applied = index
+	}
 	close(l.mu.changed)
 	l.mu.changed = make(chan struct{})
 	l.mu.Unlock()

@@ -166,8 +166,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slogErrorLog(logger)}
+	// Headers within 10 s and a whole request within 2 min, so slow
+	// clients cannot hold connections; responses (audio, proxied streams)
+	// are bounded by each route's deadline instead.
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slogErrorLog(logger)}
 	scheme := "http"
 	if sec.tls != nil {
 		scheme = "https"
