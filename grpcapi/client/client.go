@@ -6,23 +6,23 @@
 // checkpoint. Proofs are checked with github.com/transparency-dev/merkle,
 // not with code from this project. A failed check returns a
 // *VerificationError and nothing from that response is trusted.
+//
+// DialCluster connects to the nodes of a replicated cluster (Cluster):
+// writes carry a request id (x-evidence-request-id) and are retried on
+// another node under the same id when a node fails, so that none is
+// recorded twice; reads go to any node and are verified against one trust
+// state shared by all of them.
 package client
 
 import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
+	"time"
 
-	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,7 +39,7 @@ type VerificationError struct {
 
 func (e *VerificationError) Error() string { return "verification failed: " + e.What }
 
-// Options configure Dial.
+// Options configure Dial and DialCluster.
 type Options struct {
 	// Token is sent as a bearer token on every call.
 	Token string
@@ -52,19 +52,28 @@ type Options struct {
 	// StatePath is the file that keeps the last trusted checkpoint. Empty
 	// keeps it in memory only.
 	StatePath string
+
+	// RetryTimeout bounds how long a Cluster retries one call on other
+	// nodes (default DefaultRetryTimeout), and AttemptTimeout one
+	// attempt (default DefaultAttemptTimeout). Dial ignores them.
+	RetryTimeout   time.Duration
+	AttemptTimeout time.Duration
 }
 
-// Client calls an evidence.v1 server.
+// Client calls an evidence.v1 server. Its methods are safe for concurrent
+// use.
 type Client struct {
 	conn       *grpc.ClientConn
 	Ledger     pb.LedgerServiceClient
 	Encounters pb.EncounterServiceClient
 	opts       Options
 
-	mu      sync.Mutex
-	trusted *State
-	v       note.Verifier
-	vkey    string
+	// tr is the trust state; the Clients of a Cluster share one.
+	tr *trust
+	// peers, when set (by a Cluster), lists the other nodes' ledgers,
+	// asked for the consistency proof of a checkpoint older than the
+	// trusted one, which this node cannot prove.
+	peers func() []pb.LedgerServiceClient
 }
 
 // State is the client's trust state: the log's identity and the latest
@@ -86,6 +95,15 @@ func (tokenCreds) RequireTransportSecurity() bool { return false }
 
 // Dial connects to addr.
 func Dial(addr string, opts Options) (*Client, error) {
+	tr, err := newTrust(opts)
+	if err != nil {
+		return nil, err
+	}
+	return dial(addr, opts, tr)
+}
+
+// dial connects to addr with the trust state tr.
+func dial(addr string, opts Options, tr *trust, extra ...grpc.DialOption) (*Client, error) {
 	dopts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
 	if opts.TLS != nil {
 		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(opts.TLS)))
@@ -95,27 +113,11 @@ func Dial(addr string, opts Options) (*Client, error) {
 	if opts.Token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(tokenCreds(opts.Token)))
 	}
-	conn, err := grpc.NewClient(addr, dopts...)
+	conn, err := grpc.NewClient(addr, append(dopts, extra...)...)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{conn: conn, Ledger: pb.NewLedgerServiceClient(conn), Encounters: pb.NewEncounterServiceClient(conn), opts: opts}
-	if opts.StatePath != "" {
-		b, err := os.ReadFile(opts.StatePath)
-		switch {
-		case err == nil:
-			var st State
-			if err := json.Unmarshal(b, &st); err != nil {
-				conn.Close()
-				return nil, fmt.Errorf("client: state file %s: %w", opts.StatePath, err)
-			}
-			c.trusted = &st
-		case !errors.Is(err, os.ErrNotExist):
-			conn.Close()
-			return nil, fmt.Errorf("client: %w", err)
-		}
-	}
-	return c, nil
+	return &Client{conn: conn, Ledger: pb.NewLedgerServiceClient(conn), Encounters: pb.NewEncounterServiceClient(conn), opts: opts, tr: tr}, nil
 }
 
 // Conn returns the underlying connection.
@@ -129,34 +131,6 @@ func WithMetadata(ctx context.Context, kv ...string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
-// verifier returns the log's checkpoint verifier, establishing it on first
-// use.
-func (c *Client) verifier(ctx context.Context) (note.Verifier, string, error) {
-	if c.v != nil {
-		return c.v, c.v.Name(), nil
-	}
-	vkey := c.opts.VerifierKey
-	if vkey == "" && c.trusted != nil {
-		vkey = c.trusted.VerifierKey
-	}
-	if vkey == "" {
-		info, err := c.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
-		if err != nil {
-			return nil, "", err
-		}
-		vkey = info.GetVerifierKey()
-	}
-	if c.trusted != nil && c.trusted.VerifierKey != "" && c.trusted.VerifierKey != vkey {
-		return nil, "", &VerificationError{What: "the pinned verifier key differs from the one in the state file"}
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, "", &VerificationError{What: "malformed verifier key: " + err.Error()}
-	}
-	c.v, c.vkey = v, vkey
-	return v, v.Name(), nil
-}
-
 // Checkpoint is a checkpoint this client verified.
 type Checkpoint struct {
 	Origin   string
@@ -165,73 +139,14 @@ type Checkpoint struct {
 	Note     []byte
 }
 
-// verifyCheckpoint checks a signed checkpoint and its consistency with the
-// trusted state, and advances the state when it is newer. c.mu is held.
-func (c *Client) verifyCheckpoint(ctx context.Context, signed []byte) (*Checkpoint, error) {
-	v, origin, err := c.verifier(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cp, _, _, err := log.ParseCheckpoint(signed, origin, v)
-	if err != nil {
-		return nil, &VerificationError{What: "checkpoint signature or format: " + err.Error()}
-	}
-	got := &Checkpoint{Origin: cp.Origin, TreeSize: int64(cp.Size), RootHash: cp.Hash, Note: signed}
-	t := c.trusted
-	if t != nil && t.Origin != "" && t.Origin != cp.Origin {
-		return nil, &VerificationError{What: "the state file is for another log"}
-	}
-	if t != nil && t.TreeSize > 0 {
-		from, to := t.TreeSize, got.TreeSize
-		oldRoot, newRoot := t.RootHash, got.RootHash
-		if to < from {
-			from, to, oldRoot, newRoot = to, from, newRoot, oldRoot
-		}
-		resp, err := c.Ledger.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromTreeSize: from, ToTreeSize: to})
-		if err != nil {
-			return nil, err
-		}
-		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, uint64(from), uint64(to), resp.GetHashes(), oldRoot, newRoot); err != nil {
-			return nil, &VerificationError{What: fmt.Sprintf("checkpoint of size %d is not consistent with the trusted checkpoint of size %d: %v", got.TreeSize, t.TreeSize, err)}
-		}
-	}
-	if t == nil || got.TreeSize > t.TreeSize {
-		c.trusted = &State{Origin: cp.Origin, VerifierKey: c.vkey, TreeSize: got.TreeSize, RootHash: got.RootHash, Checkpoint: signed}
-		if err := c.saveState(); err != nil {
-			return nil, err
-		}
-	}
-	return got, nil
-}
-
-func (c *Client) saveState() error {
-	if c.opts.StatePath == "" {
-		return nil
-	}
-	b, err := json.MarshalIndent(c.trusted, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.opts.StatePath), 0o700); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	tmp := c.opts.StatePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	return os.Rename(tmp, c.opts.StatePath)
-}
-
 // LatestCheckpoint fetches, verifies and trusts the server's latest
 // checkpoint.
 func (c *Client) LatestCheckpoint(ctx context.Context) (*Checkpoint, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	resp, err := c.Ledger.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
 	if err != nil {
 		return nil, err
 	}
-	return c.verifyCheckpoint(ctx, resp.GetCheckpoint().GetNote())
+	return c.tr.verify(ctx, c, resp.GetCheckpoint().GetNote())
 }
 
 // VerifiedEntry is an entry proved included in a verified checkpoint.
@@ -245,13 +160,11 @@ type VerifiedEntry struct {
 // the leaf data and proved included in the server's checkpoint, which is
 // verified and proved consistent with the trusted one.
 func (c *Client) Entry(ctx context.Context, index int64) (*VerifiedEntry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	resp, err := c.Ledger.GetEntry(ctx, &pb.GetEntryRequest{LeafIndex: index, IncludeProof: true})
 	if err != nil {
 		return nil, err
 	}
-	cp, err := c.verifyCheckpoint(ctx, resp.GetCheckpoint().GetNote())
+	cp, err := c.tr.verify(ctx, c, resp.GetCheckpoint().GetNote())
 	if err != nil {
 		return nil, err
 	}
