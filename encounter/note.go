@@ -105,6 +105,10 @@ func (svc *Service) RecordModelOutput(ctx context.Context, c Caller, id string, 
 	}
 	var rec *Recorded
 	err := svc.with(c, id, func(s *state) error {
+		var err error
+		if rec, err = svc.replay(ctx, c, s); rec != nil || err != nil {
+			return err
+		}
 		for i, x := range o.Inputs {
 			if x < 0 || x > s.head || !s.has(x) {
 				return invalid(fmt.Sprintf("input_indexes[%d]", i), "is not an entry of this encounter")
@@ -158,6 +162,29 @@ func (s *state) has(x int64) bool {
 
 // alignAndRecord aligns sentences (all of one version) to the transcript
 // and appends the alignment entry.
+// replay reports the earlier write of a retried request (see replayed)
+// as its first attempt did: the change, the alignment recorded after it,
+// if any, and the current note. It returns nil for a new request.
+func (svc *Service) replay(ctx context.Context, c Caller, s *state) (*Recorded, error) {
+	a, err := svc.replayed(ctx, c, s)
+	if a == nil || err != nil {
+		return nil, err
+	}
+	rec := &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1}
+	for _, ev := range s.events {
+		switch {
+		case ev.edit != nil && ev.Index == a.First:
+			rec.SentenceID = ev.edit.SentenceID
+		case ev.alignment != nil && ev.Index > a.First && rec.Alignment < 0 &&
+			len(ev.alignment.Sentences) > 0 && ev.alignment.Sentences[0].Version == a.First:
+			rec.Alignment = ev.Index
+			rec.Indexes = append(rec.Indexes, ev.Index)
+		}
+	}
+	rec.Note = s.project()
+	return rec, nil
+}
+
 func (svc *Service) alignAndRecord(ctx context.Context, c Caller, s *state, sents []align.Sentence, version int64, rec *Recorded) error {
 	results, err := svc.alignSentences(s, sents)
 	if err != nil {
@@ -256,6 +283,10 @@ func (svc *Service) RecordEdit(ctx context.Context, c Caller, id string, r EditR
 	}
 	var rec *Recorded
 	err := svc.with(c, id, func(s *state) error {
+		var err error
+		if rec, err = svc.replay(ctx, c, s); rec != nil || err != nil {
+			return err
+		}
 		n := s.project()
 		if n.ModelOutput < 0 {
 			return fmt.Errorf("%w: the encounter has no note to edit yet", ErrPrecondition)
@@ -342,6 +373,10 @@ func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []by
 	}
 	var rec *Recorded
 	err := svc.with(c, id, func(s *state) error {
+		var err error
+		if rec, err = svc.replay(ctx, c, s); rec != nil || err != nil {
+			return err
+		}
 		n := s.project()
 		if n.ModelOutput < 0 {
 			return fmt.Errorf("%w: the encounter has no note to sign", ErrPrecondition)

@@ -138,6 +138,27 @@ func (svc *Service) appendDecoded(ctx context.Context, c Caller, s *state, kinds
 	return a, nil
 }
 
+// replayed returns the earlier append of a retried request: one whose
+// request id (ledger.WithRequestID) the log applied before, to this
+// encounter. It returns nil for a new request. Writes ask it before
+// validating against the state, which the first attempt changed (its
+// segment ids are recorded now, say), so that a retry reports the first
+// attempt instead of being refused.
+func (svc *Service) replayed(ctx context.Context, c Caller, s *state) (*ledger.Appended, error) {
+	a, err := svc.log.Repeated(ctx)
+	if a == nil || err != nil {
+		return nil, err
+	}
+	leaf, err := ledger.DecodeLeaf(a.Leaves[0])
+	if err != nil {
+		return nil, err
+	}
+	if leaf.Tenant != c.Tenant || leaf.Encounter != s.id {
+		return nil, fmt.Errorf("%w: the request id names an earlier request that was not this one", ErrPrecondition)
+	}
+	return a, nil
+}
+
 // applyAppended applies entries this state's owner just appended, when
 // they directly follow what the state holds.
 func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte, values []any) error {
@@ -222,11 +243,25 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 	id := newID()
 	s := svc.states.get(c.Tenant, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
 	if err != nil {
+		s.mu.Unlock()
+		svc.states.drop(c.Tenant, id)
 		return Info{}, nil, err
 	}
+	if leaf, err := ledger.DecodeLeaf(a.Leaves[0]); err == nil && (leaf.Encounter != id || leaf.Tenant != c.Tenant) {
+		// A retried request (ledger.WithRequestID): its first attempt
+		// opened another encounter, which this one reports; the new id
+		// was never used.
+		s.mu.Unlock()
+		svc.states.drop(c.Tenant, id)
+		if leaf.Tenant != c.Tenant || leaf.Kind != ledger.KindEncounter {
+			return Info{}, nil, fmt.Errorf("%w: the request id names an earlier request that was not this one", ErrPrecondition)
+		}
+		info, err := svc.get(c, leaf.Encounter)
+		return info, a, err
+	}
+	defer s.mu.Unlock()
 	if err := s.refresh(svc.log); err != nil {
 		return Info{}, nil, err
 	}
@@ -344,6 +379,10 @@ func (svc *Service) RecordSegments(ctx context.Context, c Caller, id string, seg
 	}
 	var a *ledger.Appended
 	err := svc.with(c, id, func(s *state) error {
+		var err error
+		if a, err = svc.replayed(ctx, c, s); a != nil || err != nil {
+			return err
+		}
 		for i := range segs {
 			if s.segmentIDs[segs[i].ID] {
 				return invalid(fmt.Sprintf("segments[%d].segment_id", i), "already recorded in this encounter")

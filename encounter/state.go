@@ -154,14 +154,43 @@ func (c *stateCache) get(tenant, id string) *state {
 
 // refresh catches s up with the log. It returns an error wrapping
 // ledger.ErrNotFound when the encounter does not exist. s.mu must be held.
+//
+// The log is the truth and the state only a view of it: entries of the
+// encounter may come from other writers, and in a cluster from other
+// nodes, whose appends this node applies without the Service seeing them.
+// So the state is checked against the chain's head (its last index and its
+// entry count) before every use, and caught up from the chain when it is
+// behind; a state that does not match the chain at all is rebuilt from the
+// chain's start.
 func (s *state) refresh(l *ledger.Log) error {
 	h, err := l.EncounterHead(s.tenant, s.id)
 	if err != nil {
 		return err
 	}
-	if h.Index == s.head {
+	if h.Index == s.head && h.Count == s.count {
 		return nil
 	}
+	if h.Index < s.head || h.Count < s.count {
+		s.forget()
+	}
+	if err := s.catchUp(l); err != nil {
+		return err
+	}
+	if s.head == h.Index && s.count != h.Count {
+		// Same last entry, another count: the view is not of this chain.
+		s.forget()
+		if err := s.catchUp(l); err != nil {
+			return err
+		}
+	}
+	if s.opened == nil {
+		return &ledger.CorruptionError{What: "chain", Index: -1, Detail: "encounter has no opening entry"}
+	}
+	return nil
+}
+
+// catchUp applies the chain's entries after s.head.
+func (s *state) catchUp(l *ledger.Log) error {
 	idx, err := l.EncounterIndexesFrom(s.tenant, s.id, s.head+1)
 	if err != nil {
 		return err
@@ -169,6 +198,9 @@ func (s *state) refresh(l *ledger.Log) error {
 	for _, x := range idx {
 		p, e, err := l.Payload(x)
 		if errors.Is(err, ledger.ErrRedacted) {
+			// Shredded, perhaps through another node: drop what was
+			// decoded before, so that nothing of it stays in memory.
+			s.forget()
 			return fmt.Errorf("%w: the encounter's payloads were destroyed", ledger.ErrRedacted)
 		}
 		if err != nil {
@@ -177,9 +209,6 @@ func (s *state) refresh(l *ledger.Log) error {
 		if err := s.apply(e, p); err != nil {
 			return err
 		}
-	}
-	if s.opened == nil {
-		return &ledger.CorruptionError{What: "chain", Index: -1, Detail: "encounter has no opening entry"}
 	}
 	return nil
 }

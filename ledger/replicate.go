@@ -505,3 +505,39 @@ func (l *Log) repeated(rec *requestRecord, cp *Checkpoint) result {
 	}
 	return result{app: app}
 }
+
+// Repeated reports the earlier append of the request id that the next
+// Append under ctx would carry (see WithRequestID), when that append is
+// durable and published on this log and still within
+// Options.RequestIDWindow; otherwise it returns nil. A service whose
+// validation depends on the state its own writes change (a segment id
+// already recorded, say) asks it before validating a retried request, and
+// reports the earlier append instead of refusing the retry. Without it the
+// log still appends a retried request only once, when it is applied.
+func (l *Log) Repeated(ctx context.Context) (*Appended, error) {
+	s, _ := ctx.Value(requestScopeKey{}).(*requestScope)
+	if s == nil {
+		return nil, nil
+	}
+	id := s.id
+	if n := s.n.Load(); n > 0 {
+		id += "#" + strconv.FormatInt(n, 10)
+	}
+	data, err := l.store.Get(requestKey(id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read request id: %w", err)
+	}
+	if len(data) != requestRecLen {
+		return nil, &CorruptionError{What: "state", Index: -1, Detail: "malformed request id record"}
+	}
+	rec := &requestRecord{first: int64(binary.BigEndian.Uint64(data)), count: int(binary.BigEndian.Uint32(data[8:]))}
+	cp := l.Checkpoint()
+	if rec.first+int64(rec.count) > cp.Size || rec.first < cp.Size-l.opts.RequestIDWindow {
+		return nil, nil
+	}
+	r := l.repeated(rec, cp)
+	return r.app, r.err
+}
