@@ -194,6 +194,10 @@ var methods = func() map[string]Rule {
 		"/evidence.v1.ComplianceService/ExportProvenance": tenant(readers, 5*time.Minute),
 		"/evidence.v1.ComplianceService/ListAccessEvents": tenant(auditorOnly, 10*time.Minute),
 		"/evidence.v1.ComplianceService/ShredEncounter":   tenant(adminOnly, 5*time.Minute),
+
+		// The raft cluster's health (evidenced in cluster mode): members,
+		// indexes and lag, no tenant data; for the operator.
+		"/evidence.v1.ClusterService/GetClusterStatus": {Scope: ScopeOperator, Roles: operatorReadRoles, Timeout: 30 * time.Second},
 	}
 	// The KServe recording proxy: the pipeline's, recorded in its tenant.
 	for _, name := range kserveMethods {

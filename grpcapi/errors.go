@@ -10,8 +10,10 @@ import (
 
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/cluster"
 	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/pipeline"
@@ -68,6 +70,17 @@ func statusOf(err error) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case ledger.IsCorruption(err):
 		return status.Error(codes.DataLoss, err.Error())
+	case errors.Is(err, cluster.ErrUnknownOutcome):
+		// Maybe committed: only a retry with the same request id is safe.
+		return status.Error(codes.Unavailable, "the cluster's leader changed with the write in flight; it may have been recorded: retry with the same "+RequestIDKey)
+	case errors.Is(err, cluster.ErrNoLeader):
+		return status.Error(codes.Unavailable, "the cluster has no leader now (an election is under way, or this node cannot reach a quorum); retry")
+	case errors.Is(err, cluster.ErrConflict):
+		return status.Error(codes.Aborted, "a concurrent write on another cluster node created the same key first; retry")
+	case errors.Is(err, cluster.ErrClosed):
+		return status.Error(codes.Unavailable, "the server is shutting down")
+	case errors.Is(err, envelope.ErrUnknownKEK):
+		return status.Error(codes.FailedPrecondition, "the tenant has no key-encryption key in this node's keyring; the operator must add it (in a cluster, on every node)")
 	case errors.Is(err, ledger.ErrClosed):
 		return status.Error(codes.Unavailable, "the server is shutting down")
 	case errors.As(err, new(*ledger.FailedError)):

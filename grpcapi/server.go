@@ -66,6 +66,10 @@ type Config struct {
 	// authorizes nothing: for package tests only; evidenced always sets
 	// it.
 	Policy *auth.Policy
+	// Cluster, when set, is the raft member this server runs on, and
+	// ClusterService reports on its cluster; without it ClusterService
+	// answers FailedPrecondition.
+	Cluster Cluster
 }
 
 // MaxMessageBytes caps a request message.
@@ -81,8 +85,8 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	m := newRPCMetrics(cfg.Registry)
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), guardUnary(cfg.Auth, cfg.Policy), accessUnary(cfg.Encounters)),
-		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), guardStream(cfg.Auth, cfg.Policy), accessStream()),
+		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), observeUnary(cfg.Logger, m), guardUnary(cfg.Auth, cfg.Policy), consistencyUnary(cfg.Log), accessUnary(cfg.Encounters)),
+		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), guardStream(cfg.Auth, cfg.Policy), consistencyStream(cfg.Log), accessStream()),
 	)
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
@@ -100,6 +104,7 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 	if cfg.Compliance != nil {
 		pb.RegisterComplianceServiceServer(s, &complianceServer{svc: cfg.Compliance})
 	}
+	pb.RegisterClusterServiceServer(s, &clusterServer{c: cfg.Cluster})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 	for name := range s.GetServiceInfo() {
