@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -82,8 +83,10 @@ const (
 
 // Cluster is a client of the nodes of one evidenced cluster (issue 10).
 //
-// Writes go to the node that last accepted one (the leader, as far as the
-// client knows; a follower forwards a write to the leader). A write that
+// Writes go to the node that last accepted one, else to the leader that
+// ClusterService.GetClusterStatus names (an operator's call: with another
+// caller's token the client goes without), else to the nodes in turn; a
+// follower forwards a write to the leader. A write that
 // fails with Unavailable, or whose attempt times out, is retried on the
 // next node with exponential backoff and jitter, for up to
 // Options.RetryTimeout, always under the same request id: the caller's
@@ -113,11 +116,18 @@ type Cluster struct {
 	retryTimeout   time.Duration
 	attemptTimeout time.Duration
 
+	// noStatus is set once a node refused GetClusterStatus (the
+	// caller is not an operator, or the servers are not a cluster).
+	noStatus atomic.Bool
+
 	mu struct {
 		sync.Mutex
-		// writer is the node writes go to first; reader the next node
-		// a read goes to.
-		writer, reader int
+		// writer is the node writes go to first, writerKnown whether
+		// it accepted the last write; reader is the next node a read
+		// goes to.
+		writer      int
+		writerKnown bool
+		reader      int
 	}
 }
 
@@ -231,7 +241,7 @@ func (w writeConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method 
 	if requestID(ctx) == "" {
 		ctx = WithRequestID(ctx, NewRequestID())
 	}
-	n, _ := w.c.writeNode(0)
+	n, _ := w.c.writeNode(ctx, 0)
 	return n.conn.NewStream(ctx, desc, method, opts...)
 }
 
@@ -245,35 +255,47 @@ func (r readConn) Invoke(ctx context.Context, method string, args, reply any, op
 }
 
 func (r readConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	n, _ := r.c.readNode(0)
+	n, _ := r.c.readNode(ctx, 0)
 	return n.conn.NewStream(ctx, desc, method, opts...)
 }
 
-// A picker chooses the node of an attempt; failed reports that the
-// attempt failed retryably, so the next attempt goes elsewhere.
-type picker func(attempt int) (n *Client, failed func())
+// A picker chooses the node of an attempt; done reports the attempt's
+// outcome: ok, or failed retryably, so that the next attempt goes
+// elsewhere.
+type picker func(ctx context.Context, attempt int) (n *Client, done func(ok bool))
 
-// writeNode picks the node writes go to, moving on after a failure.
-func (c *Cluster) writeNode(int) (*Client, func()) {
+// writeNode picks the node writes go to: the one that accepted the last
+// write, else the leader the cluster names (findLeader), else the next
+// node in turn.
+func (c *Cluster) writeNode(ctx context.Context, _ int) (*Client, func(bool)) {
+	c.mu.Lock()
+	known := c.mu.writerKnown
+	c.mu.Unlock()
+	if !known {
+		c.findLeader(ctx)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.mu.writer
-	return c.nodes[i], func() {
+	return c.nodes[i], func(ok bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.mu.writer == i {
-			c.mu.writer = (i + 1) % len(c.nodes)
+		switch {
+		case ok:
+			c.mu.writer, c.mu.writerKnown = i, true
+		case c.mu.writer == i:
+			c.mu.writer, c.mu.writerKnown = (i+1)%len(c.nodes), false
 		}
 	}
 }
 
 // readNode spreads reads over the nodes in turn.
-func (c *Cluster) readNode(int) (*Client, func()) {
+func (c *Cluster) readNode(context.Context, int) (*Client, func(bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.mu.reader
 	c.mu.reader = (i + 1) % len(c.nodes)
-	return c.nodes[i], func() {}
+	return c.nodes[i], func(bool) {}
 }
 
 // retry runs call on the nodes pick chooses until it succeeds, fails
@@ -283,14 +305,18 @@ func (c *Cluster) retry(ctx context.Context, pick picker, call func(context.Cont
 	give := time.Now().Add(c.retryTimeout)
 	wait := firstBackoff
 	for attempt := 0; ; attempt++ {
-		n, failed := pick(attempt)
+		n, done := pick(ctx, attempt)
 		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 		err := call(actx, n)
 		cancel()
-		if err == nil || !retryable(ctx, err) {
+		if err == nil {
+			done(true)
+			return nil
+		}
+		if !retryable(ctx, err) {
 			return err
 		}
-		failed()
+		done(false)
 		// Jitter, so that a crowd of clients does not retry in step.
 		d := time.Duration(mrand.Int64N(int64(wait))) + wait/2
 		if time.Now().Add(d).After(give) {
