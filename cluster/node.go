@@ -211,10 +211,11 @@ type Node struct {
 	snaps   raft.SnapshotStore
 	metrics *metrics
 
-	proposals chan *proposal
-	stop      chan struct{}
-	stopped   chan struct{}
-	closeOnce sync.Once
+	proposals      chan *proposal
+	basePendingMem bool // see baseSnapshot
+	stop           chan struct{}
+	stopped        chan struct{}
+	closeOnce      sync.Once
 }
 
 // proposal is a command waiting for the proposer.
@@ -317,19 +318,112 @@ func (n *Node) Start(log *ledger.Log) error {
 	if err != nil {
 		return err
 	}
+	if !has {
+		// A first start: the ledger's applied index, if any, belongs to
+		// another raft history (a backup of a former cluster). A new
+		// cluster keeps the log and applies its own history from index 1;
+		// a joining node must start empty, since the cluster's snapshot
+		// or log replaces whatever it holds.
+		if !n.cfg.Bootstrap && log.Size() > 0 {
+			return fmt.Errorf("cluster: a joining node must start with an empty log; this one holds %d entries (start it with --bootstrap to make a new cluster of it, or give it an empty data directory)", log.Size())
+		}
+		if n.cfg.Bootstrap {
+			if err := log.ResetApplied(); err != nil {
+				return err
+			}
+		}
+	}
 	r, err := raft.NewRaft(rc, n.fsm, n.rstore, n.rstore, n.snaps, n.cfg.Transport)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.raft = r
 	if n.cfg.Bootstrap && !has {
+		if log.Size() > 0 {
+			if err := n.setBasePending(true); err != nil {
+				return err
+			}
+		}
 		cfg := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.cfg.Transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
+	if n.basePending() {
+		if err := n.baseSnapshot(); err != nil {
+			return err
+		}
+	}
 	go n.propose()
 	return nil
+}
+
+// A cluster bootstrapped on a log that already holds entries (a single
+// node's, or a restored backup) has them in its store but not in its raft
+// log, so a node that joins must start from a snapshot, never from raft
+// index 1. baseSnapshot takes a snapshot and compacts the whole raft log
+// into it before the node serves. A marker (a file in Config.Dir) makes a
+// restart finish the job if the node stops before it is done.
+
+func (n *Node) baseMarker() string {
+	if n.cfg.Dir == "" {
+		return ""
+	}
+	return filepath.Join(n.cfg.Dir, "base-snapshot-pending")
+}
+
+func (n *Node) setBasePending(on bool) error {
+	n.basePendingMem = on
+	m := n.baseMarker()
+	if m == "" {
+		return nil
+	}
+	if on {
+		return os.WriteFile(m, nil, 0o600)
+	}
+	if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (n *Node) basePending() bool {
+	if n.basePendingMem {
+		return true
+	}
+	if m := n.baseMarker(); m != "" {
+		_, err := os.Stat(m)
+		return err == nil
+	}
+	return false
+}
+
+func (n *Node) baseSnapshot() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for n.raft.State() != raft.Leader {
+		if time.Now().After(deadline) {
+			return errors.New("cluster: bootstrap: not elected leader of the new cluster within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	rc := n.raft.ReloadableConfig()
+	keep := rc.TrailingLogs
+	rc.TrailingLogs = 0
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		return err
+	}
+	err := n.raft.Snapshot().Error()
+	rc.TrailingLogs = keep
+	if rerr := n.raft.ReloadConfig(rc); err == nil {
+		err = rerr
+	}
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("cluster: bootstrap: snapshot of the existing log: %w", err)
+	}
+	return n.setBasePending(false)
 }
 
 // Raft returns the node's raft instance, for metrics and tests.

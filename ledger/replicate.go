@@ -385,6 +385,31 @@ func (l *Log) ApplyWrite(index uint64, b *storage.Batch) (*Applying, error) {
 	return l.applyBatch(index, nb)
 }
 
+// ResetApplied starts a new replication history on an existing log: the
+// applied index goes back to 0, so that a new consensus log, whose indexes
+// start again at 1, is applied rather than taken for a replay. The entries
+// stay. Call it only before the first Apply, when a new cluster is
+// bootstrapped from this log (a single node's, or a restored backup's).
+func (l *Log) ResetApplied() error {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	if l.seq.applied == 0 {
+		return nil
+	}
+	applied := l.seq.applied
+	l.seq.applied = 0
+	var b storage.Batch
+	b.Set([]byte(keyApplied), l.seq.appliedRecord())
+	if err := l.store.Write(&b, true); err != nil {
+		l.seq.applied = applied
+		return fmt.Errorf("ledger: reset the applied index: %w", err)
+	}
+	l.mu.Lock()
+	l.mu.applied = 0
+	l.mu.Unlock()
+	return nil
+}
+
 // Applied returns the replication index of the last batch that is
 // durable and published on this node, or 0 for a log without a Replicator.
 func (l *Log) Applied() uint64 {
