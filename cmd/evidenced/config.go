@@ -24,6 +24,7 @@ type config struct {
 
 	Inference inferenceConfig `json:"inference"`
 	Security  securityConfig  `json:"security"`
+	Cluster   clusterConfig   `json:"cluster"`
 }
 
 func defaults() config {
@@ -59,6 +60,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	addInferenceFlags(fs, &c.Inference)
 	addSecurityFlags(fs, &c.Security)
+	addClusterFlags(fs, &c.Cluster)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -105,6 +107,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if err := c.Security.validate(); err != nil {
 		return c, err
 	}
+	if err := c.Cluster.validate(); err != nil {
+		return c, err
+	}
 	if c.Storage != "pebble" && c.Storage != "badger" {
 		return c, fmt.Errorf("--storage must be pebble or badger, not %q", c.Storage)
 	}
@@ -130,8 +135,8 @@ func applyFromFile(c, file *config, name string) {
 	case "log-level":
 		c.LogLevel = file.LogLevel
 	default:
-		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) {
-			applySecurityFromFile(&c.Security, &file.Security, name)
+		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) && !applySecurityFromFile(&c.Security, &file.Security, name) {
+			applyClusterFromFile(&c.Cluster, &file.Cluster, name)
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/compliance"
 	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/grpcapi"
 	"github.com/evidenceledger/evidence/index"
 	"github.com/evidenceledger/evidence/ledger"
@@ -73,36 +74,89 @@ func openStore(cfg config, logger *slog.Logger) (storage.Store, error) {
 	return pebblestore.Open(dir, pebblestore.Options{Logger: quiet})
 }
 
-// run serves until ctx is done, then shuts down in order.
+// run serves until ctx is done, then shuts down in order. In cluster mode
+// (--node-id) the log is a raft cluster member's: appends and every other
+// write to the ledger's store go through the replicated log.
 func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
+	clustered := cfg.Cluster.enabled()
+	if clustered {
+		if err := checkClusterSecrets(cfg.DataDir, cfg.Cluster); err != nil {
+			return err
+		}
+	}
 	key, err := ledger.LoadOrCreateKey(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return err
+	}
+	sec, err := setupSecurity(cfg.DataDir, cfg.Security, logger)
+	if err != nil {
+		return err
+	}
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	defer grpcLis.Close()
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer httpLis.Close()
+	for name, lis := range map[string]net.Listener{"gRPC": grpcLis, "HTTP": httpLis} {
+		if err := checkPlaintext(sec, cfg.Security.Insecure, name, lis); err != nil {
+			return err
+		}
 	}
 	store, err := openStore(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	sealer, err := setupEncryption(cfg.DataDir, "", store, logger)
+	// writes is the ledger's store for everything that writes it beside
+	// the log: blobs and the sealer's wrapped data keys. In a cluster its
+	// writes go through raft, so that every node holds them.
+	var writes storage.Store = store
+	var mem *raftMember
+	var replicator ledger.Replicator
+	if clustered {
+		if mem, err = newMember(cfg, sec, store, grpcLis.Addr().String(), logger); err != nil {
+			return err
+		}
+		defer mem.raftKV.Close()
+		writes, replicator = mem.store, mem.node
+	}
+	closeMember := func() {
+		if mem != nil {
+			mem.close()
+		}
+	}
+	sealer, err := openSealer(cfg, writes, logger)
 	if err != nil {
+		closeMember()
 		return err
 	}
 	start := time.Now()
-	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer})
+	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer, Replicator: replicator})
 	if err != nil {
+		closeMember()
 		return err
 	}
 	defer log.Close()
+	defer closeMember() // before the log closes
+	if mem != nil {
+		if err := mem.start(ctx, cfg.Cluster, log); err != nil {
+			return err
+		}
+	}
 	logger.Info("log opened", "origin", cfg.Origin, "storage", cfg.Storage, "tree_size", log.Size(),
 		"open_ms", time.Since(start).Milliseconds(), "verifier_key", log.VerifierKey())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
-	blobs := blob.New(store, sealer)
+	blobs := blob.New(writes, sealer)
 	svc := encounter.New(log, blobs, encounter.WithAccessTrail())
 	// The search index is a view of the log, optional for nodes that only
 	// ingest; without it SearchService is not served.
@@ -125,30 +179,18 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sec, err := setupSecurity(cfg.DataDir, cfg.Security, logger)
-	if err != nil {
-		return err
+	gcfg := grpcapi.Config{Log: log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy, Logger: logger, Registry: reg,
+		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}
+	if mem != nil {
+		gcfg.Cluster = mem.node
+		reg.MustRegister(mem.node.Collectors()...)
 	}
-	grpcServer, health := grpcapi.NewServer(grpcapi.Config{Log: log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy, Logger: logger, Registry: reg,
-		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}, sec.grpcOptions()...)
+	grpcServer, health := grpcapi.NewServer(gcfg, sec.grpcOptions()...)
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return err
-	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return err
-	}
-	for name, lis := range map[string]net.Listener{"gRPC": grpcLis, "HTTP": httpLis} {
-		if err := checkPlaintext(sec, cfg.Security.Insecure, name, lis); err != nil {
-			grpcLis.Close()
-			httpLis.Close()
-			return err
-		}
-	}
-	if cfg.Demo {
+	// In a cluster the demo is loaded once, by the bootstrap node; the
+	// others receive it through the log.
+	demo := cfg.Demo && (!clustered || cfg.Cluster.Bootstrap)
+	if demo {
 		if err := sec.enableDemo(cfg.DataDir, httpLis); err != nil {
 			return err
 		}
@@ -181,9 +223,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	go func() { errc <- grpcServer.Serve(grpcLis) }()
 	go func() { errc <- grpcServer.Serve(sec.inproc) }()
 	go func() { errc <- httpServer.Serve(httpLis) }()
-	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "tls", sec.tls != nil)
+	serving := []any{"grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "tls", sec.tls != nil}
+	if mem != nil {
+		serving = append(serving, "node_id", cfg.Cluster.NodeID, "raft_addr", string(mem.tcp.Transport().LocalAddr()))
+	}
+	logger.Info("serving", serving...)
 
-	if cfg.Demo {
+	if demo {
 		go func() {
 			id, err := loadDemoOn(ctx, cfg.DataDir, self, logger)
 			if err != nil {
@@ -218,10 +264,27 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		logger.Error("proxied calls left in the spool for the next start", "error", err.Error())
 	}
 	stopIndex()
+	// Raft stops applying before the log closes.
+	closeMember()
 	// Close drains appends already accepted before storage closes.
 	log.Close()
 	logger.Info("stopped", "tree_size", log.Size())
 	return nil
+}
+
+// openSealer opens the keyring and the sealer that encrypts payloads and
+// audio at rest; in a cluster, with the cluster's keyring (see
+// openClusterKeyring), its wrapped data keys written through writes.
+func openSealer(cfg config, writes storage.Store, logger *slog.Logger) (*envelope.Sealer, error) {
+	if !cfg.Cluster.enabled() {
+		return setupEncryption(cfg.DataDir, "", writes, logger)
+	}
+	kr, err := openClusterKeyring(cfg.DataDir, cfg.Cluster, cfg.Demo)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("encryption at rest", "keyring", envelope.DefaultKeyringPath(cfg.DataDir), "tenant_keys", len(kr.Keys()), "physical_key_erasure", true, "cluster", true)
+	return envelope.New(writes, kr, envelope.Options{}), nil
 }
 
 // slogErrorLog sends net/http's own error lines (TLS handshake failures,
