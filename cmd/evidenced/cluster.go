@@ -41,7 +41,7 @@ func addClusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "run as a member of a raft cluster under this id (unique and stable across restarts); unset: a single node")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "cluster mode: address to listen on for raft and node-to-node RPCs (one TCP port)")
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "cluster mode: address other nodes reach this one at (default --raft-addr)")
-	fs.StringVar(&c.RaftCA, "raft-ca", c.RaftCA, "cluster mode with TLS: PEM CA certificates that signed every node's --tls-cert (default: the system's roots); node certificates need both the serverAuth and clientAuth key usages")
+	fs.StringVar(&c.RaftCA, "raft-ca", c.RaftCA, "cluster mode with TLS: PEM CA certificates that signed every node's --tls-cert, which the nodes present to each other (default: the system's roots)")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, "cluster mode: start a new cluster with this node as its only member (ignored once the node has raft state)")
 	fs.StringVar(&c.Join, "join", c.Join, "cluster mode: raft address of any member of the cluster to join")
 }
@@ -220,13 +220,15 @@ func loopbackHost(host string) bool {
 }
 
 // raftTLS is the raft port's TLS configuration: the server's certificate,
-// presented to and required from every peer, verified against ca (or the
-// system's roots); nil without TLS.
+// presented to and required from every peer, which must chain to ca (or
+// the system's roots); nil without TLS. Peers present their server
+// certificates as client certificates too, so the chain is verified here
+// for any key usage rather than by crypto/tls, which would demand the
+// clientAuth usage of server certificates.
 func raftTLS(sec *security, ca string) (*tls.Config, error) {
 	if sec.tls == nil {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: sec.tls.Certificates, ClientAuth: tls.RequireAndVerifyClientCert}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -241,8 +243,27 @@ func raftTLS(sec *security, ca string) (*tls.Config, error) {
 			return nil, fmt.Errorf("--raft-ca: %s holds no PEM certificate", ca)
 		}
 	}
-	cfg.RootCAs, cfg.ClientCAs = pool, pool
-	return cfg, nil
+	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("raft: the peer presented no certificate")
+		}
+		certs := make([]*x509.Certificate, len(raw))
+		for i, r := range raw {
+			c, err := x509.ParseCertificate(r)
+			if err != nil {
+				return fmt.Errorf("raft: peer certificate: %w", err)
+			}
+			certs[i] = c
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: sec.tls.Certificates, RootCAs: pool,
+		ClientAuth: tls.RequireAnyClientCert, VerifyPeerCertificate: verify}, nil
 }
 
 // start starts raft and the node-to-node RPCs, and joins the cluster at

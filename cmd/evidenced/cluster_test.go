@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,11 +19,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/evidenceledger/evidence/auth"
+	"github.com/evidenceledger/evidence/auth/authtest"
 	"github.com/evidenceledger/evidence/envelope"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 )
@@ -91,8 +94,16 @@ func (w *servingWriter) Write(p []byte) (int, error) {
 
 func startClusterNode(t *testing.T, id, dir string, cc clusterConfig) *clusterNode {
 	t.Helper()
+	return startClusterNodeTLS(t, id, dir, cc, defaultSecurity(), insecure.NewCredentials())
+}
+
+// startClusterNodeTLS starts a node with the security of sec, dialed with
+// creds.
+func startClusterNodeTLS(t *testing.T, id, dir string, cc clusterConfig, sec securityConfig, creds credentials.TransportCredentials) *clusterNode {
+	t.Helper()
 	cfg := defaults()
 	cfg.DataDir, cfg.GRPCAddr, cfg.HTTPAddr, cfg.Search, cfg.LogLevel = dir, "127.0.0.1:0", "127.0.0.1:0", false, "info"
+	cfg.Security = sec
 	cfg.Security.RateLimit = 0
 	cc.NodeID, cc.RaftAddr, cc.fast = id, "127.0.0.1:0", true
 	cfg.Cluster = cc
@@ -110,7 +121,7 @@ func startClusterNode(t *testing.T, id, dir string, cc clusterConfig) *clusterNo
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not start:\n%s", id, n.logs)
 	}
-	conn, err := grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,6 +357,66 @@ func TestCluster(t *testing.T) {
 		n.stop()
 	}
 	t.Logf("cluster test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestClusterTLS: with TLS on, raft and the node RPCs speak TLS with the
+// servers' certificates, verified both ways against --raft-ca; a node
+// whose certificate another CA signed cannot join.
+func TestClusterTLS(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	ca, other := authtest.NewCA(t, "cluster CA"), authtest.NewCA(t, "another CA")
+	caFile := ca.WriteFile(t, dirs[0], "ca")
+	sec := func(i int, ca *authtest.CA) securityConfig {
+		s := defaultSecurity()
+		s.TLSCert, s.TLSKey = ca.Server(t).WriteFiles(t, dirs[i], "server")
+		return s
+	}
+	tokensPath := filepath.Join(dirs[0], auth.TokensFileName)
+	opTok, _, err := auth.CreateToken(tokensPath, auth.Identity{Tenant: auth.OperatorTenant, Role: auth.RoleAuditor, Subject: "ops.cluster"}, auth.TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
+	n0 := startClusterNodeTLS(t, "n0", dirs[0], clusterConfig{Bootstrap: true, RaftCA: caFile}, sec(0, ca), creds)
+	op := bearerCtx(context.Background(), opTok)
+	waitFor(t, "the bootstrap node to lead", func() bool {
+		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
+		return err == nil && st.GetLeaderId() == "n0"
+	})
+	for _, name := range []string{"log.key", "log.pub", envelope.KeyringFile, auth.TokensFileName} {
+		b, err := os.ReadFile(filepath.Join(dirs[0], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs[1:] {
+			if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	startClusterNodeTLS(t, "n1", dirs[1], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(1, ca), creds)
+	stranger := startClusterNodeTLS(t, "n2", dirs[2], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(2, other),
+		credentials.NewTLS(&tls.Config{RootCAs: other.Pool(), MinVersion: tls.VersionTLS12}))
+	waitFor(t, "two members", func() bool {
+		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
+		if err != nil || len(st.GetMembers()) != 2 {
+			return false
+		}
+		for _, m := range st.GetMembers() {
+			if m.GetState() != "Leader" && m.GetState() != "Follower" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(time.Second)
+	st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
+	if err != nil || len(st.GetMembers()) != 2 {
+		t.Fatalf("a node with another CA's certificate joined: %v %v", st, err)
+	}
+	if !strings.Contains(stranger.logs.String(), "join failed") {
+		t.Errorf("the stranger's log does not say its join failed:\n%.2000s", stranger.logs)
+	}
 }
 
 func clusterCfg(dir, id, join string) config {
