@@ -298,6 +298,7 @@ func TestClusterErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", cluster.ErrNoLeader), codes.Unavailable, "no leader"},
 		{fmt.Errorf("x: %w", cluster.ErrUnknownOutcome), codes.Unavailable, "retry with the same " + RequestIDKey},
 		{fmt.Errorf("x: %w", cluster.ErrConflict), codes.Aborted, "retry"},
+		{fmt.Errorf("x: %w", ledger.ErrRequestReused), codes.FailedPrecondition, "use a new id"},
 	} {
 		err := statusOf(c.err)
 		if status.Code(err) != c.code || !contains(err.Error(), c.msg) {

@@ -70,6 +70,9 @@ func statusOf(err error) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case ledger.IsCorruption(err):
 		return status.Error(codes.DataLoss, err.Error())
+	case errors.Is(err, ledger.ErrRequestReused):
+		return withField(codes.FailedPrecondition, RequestIDKey, "was used before for another request",
+			RequestIDKey+" was used before for another request; use a new id for every new request")
 	case errors.Is(err, cluster.ErrUnknownOutcome):
 		// Maybe committed: only a retry with the same request id is safe.
 		return status.Error(codes.Unavailable, "the cluster's leader changed with the write in flight; it may have been recorded: retry with the same "+RequestIDKey)
