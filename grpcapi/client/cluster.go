@@ -33,10 +33,11 @@ const (
 )
 
 // WithRequestID returns ctx with the request id of one logical write, for
-// the calls made with it. Use a new id for every logical write: two writes
-// under one id are recorded once. Ids are 1 to 64 printable ASCII bytes
-// without spaces; the server derives further ids from it (id#1, id#2) for
-// a call that makes several appends, so keep it at most 54 bytes.
+// the calls made with it. Use a new id for every logical write: a second
+// write under an id is not recorded (the server answers with the first
+// write's leaves, or FailedPrecondition when the request differs). Ids are
+// 1 to 64 printable ASCII bytes without spaces; the server scopes them by
+// caller.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return setOutgoing(ctx, RequestIDKey, id)
 }
@@ -86,13 +87,13 @@ const (
 // Writes go to the node that last accepted one, else to the leader that
 // ClusterService.GetClusterStatus names (an operator's call: with another
 // caller's token the client goes without), else to the nodes in turn; a
-// follower forwards a write to the leader. A write that
-// fails with Unavailable, or whose attempt times out, is retried on the
-// next node with exponential backoff and jitter, for up to
-// Options.RetryTimeout, always under the same request id: the caller's
-// (WithRequestID) or one drawn for the call. A retried write whose first
-// attempt was recorded is therefore not recorded twice, even when the
-// first node died before answering.
+// follower forwards a write to the leader. A write that fails with
+// Unavailable, or whose attempt times out, is retried on the next node
+// with exponential backoff and jitter, for up to Options.RetryTimeout,
+// always under the same request id: the caller's (WithRequestID) or one
+// drawn for the call. A retried write whose first attempt was recorded is
+// therefore not recorded twice, even when the first node died before
+// answering.
 //
 // Reads of the ledger go to any node and are verified against one trust
 // state shared by all nodes: every checkpoint, whichever node serves it,

@@ -86,9 +86,6 @@ func serve(t *testing.T, tl *testLog, intercept grpc.UnaryServerInterceptor) *no
 			n.mu.Lock()
 			n.ids = append(n.ids, v...)
 			n.mu.Unlock()
-			// The same as the server's own handling of the key, for
-			// servers that predate it.
-			ctx = ledger.WithRequestID(ctx, v[0])
 		}
 		if intercept != nil {
 			return intercept(ctx, req, info, handler)
