@@ -198,6 +198,8 @@ var methods = func() map[string]Rule {
 		// The raft cluster's health (evidenced in cluster mode): members,
 		// indexes and lag, no tenant data; for the operator.
 		"/evidence.v1.ClusterService/GetClusterStatus": {Scope: ScopeOperator, Roles: operatorReadRoles, Timeout: 30 * time.Second},
+		// Membership changes: the operator's admin.
+		"/evidence.v1.ClusterService/RemoveMember": {Scope: ScopeOperator, Roles: adminOnly, Timeout: 30 * time.Second},
 	}
 	// The KServe recording proxy: the pipeline's, recorded in its tenant.
 	for _, name := range kserveMethods {

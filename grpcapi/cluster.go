@@ -18,6 +18,10 @@ type Cluster interface {
 	ID() string
 	// ClusterStatus gathers every member's report about itself.
 	ClusterStatus(ctx context.Context) []cluster.NodeStatus
+	// Status is this node's own report, with the raft configuration.
+	Status() cluster.NodeStatus
+	// RemoveServer takes a member out of the raft configuration.
+	RemoveServer(ctx context.Context, id string) error
 }
 
 // clusterServer implements ClusterService; c is nil on a single node.
@@ -32,6 +36,28 @@ func (s *clusterServer) GetClusterStatus(ctx context.Context, _ *pb.GetClusterSt
 		return nil, status.Error(codes.FailedPrecondition, "not running as a cluster: this server is a single node (start evidenced with --node-id to run a cluster member)")
 	}
 	return clusterStatusPB(s.c.ID(), s.c.ClusterStatus(ctx)), nil
+}
+
+// RemoveMember implements ClusterService.RemoveMember.
+func (s *clusterServer) RemoveMember(ctx context.Context, req *pb.RemoveMemberRequest) (*pb.RemoveMemberResponse, error) {
+	if s.c == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not running as a cluster: this server is a single node")
+	}
+	id := req.GetNodeId()
+	if id == "" {
+		return nil, invalidArg("node_id", "required")
+	}
+	if !slices.ContainsFunc(s.c.Status().Members, func(m cluster.Member) bool { return m.ID == id }) {
+		return nil, status.Errorf(codes.NotFound, "no member has node_id %q", id)
+	}
+	if err := s.c.RemoveServer(ctx, id); err != nil {
+		return nil, statusOf(err)
+	}
+	resp := &pb.RemoveMemberResponse{}
+	for _, m := range s.c.Status().Members {
+		resp.MemberIds = append(resp.MemberIds, m.ID)
+	}
+	return resp, nil
 }
 
 // clusterStatusPB turns the members' reports, this node's first, into the

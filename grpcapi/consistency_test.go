@@ -287,6 +287,8 @@ func (f fakeCluster) ID() string { return f.id }
 func (f fakeCluster) ClusterStatus(context.Context) []cluster.NodeStatus {
 	return f.sts
 }
+func (f fakeCluster) Status() cluster.NodeStatus                 { return f.sts[0] }
+func (f fakeCluster) RemoveServer(context.Context, string) error { return nil }
 
 // TestClusterErrors: the cluster's errors map to retryable codes.
 func TestClusterErrors(t *testing.T) {

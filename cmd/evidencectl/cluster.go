@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,7 @@ import (
 
 func clusterCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "Inspect the raft cluster that replicates the log (operator)"}
-	c.AddCommand(clusterStatusCmd(g))
+	c.AddCommand(clusterStatusCmd(g), clusterRemoveCmd(g))
 	return c
 }
 
@@ -84,4 +85,38 @@ func clusterStatusCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+func clusterRemoveCmd(g *globals) *cobra.Command {
+	var id string
+	c := &cobra.Command{
+		Use:   "remove --node-id ID",
+		Short: "Take a member out of the cluster (admin); then stop it and clear its data directory",
+		Long: "Asks the server (--server, any member) to remove the member from the raft configuration; the change goes\n" +
+			"through the leader. Needs an operator admin token. docs/operations.md says how to shrink and replace nodes.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" {
+				return usageError{"--node-id is required"}
+			}
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := pb.NewClusterServiceClient(c.Conn()).RemoveMember(g.ctx(cmd.Context()), &pb.RemoveMemberRequest{NodeId: id})
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Removed string   `json:"removed"`
+				Members []string `json:"members"`
+			}{id, resp.GetMemberIds()}
+			return g.print(out, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "removed\t%s\nmembers\t%s\n", out.Removed, strings.Join(out.Members, ", "))
+			})
+		},
+	}
+	c.Flags().StringVar(&id, "node-id", "", "the member's node id")
+	return c
 }

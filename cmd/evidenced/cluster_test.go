@@ -167,6 +167,7 @@ func TestCluster(t *testing.T) {
 		"pipeline":  {Tenant: "clinic-a", Role: auth.RolePipeline, Subject: "svc:cluster"},
 		"clinician": {Tenant: "clinic-a", Role: auth.RoleClinician, Subject: "dr.cluster"},
 		"operator":  {Tenant: auth.OperatorTenant, Role: auth.RoleAuditor, Subject: "ops.cluster"},
+		"admin":     {Tenant: auth.OperatorTenant, Role: auth.RoleAdmin, Subject: "admin.cluster"},
 	} {
 		tk, _, err := auth.CreateToken(tokensPath, id, auth.TokenOptions{})
 		if err != nil {
@@ -320,14 +321,21 @@ func TestCluster(t *testing.T) {
 	}
 
 	// evidencectl cluster status, as a table and as JSON.
-	ctl := func(args ...string) string {
-		cmd := exec.Command(filepath.Join(binDir, "evidencectl"), append([]string{"--server", n2.grpcAddr, "--token", tok["operator"], "--state", filepath.Join(t.TempDir(), "s.json")}, args...)...)
+	ctlAs := func(token string, args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(binDir, "evidencectl"), append([]string{"--server", n2.grpcAddr, "--token", token, "--state", filepath.Join(t.TempDir(), "s.json")}, args...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
-			t.Fatalf("evidencectl %v: %v: %s", args, err, errb.String())
+			return "", fmt.Errorf("evidencectl %v: %v: %s", args, err, errb.String())
 		}
-		return out.String()
+		return out.String(), nil
+	}
+	ctl := func(args ...string) string {
+		out, err := ctlAs(tok["operator"], args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
 	table := ctl("cluster", "status")
 	for _, want := range []string{"leader", "n0 at " + n0.grpcAddr, "n1", "n2", "Leader", "Follower", "LAG"} {
@@ -353,7 +361,44 @@ func TestCluster(t *testing.T) {
 			t.Errorf("member %+v", m)
 		}
 	}
-	for _, n := range []*clusterNode{n2, n1, n0} {
+
+	// Shrinking: only an operator admin removes members, named by a
+	// known node id; the rest keep serving writes.
+	cl := pb.NewClusterServiceClient(n1.conn)
+	admin := bearerCtx(context.Background(), tok["admin"])
+	if _, err := cl.RemoveMember(op, &pb.RemoveMemberRequest{NodeId: "n2"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("an auditor removes a member: %v", err)
+	}
+	if _, err := cl.RemoveMember(admin, &pb.RemoveMemberRequest{}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "node_id") {
+		t.Fatalf("remove without a node id: %v", err)
+	}
+	if _, err := cl.RemoveMember(admin, &pb.RemoveMemberRequest{NodeId: "n9"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("remove an unknown member: %v", err)
+	}
+	if _, err := ctlAs(tok["admin"], "cluster", "remove"); err == nil || !strings.Contains(err.Error(), "--node-id is required") {
+		t.Fatalf("evidencectl cluster remove without --node-id: %v", err)
+	}
+	removed, err := ctlAs(tok["admin"], "cluster", "remove", "--node-id", "n2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rm struct {
+		Removed string   `json:"removed"`
+		Members []string `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(removed), &rm); err != nil || rm.Removed != "n2" || !slices.Equal(rm.Members, []string{"n0", "n1"}) {
+		t.Fatalf("evidencectl cluster remove --json: %s %v", removed, err)
+	}
+	n2.stop()
+	if _, err := enc(n1).RecordSegments(pipe, &pb.RecordSegmentsRequest{EncounterId: id, Segments: []*pb.Segment{
+		{SegmentId: "g4", SpeakerRole: pb.SpeakerRole_SPEAKER_ROLE_PATIENT, Text: "Synthetic words four.", StartMs: 3000, EndMs: 4000},
+	}}); err != nil {
+		t.Fatalf("a write after shrinking to two members: %v", err)
+	}
+	if st, err := cl.GetClusterStatus(op, &pb.GetClusterStatusRequest{}); err != nil || len(st.GetMembers()) != 2 {
+		t.Fatalf("status after the removal: %v %v", st, err)
+	}
+	for _, n := range []*clusterNode{n1, n0} {
 		n.stop()
 	}
 	t.Logf("cluster test took %v", time.Since(start).Round(time.Millisecond))

@@ -433,6 +433,14 @@ func (m *matrixServer) grpcCalls(t *testing.T) map[string]grpcCall {
 			}
 			return msgs, err
 		}},
+		"/evidence.v1.ClusterService/RemoveMember": {call: func(_ *testing.T, ctx context.Context, c *grpc.ClientConn) ([]proto.Message, error) {
+			msgs, err := unary(pb.NewClusterServiceClient(c).RemoveMember, &pb.RemoveMemberRequest{NodeId: "n1"})(ctx)
+			if status.Code(err) == codes.FailedPrecondition {
+				// Admitted, as GetClusterStatus.
+				return nil, nil
+			}
+			return msgs, err
+		}},
 		"/grpc.health.v1.Health/Check": u(false, func(c *grpc.ClientConn) func(context.Context) ([]proto.Message, error) {
 			return unary(healthpb.NewHealthClient(c).Check, &healthpb.HealthCheckRequest{})
 		}),

@@ -21,6 +21,96 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RemoveMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's node id (evidenced --node-id). Required.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_evidence_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RemoveMemberRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node ids of the members left, as the node asked lists them.
+	MemberIds     []string `protobuf:"bytes,1,rep,name=member_ids,json=memberIds,proto3" json:"member_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberResponse) Reset() {
+	*x = RemoveMemberResponse{}
+	mi := &file_evidence_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberResponse) ProtoMessage() {}
+
+func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RemoveMemberResponse) GetMemberIds() []string {
+	if x != nil {
+		return x.MemberIds
+	}
+	return nil
+}
+
 type GetClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +119,7 @@ type GetClusterStatusRequest struct {
 
 func (x *GetClusterStatusRequest) Reset() {
 	*x = GetClusterStatusRequest{}
-	mi := &file_evidence_v1_cluster_proto_msgTypes[0]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +131,7 @@ func (x *GetClusterStatusRequest) String() string {
 func (*GetClusterStatusRequest) ProtoMessage() {}
 
 func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_cluster_proto_msgTypes[0]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +144,7 @@ func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 type GetClusterStatusResponse struct {
@@ -73,7 +163,7 @@ type GetClusterStatusResponse struct {
 
 func (x *GetClusterStatusResponse) Reset() {
 	*x = GetClusterStatusResponse{}
-	mi := &file_evidence_v1_cluster_proto_msgTypes[1]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +175,7 @@ func (x *GetClusterStatusResponse) String() string {
 func (*GetClusterStatusResponse) ProtoMessage() {}
 
 func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_cluster_proto_msgTypes[1]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +188,7 @@ func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetClusterStatusResponse) GetMembers() []*ClusterMember {
@@ -164,7 +254,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_evidence_v1_cluster_proto_msgTypes[2]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +266,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_cluster_proto_msgTypes[2]
+	mi := &file_evidence_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +279,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_evidence_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClusterMember) GetNodeId() string {
@@ -287,7 +377,12 @@ var File_evidence_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_evidence_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x19evidence/v1/cluster.proto\x12\vevidence.v1\"\x19\n" +
+	"\x19evidence/v1/cluster.proto\x12\vevidence.v1\".\n" +
+	"\x13RemoveMemberRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"5\n" +
+	"\x14RemoveMemberResponse\x12\x1d\n" +
+	"\n" +
+	"member_ids\x18\x01 \x03(\tR\tmemberIds\"\x19\n" +
 	"\x17GetClusterStatusRequest\"\xae\x01\n" +
 	"\x18GetClusterStatusResponse\x124\n" +
 	"\amembers\x18\x01 \x03(\v2\x1a.evidence.v1.ClusterMemberR\amembers\x12\x1b\n" +
@@ -309,9 +404,10 @@ const file_evidence_v1_cluster_proto_rawDesc = "" +
 	" \x01(\x03R\btreeSize\x12\x1b\n" +
 	"\troot_hash\x18\v \x01(\fR\brootHash\x12\x10\n" +
 	"\x03lag\x18\f \x01(\x04R\x03lag\x12\x12\n" +
-	"\x04term\x18\r \x01(\x04R\x04term2q\n" +
+	"\x04term\x18\r \x01(\x04R\x04term2\xc6\x01\n" +
 	"\x0eClusterService\x12_\n" +
-	"\x10GetClusterStatus\x12$.evidence.v1.GetClusterStatusRequest\x1a%.evidence.v1.GetClusterStatusResponseBGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
+	"\x10GetClusterStatus\x12$.evidence.v1.GetClusterStatusRequest\x1a%.evidence.v1.GetClusterStatusResponse\x12S\n" +
+	"\fRemoveMember\x12 .evidence.v1.RemoveMemberRequest\x1a!.evidence.v1.RemoveMemberResponseBGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
 
 var (
 	file_evidence_v1_cluster_proto_rawDescOnce sync.Once
@@ -325,18 +421,22 @@ func file_evidence_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_evidence_v1_cluster_proto_rawDescData
 }
 
-var file_evidence_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_evidence_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_evidence_v1_cluster_proto_goTypes = []any{
-	(*GetClusterStatusRequest)(nil),  // 0: evidence.v1.GetClusterStatusRequest
-	(*GetClusterStatusResponse)(nil), // 1: evidence.v1.GetClusterStatusResponse
-	(*ClusterMember)(nil),            // 2: evidence.v1.ClusterMember
+	(*RemoveMemberRequest)(nil),      // 0: evidence.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),     // 1: evidence.v1.RemoveMemberResponse
+	(*GetClusterStatusRequest)(nil),  // 2: evidence.v1.GetClusterStatusRequest
+	(*GetClusterStatusResponse)(nil), // 3: evidence.v1.GetClusterStatusResponse
+	(*ClusterMember)(nil),            // 4: evidence.v1.ClusterMember
 }
 var file_evidence_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: evidence.v1.GetClusterStatusResponse.members:type_name -> evidence.v1.ClusterMember
-	0, // 1: evidence.v1.ClusterService.GetClusterStatus:input_type -> evidence.v1.GetClusterStatusRequest
-	1, // 2: evidence.v1.ClusterService.GetClusterStatus:output_type -> evidence.v1.GetClusterStatusResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
+	4, // 0: evidence.v1.GetClusterStatusResponse.members:type_name -> evidence.v1.ClusterMember
+	2, // 1: evidence.v1.ClusterService.GetClusterStatus:input_type -> evidence.v1.GetClusterStatusRequest
+	0, // 2: evidence.v1.ClusterService.RemoveMember:input_type -> evidence.v1.RemoveMemberRequest
+	3, // 3: evidence.v1.ClusterService.GetClusterStatus:output_type -> evidence.v1.GetClusterStatusResponse
+	1, // 4: evidence.v1.ClusterService.RemoveMember:output_type -> evidence.v1.RemoveMemberResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -353,7 +453,7 @@ func file_evidence_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_evidence_v1_cluster_proto_rawDesc), len(file_evidence_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
