@@ -274,6 +274,14 @@ func (s *Sealer) key(tenant, scope string, create bool) (*dataKey, error) {
 		if el, ok := s.mu.cache[name]; ok {
 			s.mu.lru.MoveToFront(el)
 			s.mu.Unlock()
+			// Another sealer over the same (replicated) store may have
+			// shredded the key since it was cached: its marker says so.
+			if _, err := s.kv.Get(keyName(tenant, scope, kindShredded)); err == nil {
+				s.forget(name)
+				return nil, fmt.Errorf("%w: the encounter's data key was destroyed", ledger.ErrRedacted)
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("envelope: read key: %w", err)
+			}
 			return el.Value.(*dataKey), nil
 		}
 		if c, ok := s.mu.loading[name]; ok {
@@ -306,6 +314,18 @@ func (s *Sealer) key(tenant, scope string, create bool) (*dataKey, error) {
 		}
 		s.mu.Unlock()
 		return k, nil
+	}
+}
+
+// forget drops a data key from memory and makes a load of it that is under
+// way end with ErrRedacted.
+func (s *Sealer) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.epoch[name]++
+	if el, ok := s.mu.cache[name]; ok {
+		s.mu.lru.Remove(el)
+		delete(s.mu.cache, name)
 	}
 }
 
@@ -430,13 +450,7 @@ func (s *Sealer) Shred(tenant, encounter string) (ShredResult, error) {
 		return ShredResult{}, err
 	}
 	name := tenant + "\x00" + encounter
-	s.mu.Lock()
-	s.mu.epoch[name]++
-	if el, ok := s.mu.cache[name]; ok {
-		s.mu.lru.Remove(el)
-		delete(s.mu.cache, name)
-	}
-	s.mu.Unlock()
+	s.forget(name)
 	// A load that started before the marker is written ends with
 	// ErrRedacted (the epoch changed); one that starts after finds the
 	// marker. Shreds of one encounter may run concurrently: each step is

@@ -465,3 +465,34 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestShredSeenByAnotherSealer: two sealers over one store, as two cluster
+// members over their replicated stores. When one shreds an encounter, the
+// other, which holds the data key in its cache, stops opening and sealing
+// for it too.
+func TestShredSeenByAnotherSealer(t *testing.T) {
+	kv := memstore.New()
+	a, path := newSealer(t, kv)
+	c := commitment("a")
+	sealed, err := a.Seal("acme", "enc-1", c, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other member reads the keyring file that holds the tenant's key.
+	b, _, err := OpenLocal(kv, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open("acme", "enc-1", c, sealed); err != nil { // b caches the key
+		t.Fatal(err)
+	}
+	if _, err := a.Shred("acme", "enc-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open("acme", "enc-1", c, sealed); !errors.Is(err, ledger.ErrRedacted) {
+		t.Fatalf("Open on the other sealer after a shred: %v, want ErrRedacted", err)
+	}
+	if _, err := b.Seal("acme", "enc-1", c, []byte("more")); !errors.Is(err, ledger.ErrRedacted) {
+		t.Fatalf("Seal on the other sealer after a shred: %v, want ErrRedacted", err)
+	}
+}
