@@ -247,17 +247,10 @@ func (s *sequencerState) appliedRecord() []byte {
 func (s *sequencerState) lookupRequest(id string) (*requestRecord, error) {
 	rec := s.requests[id]
 	if rec == nil {
-		data, err := s.log.store.Get(requestKey(id))
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, nil
+		var err error
+		if rec, err = s.log.storedRequest(id); rec == nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ledger: read request id: %w", err)
-		}
-		if len(data) != requestRecLen {
-			return nil, &CorruptionError{What: "state", Index: -1, Detail: "malformed request id record"}
-		}
-		rec = &requestRecord{first: int64(binary.BigEndian.Uint64(data)), count: int(binary.BigEndian.Uint32(data[8:]))}
 	}
 	if rec.first < s.size-s.log.opts.RequestIDWindow {
 		return nil, nil // expired: the id may be used again
@@ -517,6 +510,22 @@ func (l *Log) Reload() error {
 // Reload); nothing else should write it.
 func (l *Log) Store() storage.Store { return l.store }
 
+// storedRequest reads request id's record from the store: nil without an
+// error when there is none.
+func (l *Log) storedRequest(id string) (*requestRecord, error) {
+	data, err := l.store.Get(requestKey(id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read request id: %w", err)
+	}
+	if len(data) != requestRecLen {
+		return nil, &CorruptionError{What: "state", Index: -1, Detail: "malformed request id record"}
+	}
+	return &requestRecord{first: int64(binary.BigEndian.Uint64(data)), count: int(binary.BigEndian.Uint32(data[8:]))}, nil
+}
+
 // repeated reports the earlier append of a repeated request id. Its entries
 // are durable: they were applied in this batch or an earlier one.
 func (l *Log) repeated(rec *requestRecord, cp *Checkpoint) result {
@@ -548,17 +557,10 @@ func (l *Log) Repeated(ctx context.Context) (*Appended, error) {
 	if n := s.n.Load(); n > 0 {
 		id += "#" + strconv.FormatInt(n, 10)
 	}
-	data, err := l.store.Get(requestKey(id))
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
+	rec, err := l.storedRequest(id)
+	if rec == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("ledger: read request id: %w", err)
-	}
-	if len(data) != requestRecLen {
-		return nil, &CorruptionError{What: "state", Index: -1, Detail: "malformed request id record"}
-	}
-	rec := &requestRecord{first: int64(binary.BigEndian.Uint64(data)), count: int(binary.BigEndian.Uint32(data[8:]))}
 	cp := l.Checkpoint()
 	if rec.first+int64(rec.count) > cp.Size || rec.first < cp.Size-l.opts.RequestIDWindow {
 		return nil, nil

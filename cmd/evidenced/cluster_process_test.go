@@ -78,18 +78,8 @@ func TestClusterProcesses(t *testing.T) {
 	n0.start("--bootstrap")
 	n0.waitStatus(operator, func(s *pb.GetClusterStatusResponse) bool { return s.GetLeaderId() == n0.id })
 	t.Logf("bootstrap node %s leads after %v", n0.id, time.Since(start).Round(time.Millisecond))
-	for _, name := range []string{"log.key", "log.pub", envelope.KeyringFile, auth.TokensFileName} {
-		b, err := os.ReadFile(filepath.Join(n0.dataDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range nodes[1:] {
-			if err := os.WriteFile(filepath.Join(m.dataDir, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	for _, m := range nodes[1:] {
+		copyMemberFiles(t, n0.dataDir, m.dataDir)
 		m.start("--join", n0.raftAddr)
 	}
 	procConverged(t, nodes, operator, 60*time.Second)

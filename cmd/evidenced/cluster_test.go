@@ -151,6 +151,23 @@ func bearerCtx(ctx context.Context, token string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 }
 
+// copyMemberFiles copies the files every cluster member shares from the
+// bootstrap node's data directory, as an operator does.
+func copyMemberFiles(t *testing.T, from string, to ...string) {
+	t.Helper()
+	for _, name := range []string{"log.key", "log.pub", envelope.KeyringFile, auth.TokensFileName} {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range to {
+			if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestCluster runs three evidenced in this process as a raft cluster on
 // loopback: the bootstrap node and two that join it, with the log key,
 // keyring and tokens copied from the bootstrap node's data directory as
@@ -196,17 +213,7 @@ func TestCluster(t *testing.T) {
 		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
 		return err == nil && st.GetLeaderId() == "n0"
 	})
-	for _, name := range []string{"log.key", "log.pub", envelope.KeyringFile, auth.TokensFileName} {
-		b, err := os.ReadFile(filepath.Join(dirs[0], name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dirs[1:] {
-			if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	copyMemberFiles(t, dirs[0], dirs[1:]...)
 	n1 := startClusterNode(t, "n1", dirs[1], clusterConfig{Join: n0.raftAddr})
 	n2 := startClusterNode(t, "n2", dirs[2], clusterConfig{Join: n0.raftAddr})
 	nodes := []*clusterNode{n0, n1, n2}
@@ -428,17 +435,7 @@ func TestClusterTLS(t *testing.T) {
 		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
 		return err == nil && st.GetLeaderId() == "n0"
 	})
-	for _, name := range []string{"log.key", "log.pub", envelope.KeyringFile, auth.TokensFileName} {
-		b, err := os.ReadFile(filepath.Join(dirs[0], name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dirs[1:] {
-			if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	copyMemberFiles(t, dirs[0], dirs[1:]...)
 	startClusterNodeTLS(t, "n1", dirs[1], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(1, ca), creds)
 	stranger := startClusterNodeTLS(t, "n2", dirs[2], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(2, other),
 		credentials.NewTLS(&tls.Config{RootCAs: other.Pool(), MinVersion: tls.VersionTLS12}))
