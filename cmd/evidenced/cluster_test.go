@@ -94,15 +94,15 @@ func (w *servingWriter) Write(p []byte) (int, error) {
 
 func startClusterNode(t *testing.T, id, dir string, cc clusterConfig) *clusterNode {
 	t.Helper()
-	return startClusterNodeTLS(t, id, dir, cc, defaultSecurity(), insecure.NewCredentials())
+	return startClusterNodeTLS(t, id, dir, cc, defaultSecurity(), insecure.NewCredentials(), true)
 }
 
 // startClusterNodeTLS starts a node with the security of sec, dialed with
-// creds.
-func startClusterNodeTLS(t *testing.T, id, dir string, cc clusterConfig, sec securityConfig, creds credentials.TransportCredentials) *clusterNode {
+// creds, with or without the search index.
+func startClusterNodeTLS(t *testing.T, id, dir string, cc clusterConfig, sec securityConfig, creds credentials.TransportCredentials, search bool) *clusterNode {
 	t.Helper()
 	cfg := defaults()
-	cfg.DataDir, cfg.GRPCAddr, cfg.HTTPAddr, cfg.Search, cfg.LogLevel = dir, "127.0.0.1:0", "127.0.0.1:0", false, "info"
+	cfg.DataDir, cfg.GRPCAddr, cfg.HTTPAddr, cfg.Search, cfg.LogLevel = dir, "127.0.0.1:0", "127.0.0.1:0", search, "info"
 	cfg.Security = sec
 	cfg.Security.RateLimit = 0
 	cc.NodeID, cc.RaftAddr, cc.fast = id, "127.0.0.1:0", true
@@ -287,6 +287,16 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("%s: transcript %v %v", n.id, tr, err)
 		}
 	}
+	// Each node builds its own search index from its own log: every node
+	// finds the three segments, wherever they were written.
+	for _, n := range nodes {
+		ctx := bearerCtx(context.Background(), tok["clinician"])
+		waitFor(t, n.id+"'s search index", func() bool {
+			res, err := pb.NewSearchServiceClient(n.conn).Search(ctx, &pb.SearchRequest{Query: "synthetic words", EncounterId: id, Kinds: []pb.EntryKind{pb.EntryKind_ENTRY_KIND_SEGMENT}})
+			return err == nil && res.GetTotalSize() == 3
+		})
+	}
+
 	// A size the log has not reached: Unavailable, naming the header.
 	ahead := metadata.AppendToOutgoingContext(op, "x-evidence-min-tree-size", strconv.FormatInt(size+1000, 10))
 	ctx, cancel := context.WithTimeout(ahead, 500*time.Millisecond)
@@ -429,16 +439,16 @@ func TestClusterTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds := credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
-	n0 := startClusterNodeTLS(t, "n0", dirs[0], clusterConfig{Bootstrap: true, RaftCA: caFile}, sec(0, ca), creds)
+	n0 := startClusterNodeTLS(t, "n0", dirs[0], clusterConfig{Bootstrap: true, RaftCA: caFile}, sec(0, ca), creds, false)
 	op := bearerCtx(context.Background(), opTok)
 	waitFor(t, "the bootstrap node to lead", func() bool {
 		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
 		return err == nil && st.GetLeaderId() == "n0"
 	})
 	copyMemberFiles(t, dirs[0], dirs[1:]...)
-	startClusterNodeTLS(t, "n1", dirs[1], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(1, ca), creds)
+	startClusterNodeTLS(t, "n1", dirs[1], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(1, ca), creds, false)
 	stranger := startClusterNodeTLS(t, "n2", dirs[2], clusterConfig{Join: n0.raftAddr, RaftCA: caFile}, sec(2, other),
-		credentials.NewTLS(&tls.Config{RootCAs: other.Pool(), MinVersion: tls.VersionTLS12}))
+		credentials.NewTLS(&tls.Config{RootCAs: other.Pool(), MinVersion: tls.VersionTLS12}), false)
 	waitFor(t, "two members", func() bool {
 		st, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(op, &pb.GetClusterStatusRequest{})
 		if err != nil || len(st.GetMembers()) != 2 {
