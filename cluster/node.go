@@ -879,12 +879,44 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 }
 
 // RemoveServer removes a node from the cluster; on a follower the request
-// is forwarded to the leader.
+// is forwarded to the leader. It returns once this node's own view of the
+// configuration no longer lists the node (or Config.ApplyTimeout passed).
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
-	if !n.IsLeader() {
-		return n.forwardMembership(ctx, &Request{Remove: id})
+	var err error
+	if n.IsLeader() {
+		err = n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error()
+	} else {
+		err = n.forwardMembership(ctx, &Request{Remove: id})
 	}
-	return n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error()
+	if err != nil {
+		return err
+	}
+	if id == n.cfg.ID {
+		return nil // a removed node may never hear of its own removal
+	}
+	deadline := time.Now().Add(n.cfg.ApplyTimeout)
+	for n.isMember(id) && time.Now().Before(deadline) {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// isMember reports whether this node's raft configuration lists id.
+func (n *Node) isMember(id string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardMembership sends a membership change to the leader, waiting up
