@@ -2,10 +2,10 @@ package web_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -22,7 +22,7 @@ import (
 	"github.com/evidenceledger/evidence/ledger"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 	"github.com/evidenceledger/evidence/ledger/tlogtiles"
-	"github.com/evidenceledger/evidence/pipeline/soapgen"
+	"github.com/evidenceledger/evidence/pipeline"
 	"github.com/evidenceledger/evidence/web"
 )
 
@@ -36,6 +36,7 @@ type stack struct {
 	API  pb.EncounterServiceClient
 	Mux  *http.ServeMux
 	HTTP *httptest.Server
+	conn *grpc.ClientConn
 }
 
 // devAuth is cmd/evidenced's development authenticator: everyone is
@@ -66,7 +67,7 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 		t.Fatal(err)
 	}
 	svc := encounter.New(l, blob.New(store, nil))
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: devAuth})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: devAuth, Inference: pipeline.New(svc, nil, pipeline.Options{})})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 		l.Close()
 		store.Close()
 	})
-	return &stack{URL: hs.URL, Log: l, Svc: svc, API: pb.NewEncounterServiceClient(conn), Mux: mux, HTTP: hs}
+	return &stack{URL: hs.URL, Log: l, Svc: svc, API: pb.NewEncounterServiceClient(conn), Mux: mux, HTTP: hs, conn: conn}
 }
 
 // as returns a context that calls the API as actor of the demo tenant.
@@ -101,119 +102,14 @@ func as(actor string) context.Context {
 }
 
 // loadDemo records the demo visit through the public gRPC API the way
-// `evidenced --demo` does: audio, segments, a note from the embedded
-// generator, the clinician's edits and a sign-off acknowledging what is
-// unsupported. It returns the encounter id.
+// `evidenced --demo` does (demo.Record). It returns the encounter id.
 func loadDemo(t testing.TB, s *stack) string {
 	t.Helper()
-	v, err := demo.Load()
+	id, err := demo.Record(s.conn, as, slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := s.API.CreateEncounter(as("svc:intake"), &pb.CreateEncounterRequest{Title: v.Title, PatientRef: "demo-" + v.EncounterID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := created.GetEncounter().GetEncounterId()
-	stream, err := s.API.RecordAudio(as("svc:recorder"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = stream.Send(&pb.RecordAudioRequest{Msg: &pb.RecordAudioRequest_Header{Header: &pb.AudioHeader{EncounterId: id,
-		MediaType: demo.MediaType, Codec: v.Audio.Codec, SampleRateHz: int32(v.Audio.SampleRateHz), Channels: int32(v.Audio.Channels), DurationMs: v.Audio.DurationMS}}})
-	for off := 0; err == nil && off < len(v.Audio.Data); off += 32 << 10 {
-		err = stream.Send(&pb.RecordAudioRequest{Msg: &pb.RecordAudioRequest_Chunk{Chunk: v.Audio.Data[off:min(off+32<<10, len(v.Audio.Data))]}})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.CloseAndRecv(); err != nil {
-		t.Fatal(err)
-	}
-	var segs []*pb.Segment
-	var gen []soapgen.Segment
-	for _, g := range v.Segments {
-		role := pb.SpeakerRole_SPEAKER_ROLE_PATIENT
-		if g.Speaker == demo.Clinician {
-			role = pb.SpeakerRole_SPEAKER_ROLE_CLINICIAN
-		}
-		segs = append(segs, &pb.Segment{SegmentId: g.ID, SpeakerRole: role, Text: g.Text, StartMs: g.StartMS, EndMs: g.EndMS, AsrModel: "manual-transcript"})
-		gen = append(gen, soapgen.Segment{ID: g.ID, Speaker: string(g.Speaker), StartMS: g.StartMS, EndMS: g.EndMS, Text: g.Text})
-	}
-	rs, err := s.API.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	note, err := soapgen.Generate(gen, soapgen.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	draft := &pb.DraftNote{}
-	for _, sec := range note.Sections {
-		ds := &pb.DraftSection{Name: sec.Name}
-		for _, x := range sec.Sentences {
-			ds.Sentences = append(ds.Sentences, &pb.DraftSentence{SentenceId: x.ID, Text: x.Text})
-		}
-		draft.Sections = append(draft.Sections, ds)
-	}
-	mo, err := s.API.RecordModelOutput(as("svc:scribe"), &pb.RecordModelOutputRequest{EncounterId: id,
-		Model: &pb.ModelRef{Name: soapgen.Name, Version: soapgen.Version}, InputIndexes: rs.GetReceipt().GetLeafIndexes(), Note: draft, LatencyMs: 12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	current := mo.GetNote()
-	for _, e := range v.Edits {
-		req := &pb.RecordEditRequest{EncounterId: id, Text: e.Text, Reason: e.Reason, Section: string(e.Section), Action: pb.EditAction_EDIT_ACTION_ADD}
-		if e.Action == demo.Replace {
-			if target := findSentence(current, string(e.Section), e.Match); target != "" {
-				req.Action, req.SentenceId, req.Section = pb.EditAction_EDIT_ACTION_REPLACE, target, ""
-			}
-		}
-		if req.Action == pb.EditAction_EDIT_ACTION_ADD {
-			req.AfterSentenceId = lastSentence(current, string(e.Section))
-		}
-		resp, err := s.API.RecordEdit(as("dr.demo"), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		current = resp.GetNote()
-	}
-	var ack []string
-	for _, sec := range current.GetSections() {
-		for _, x := range sec.GetSentences() {
-			if x.GetUnsupported() {
-				ack = append(ack, x.GetSentenceId())
-			}
-		}
-	}
-	if _, err := s.API.SignNote(as("dr.demo"), &pb.SignNoteRequest{EncounterId: id, NoteHash: current.GetNoteHash(),
-		AcknowledgedSentenceIds: ack, Statement: "Reviewed and signed (demo)."}); err != nil {
 		t.Fatal(err)
 	}
 	return id
-}
-
-func findSentence(n *pb.Note, section, match string) string {
-	for _, sec := range n.GetSections() {
-		if sec.GetName() != section {
-			continue
-		}
-		for _, x := range sec.GetSentences() {
-			if strings.Contains(strings.ToLower(x.GetText()), strings.ToLower(match)) {
-				return x.GetSentenceId()
-			}
-		}
-	}
-	return ""
-}
-
-func lastSentence(n *pb.Note, section string) string {
-	for _, sec := range n.GetSections() {
-		if sec.GetName() == section && len(sec.GetSentences()) > 0 {
-			return sec.GetSentences()[len(sec.GetSentences())-1].GetSentenceId()
-		}
-	}
-	return ""
 }
 
 // note reads the current note through the API.

@@ -205,14 +205,7 @@ against the payloads. Exit status 3 when anything fails.`,
 			err = g.print(check, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "report\t%s\nencounter\t%s\nlog\t%s\ncheckpoint\t%d %s\nentries\t%d\nsentences\t%d\nevidence spans\t%d\naccesses\t%d\n",
 					args[0], check.Encounter, check.Origin, check.TreeSize, check.RootHash, check.Entries, check.Sentences, check.Evidence, check.Accesses)
-				if len(check.Problems) == 0 {
-					fmt.Fprintln(w, "result\tVERIFIED")
-					return
-				}
-				fmt.Fprintf(w, "result\t%d PROBLEMS\n", len(check.Problems))
-				for _, p := range check.Problems {
-					fmt.Fprintf(w, "  problem\t%s\n", p)
-				}
+				printResult(w, "VERIFIED", check.Problems)
 			})
 			if err != nil {
 				return err
@@ -479,14 +472,7 @@ func verifyRemote(cmd *cobra.Command, g *globals) error {
 		for _, n := range rep.Notes {
 			fmt.Fprintf(w, "note\t%s\n", n)
 		}
-		if len(rep.Problems) == 0 {
-			fmt.Fprintln(w, "result\tINTACT")
-			return
-		}
-		fmt.Fprintf(w, "result\t%d PROBLEMS\n", len(rep.Problems))
-		for _, p := range rep.Problems {
-			fmt.Fprintf(w, "  problem\t%s\n", p)
-		}
+		printResult(w, "INTACT", rep.Problems)
 	})
 	if err != nil {
 		return err

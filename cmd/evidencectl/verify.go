@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,13 +126,19 @@ func printReport(g *globals, rep *ledger.VerifyReport) error {
 	return g.print(nil, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "tree size\t%d\nroot hash\t%s\nentries checked\t%d\ncheckpoints\t%d\nencounters\t%d\npayloads checked\t%d\npayloads redacted\t%d\n",
 			rep.TreeSize, rep.RootHash, rep.Leaves, rep.Checkpoints, rep.Encounters, rep.Payloads, rep.Redacted)
-		if len(rep.Problems) == 0 {
-			fmt.Fprintln(w, "result\tINTACT")
-			return
-		}
-		fmt.Fprintf(w, "result\t%d PROBLEMS\n", len(rep.Problems))
-		for _, p := range rep.Problems {
-			fmt.Fprintf(w, "  problem\t%s\n", p)
-		}
+		printResult(w, "INTACT", rep.Problems)
 	})
+}
+
+// printResult ends a check's table: ok when it found no problems,
+// otherwise their number and each of them.
+func printResult[P any](w io.Writer, ok string, problems []P) {
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "result\t%s\n", ok)
+		return
+	}
+	fmt.Fprintf(w, "result\t%d PROBLEMS\n", len(problems))
+	for _, p := range problems {
+		fmt.Fprintf(w, "  problem\t%v\n", p)
+	}
 }
