@@ -72,7 +72,7 @@ func (l *Log) EncounterIndexesFrom(tenant, encounter string, from int64) ([]int6
 	size := l.Size()
 	prefix := append(encounterName(prefixEncounter, tenant, encounter), 0)
 	var out []int64
-	err := l.store.Scan(encounterIndexKey(tenant, encounter, max(from, 0)), prefixEnd(prefix), func(k, _ []byte) error {
+	err := l.store.Scan(encounterIndexKey(tenant, encounter, max(from, 0)), storage.PrefixEnd(prefix), func(k, _ []byte) error {
 		if len(k) != len(prefix)+8 {
 			return &CorruptionError{What: "chain", Index: -1, Detail: "malformed encounter index key"}
 		}
@@ -99,7 +99,7 @@ func (l *Log) Encounters(tenant, after string, fn func(encounter string, h Head)
 		start = append(encounterName(prefixHead, tenant, after), 0)
 	}
 	size := l.Size()
-	return l.store.Scan(start, prefixEnd(prefix), func(k, v []byte) error {
+	return l.store.Scan(start, storage.PrefixEnd(prefix), func(k, v []byte) error {
 		h, err := decodeHead(v)
 		if err != nil {
 			return err

@@ -51,15 +51,3 @@ func encounterIndexKey(tenant, encounter string, index int64) []byte {
 func headKey(tenant, encounter string) []byte {
 	return encounterName(prefixHead, tenant, encounter)
 }
-
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}

@@ -115,3 +115,17 @@ func (b *Batch) Reset() {
 	b.Ops = b.Ops[:0]
 	b.size = 0
 }
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// the end of a Scan over the prefix; nil, no upper bound, when p is empty
+// or all 0xff bytes.
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

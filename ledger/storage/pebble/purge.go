@@ -38,7 +38,7 @@ func (s *Store) Purge(prefix []byte) error {
 	}
 	defer s.calls.Done()
 
-	end := prefixEnd(prefix)
+	end := storage.PrefixEnd(prefix)
 	if end == nil {
 		return errors.New("pebblestore: purge: the prefix has no upper bound")
 	}
@@ -63,19 +63,6 @@ func (s *Store) Purge(prefix []byte) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// prefixEnd returns the smallest key greater than every key with prefix p,
-// or nil if there is none.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // deletingCleaner deletes obsolete files, as pebble.DeleteCleaner does (its
