@@ -53,9 +53,13 @@ func (s *clusterServer) RemoveMember(ctx context.Context, req *pb.RemoveMemberRe
 	if err := s.c.RemoveServer(ctx, id); err != nil {
 		return nil, statusOf(err)
 	}
+	// The leader committed the change; the node asked may be the one
+	// removed, which need not hear of it, so it is left out here.
 	resp := &pb.RemoveMemberResponse{}
 	for _, m := range s.c.Status().Members {
-		resp.MemberIds = append(resp.MemberIds, m.ID)
+		if m.ID != id {
+			resp.MemberIds = append(resp.MemberIds, m.ID)
+		}
 	}
 	return resp, nil
 }

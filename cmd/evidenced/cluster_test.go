@@ -412,9 +412,10 @@ func TestCluster(t *testing.T) {
 	}}); err != nil {
 		t.Fatalf("a write after shrinking to two members: %v", err)
 	}
-	if st, err := cl.GetClusterStatus(op, &pb.GetClusterStatusRequest{}); err != nil || len(st.GetMembers()) != 2 {
-		t.Fatalf("status after the removal: %v %v", st, err)
-	}
+	waitFor(t, "two members after the removal", func() bool {
+		st, err := cl.GetClusterStatus(op, &pb.GetClusterStatusRequest{})
+		return err == nil && len(st.GetMembers()) == 2
+	})
 	for _, n := range []*clusterNode{n1, n0} {
 		n.stop()
 	}
