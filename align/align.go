@@ -76,11 +76,21 @@ type Span struct {
 	Score float64
 }
 
-// Result is the alignment of one sentence.
+// Result is the alignment and verdict of one sentence.
 type Result struct {
 	SentenceID string
-	// Spans are ranked best first. An empty list means the sentence is unsupported.
-	Spans         []Span
+	// Spans are ranked best first. An empty list means no evidence was found.
+	Spans []Span
+	// Verdict says whether the conversation supports the sentence. Severity is set when
+	// the verdict is flagged (Contradicted or Unmentioned).
+	Verdict  Verdict
+	Severity Severity
+	// Conflicts, for a Contradicted sentence, name each contradicted claim and the
+	// transcript words that say otherwise.
+	Conflicts []Conflict
+	// Unsupported, for an Unmentioned sentence, are the byte ranges of the sentence that
+	// nothing in the conversation supports.
+	Unsupported   []Range
 	MethodVersion string
 }
 
@@ -202,7 +212,9 @@ func Align(segments []Segment, sentences []Sentence) ([]Result, error) {
 	spans := idx.AlignNote(sentences)
 	out := make([]Result, len(sentences))
 	for i, s := range sentences {
-		out[i] = Result{SentenceID: s.ID, Spans: spans[i], MethodVersion: MethodVersion}
+		r := Result{SentenceID: s.ID, Spans: spans[i], MethodVersion: MethodVersion}
+		r.Verdict, r.Severity, r.Conflicts, r.Unsupported = verdictOf(s, spans[i])
+		out[i] = r
 	}
 	return out, nil
 }
