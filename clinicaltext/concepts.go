@@ -1,0 +1,153 @@
+package clinicaltext
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+)
+
+// Category says what kind of thing a term names. A term may have several.
+type Category uint8
+
+// Categories.
+const (
+	Drug      Category = 1 << iota // a medicine, a drug class or a medical device taken as one (inhaler)
+	Condition                      // a disease, disorder, injury or diagnosis
+	Symptom                        // a symptom or sign
+	Body                           // a body part, organ, tissue or body substance
+	Relative                       // a relative or another person close to the patient
+	Procedure                      // a test, scan, operation or referral
+)
+
+//go:embed wordnet.tsv
+var wordnetTSV string
+
+//go:embed concepts.tsv
+var conceptsTSV string
+
+// concepts holds the parsed concept tables, keyed by stemmed term ("heart attack" as
+// "heart attack" of stems).
+type concepts struct {
+	cat      map[string]Category
+	classes  map[string][]string // drug -> its classes and other names, stemmed
+	group    map[string]string   // stemmed word or phrase -> group name
+	maxWords int                 // longest key, in words
+}
+
+var conc = mustParseConcepts()
+
+func mustParseConcepts() *concepts {
+	c := &concepts{cat: map[string]Category{}, classes: map[string][]string{}, group: map[string]string{}}
+	if err := c.parse("wordnet.tsv", wordnetTSV); err != nil {
+		panic("clinicaltext: " + err.Error())
+	}
+	if err := c.parse("concepts.tsv", conceptsTSV); err != nil {
+		panic("clinicaltext: " + err.Error())
+	}
+	return c
+}
+
+var categoryNames = map[string]Category{"drug": Drug, "condition": Condition, "symptom": Symptom,
+	"body": Body, "relative": Relative, "procedure": Procedure, "none": 0}
+
+// stemPhrase stems each word of a phrase (words joined by spaces, "_" or "-") and joins the
+// stems with single spaces, as phrase keys are stored.
+func stemPhrase(p string) string {
+	f := strings.FieldsFunc(strings.ToLower(p), func(r rune) bool { return r == ' ' || r == '_' })
+	for i, w := range f {
+		f[i] = Stem(w)
+	}
+	return strings.Join(f, " ")
+}
+
+func (c *concepts) parse(name, src string) error {
+	hand := name == "concepts.tsv" // hand-written entries override derived ones
+	overridden := map[string]bool{}
+	for n, line := range strings.Split(src, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		bad := func(why string) error { return fmt.Errorf("%s:%d: %s", name, n+1, why) }
+		if len(f) < 2 {
+			return bad("want at least 2 tab-separated fields")
+		}
+		switch {
+		case len(f) == 2: // wordnet.tsv: lemma category
+			k, ok := categoryNames[f[1]]
+			if !ok {
+				return bad("unknown category " + f[1])
+			}
+			c.addCat(stemPhrase(f[0]), k)
+		case f[0] == "cat" && len(f) == 3:
+			k, ok := categoryNames[f[2]]
+			if !ok {
+				return bad("unknown category " + f[2])
+			}
+			key := stemPhrase(f[1])
+			if hand && !overridden[key] {
+				c.cat[key] = 0 // the hand-written categories replace WordNet's
+				overridden[key] = true
+			}
+			c.addCat(key, k)
+		case (f[0] == "isa" || f[0] == "same") && len(f) == 3:
+			c.addClass(stemPhrase(f[1]), stemPhrase(f[2]))
+			if f[0] == "same" {
+				c.addClass(stemPhrase(f[2]), stemPhrase(f[1]))
+				c.addCat(stemPhrase(f[1]), Drug)
+			}
+		case len(f) == 3 && f[1] == "isa": // wordnet.tsv: lemma isa class
+			c.addClass(stemPhrase(f[0]), stemPhrase(f[2]))
+		case f[0] == "group" && len(f) >= 4:
+			for _, w := range f[2:] {
+				key := stemPhrase(w)
+				if g, dup := c.group[key]; dup && g != f[1] {
+					return bad(fmt.Sprintf("%q is in groups %s and %s", w, g, f[1]))
+				}
+				c.group[key] = f[1]
+				c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
+			}
+		default:
+			return bad("unknown entry " + f[0])
+		}
+	}
+	return nil
+}
+
+func (c *concepts) addCat(key string, k Category) {
+	if key == "" {
+		return
+	}
+	c.cat[key] |= k
+	c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
+}
+
+func (c *concepts) addClass(term, class string) {
+	if term == "" || class == "" || term == class {
+		return
+	}
+	for _, x := range c.classes[term] {
+		if x == class {
+			return
+		}
+	}
+	c.classes[term] = append(c.classes[term], class)
+}
+
+// CategoryOf returns the categories of an analysed term (a stem, as Analyze returns it) or
+// of a phrase of such terms joined by single spaces ("heart attack" as "heart attack").
+func CategoryOf(term string) Category { return conc.cat[term] }
+
+// DrugClasses returns the classes and other names of a drug given as an analysed term:
+// for "amoxicillin", "penicillin", "antibiot" and more; for "nurofen", "ibuprofen".
+// The slice must not be modified.
+func DrugClasses(term string) []string { return conc.classes[term] }
+
+// GroupOf returns the attribute group of an analysed term or phrase ("dry" and "product" are
+// values of the group "cough"; "left" and "right" of "side"), or "" when it has none. Two
+// different values of one group describe the same thing in incompatible ways.
+func GroupOf(term string) string { return conc.group[term] }
+
+// MaxConceptWords is the number of words of the longest phrase CategoryOf or GroupOf knows.
+func MaxConceptWords() int { return conc.maxWords }
