@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/evidenceledger/evidence/clinicaltext"
+	"github.com/evidenceledger/evidence/termassoc"
 )
 
 // BM25 parameters (Robertson and Zaragoza's usual defaults).
@@ -31,6 +32,13 @@ type Index struct {
 	turnLen      []int
 	avgTurnLen   float64
 	scratch      sync.Pool // *scratch
+	// Set by readRoles (roles.go) and for semantic bridges.
+	nSpeakers int
+	patient   []bool // by speaker: the label names the patient
+	labelled  speakerRoles
+	hasLabels bool
+	maxIDF    float64
+	assoc     func(term string) []termassoc.Neighbour
 }
 
 type posting struct {
@@ -142,6 +150,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	}
 	x.linkReplies()
 	x.linkTurns(len(df))
+	x.readRoles()
 	nTurns := len(x.turnLen)
 	x.scratch.New = func() any {
 		sc := newScratch(len(segments))
@@ -304,6 +313,7 @@ func mapWords(text string, words []Word) [][2]int {
 // scratch is per-call working memory, pooled per Index.
 type scratch struct {
 	bm25, sec, prf, comb []float64 // scores of the sentence, section and feedback queries
+	bridge               []float64 // score of the sentence's semantic bridges
 	mask                 []uint64  // bit q set when query term q occurs in the segment
 	mark                 []bool    // the segment is in touched
 	touched              []int32
@@ -313,12 +323,12 @@ type scratch struct {
 
 func newScratch(n int) *scratch {
 	return &scratch{bm25: make([]float64, n), sec: make([]float64, n), prf: make([]float64, n),
-		comb: make([]float64, n), mask: make([]uint64, n), mark: make([]bool, n)}
+		comb: make([]float64, n), bridge: make([]float64, n), mask: make([]uint64, n), mark: make([]bool, n)}
 }
 
 func (s *scratch) reset() {
 	for _, i := range s.touched {
-		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, false
+		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.bridge[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, 0, false
 	}
 	s.touched = s.touched[:0]
 	for _, t := range s.turnTouched {

@@ -23,6 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/evidenceledger/evidence/align"
 )
@@ -41,7 +44,8 @@ type Options struct {
 	// SegmentsName and SentencesName name the inputs in error messages
 	// (default "segments.jsonl" and "sentences.jsonl").
 	SegmentsName, SentencesName string
-	// NewAligner builds the aligner for one encounter (default: align.NewIndex).
+	// NewAligner builds the aligner for one encounter (default: align.NewIndex). Run calls
+	// it from several goroutines at once, one encounter each.
 	NewAligner func([]align.Segment) (Aligner, error)
 }
 
@@ -109,7 +113,9 @@ type encounter struct {
 
 // Run reads all encounters from segments and all sentences from sentences, aligns the
 // sentences of each encounter (its note) against that encounter's segments and writes one
-// prediction line per sentence to out, in input order. It checks ctx between encounters.
+// prediction line per sentence to out, in input order. Encounters are aligned in parallel, on
+// up to GOMAXPROCS goroutines; the output does not depend on it. It checks ctx between
+// encounters.
 func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts Options) error {
 	segName, sentName := opts.SegmentsName, opts.SentencesName
 	if segName == "" {
@@ -176,10 +182,7 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		byEnc[p.enc] = append(byEnc[p.enc], i)
 	}
 	results := make([][]align.Span, len(all))
-	for _, e := range encOrder {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	if err := alignAll(ctx, encOrder, func(e string) error {
 		enc := encs[e]
 		a, err := newAligner(enc.segments)
 		if err != nil {
@@ -192,6 +195,9 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		for k, spans := range a.AlignNote(note) {
 			results[byEnc[e][k]] = spans
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	bw := bufio.NewWriter(out)
 	for i, p := range all {
@@ -207,6 +213,46 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// alignAll runs fn for every encounter, on up to GOMAXPROCS goroutines (encounters are
+// independent, and an Index is built and used by one of them). It stops starting encounters
+// once ctx is done or fn fails, and returns the error of the earliest encounter in order that
+// failed (so the error does not depend on scheduling), or ctx's error.
+func alignAll(ctx context.Context, encOrder []string, fn func(string) error) error {
+	errs := make([]error, len(encOrder))
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(encOrder)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(encOrder) || failed.Load() {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errs[k] = err
+					failed.Store(true)
+					return
+				}
+				if err := fn(encOrder[k]); err != nil {
+					errs[k] = err
+					failed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // round keeps six decimals so that output bytes are stable across platforms.
