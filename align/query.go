@@ -167,6 +167,7 @@ const (
 	fBridgeRel
 	fBridgeCover
 	fHub
+	fFirst
 	numFeatures
 )
 
@@ -176,7 +177,7 @@ var featureNames = [numFeatures]string{
 	"short", "zero_match", "query_len", "best_abs", "section_rel", "prf_rel", "prf_ctx",
 	"same_speaker", "section_region", "phrase", "precision", "turn", "matched",
 	"order", "has_order", "near_neighbour", "section_density",
-	"role_match", "role_known", "patient", "kind_pos", "bridge_rel", "bridge_cover", "hub",
+	"role_match", "role_known", "patient", "kind_pos", "bridge_rel", "bridge_cover", "hub", "first",
 }
 
 // noteShareDamping sets how strongly note-wide terms are down-weighted (see analyseText).
@@ -389,6 +390,7 @@ func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candida
 			}
 			f[fHub] = math.Min(float64(n), hubCap) / hubCap
 		}
+		f[fFirst] = x.firstMass(q, i, sc.mask[i])
 		if bestBridge > 0 {
 			f[fBridgeRel] = sc.bridge[i] / bestBridge
 			if termTotal > 0 {
@@ -397,6 +399,24 @@ func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candida
 		}
 	}
 	return cands
+}
+
+// firstWindow is how many segments before a segment may hold a term's first mention and
+// still count it as the segment's: a question often introduces what its answer confirms.
+const firstWindow = 2
+
+// firstMass is the share of the query's weight held by terms of segment i that the
+// conversation mentions there for the first time (or within firstWindow segments before).
+// Notes report a fact where it was first stated in full; later mentions are often read-backs
+// and recaps.
+func (x *Index) firstMass(q query, i int, mask uint64) float64 {
+	m := 0.0
+	for qi, id := range q.ids {
+		if mask&(1<<uint(qi)) != 0 && int(x.postings[id][0].seg) >= i-firstWindow {
+			m += q.weights[qi]
+		}
+	}
+	return m / q.total
 }
 
 // hubCap caps the hub feature: the number of other sentences of the note whose best BM25

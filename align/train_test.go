@@ -19,7 +19,7 @@ var (
 	flagTrees = flag.Int("trees", 0, "with -train: number of boosted trees for the first stage (0 = linear)")
 	flagList  = flag.Float64("listwise", 1, "with -train: weight of the listwise (softmax over each sentence's candidates) loss added to the pointwise logistic loss of the linear first stage; 0 = pointwise only")
 	flagClinW = flag.Float64("clinical-weight", 5, "with -train: weight of a clinical train row relative to an align-dev one (0 = align-dev only)")
-	flagOff   = flag.String("off", "", "with -train: comma-separated changes to leave out, for ablations: bridges, roles, kindpos, hub, decode, clinical, listwise")
+	flagOff   = flag.String("off", "", "with -train: comma-separated changes to leave out, for ablations: bridges, roles, kindpos, hub, first, decode, clinical, listwise")
 	flagWrite = flag.Bool("write", true, "with -train: rewrite reranker.json")
 )
 
@@ -556,7 +556,7 @@ func offSet() map[string]bool {
 //
 //	go test ./align -run TestTrainReranker -train -data /work/shared/data -v
 //
-// With -off=bridges,roles,kindpos,hub,decode,clinical,listwise (any subset) it
+// With -off=bridges,roles,kindpos,hub,first,decode,clinical,listwise (any subset) it
 // trains and reports the engine without those changes, for ablations.
 func TestTrainReranker(t *testing.T) {
 	if !*flagTrain {
@@ -594,6 +594,9 @@ func TestTrainReranker(t *testing.T) {
 	}
 	if off["hub"] {
 		masked = append(masked, fHub)
+	}
+	if off["first"] {
+		masked = append(masked, fFirst)
 	}
 	for i := range rows {
 		for _, f := range masked {
