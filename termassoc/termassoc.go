@@ -180,7 +180,11 @@ func decode(b []byte) (*table, error) {
 	if n > 1<<22 {
 		return nil, fmt.Errorf("%w: %d terms", errCorrupt, n)
 	}
-	t := &table{terms: make([]string, n), index: make(map[string]int32, n), start: make([]int32, n+1)}
+	// Each entry takes at least 3 bytes, which bounds their number.
+	t := &table{terms: make([]string, n), index: make(map[string]int32, n), start: make([]int32, n+1), nb: make([]entry, 0, len(b)/3)}
+	// Terms are slices of one string holding the whole term area.
+	offs := make([][2]int, n) // start and end of each term in b
+	first := p
 	for i := range t.terms {
 		l, err := uv()
 		if err != nil {
@@ -189,8 +193,12 @@ func decode(b []byte) (*table, error) {
 		if l == 0 || uint64(len(b)-p) < l {
 			return nil, fmt.Errorf("%w: term %d", errCorrupt, i)
 		}
-		t.terms[i] = string(b[p : p+int(l)])
+		offs[i] = [2]int{p, p + int(l)}
 		p += int(l)
+	}
+	area := string(b[first:p])
+	for i := range t.terms {
+		t.terms[i] = area[offs[i][0]-first : offs[i][1]-first]
 		if i > 0 && t.terms[i] <= t.terms[i-1] {
 			return nil, fmt.Errorf("%w: terms out of order at %d", errCorrupt, i)
 		}
