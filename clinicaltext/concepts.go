@@ -17,6 +17,7 @@ const (
 	Body                           // a body part, organ, tissue or body substance
 	Relative                       // a relative or another person close to the patient
 	Procedure                      // a test, scan, operation or referral
+	Habit                          // smoking, alcohol, recreational drugs
 )
 
 //go:embed wordnet.tsv
@@ -31,13 +32,14 @@ type concepts struct {
 	cat      map[string]Category
 	classes  map[string][]string // drug -> its classes and other names, stemmed
 	group    map[string]string   // stemmed word or phrase -> group name
+	value    map[string]string   // stemmed word or phrase -> the value it names in its group
 	maxWords int                 // longest key, in words
 }
 
 var conc = mustParseConcepts()
 
 func mustParseConcepts() *concepts {
-	c := &concepts{cat: map[string]Category{}, classes: map[string][]string{}, group: map[string]string{}}
+	c := &concepts{cat: map[string]Category{}, classes: map[string][]string{}, group: map[string]string{}, value: map[string]string{}}
 	if err := c.parse("wordnet.tsv", wordnetTSV); err != nil {
 		panic("clinicaltext: " + err.Error())
 	}
@@ -48,7 +50,7 @@ func mustParseConcepts() *concepts {
 }
 
 var categoryNames = map[string]Category{"drug": Drug, "condition": Condition, "symptom": Symptom,
-	"body": Body, "relative": Relative, "procedure": Procedure, "none": 0}
+	"body": Body, "relative": Relative, "procedure": Procedure, "habit": Habit, "none": 0}
 
 // stemPhrase stems each word of a phrase (words joined by spaces, "_" or "-") and joins the
 // stems with single spaces, as phrase keys are stored.
@@ -100,13 +102,17 @@ func (c *concepts) parse(name, src string) error {
 		case len(f) == 3 && f[1] == "isa": // wordnet.tsv: lemma isa class
 			c.addClass(stemPhrase(f[0]), stemPhrase(f[2]))
 		case f[0] == "group" && len(f) >= 4:
-			for _, w := range f[2:] {
-				key := stemPhrase(w)
-				if g, dup := c.group[key]; dup && g != f[1] {
-					return bad(fmt.Sprintf("%q is in groups %s and %s", w, g, f[1]))
+			for _, val := range f[2:] {
+				syns := strings.Split(val, "|")
+				canon := stemPhrase(syns[0])
+				for _, w := range syns {
+					key := stemPhrase(w)
+					if g, dup := c.group[key]; dup && (g != f[1] || c.value[key] != canon) {
+						return bad(fmt.Sprintf("%q is in groups %s and %s", w, g, f[1]))
+					}
+					c.group[key], c.value[key] = f[1], canon
+					c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
 				}
-				c.group[key] = f[1]
-				c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
 			}
 		default:
 			return bad("unknown entry " + f[0])
@@ -148,6 +154,10 @@ func DrugClasses(term string) []string { return conc.classes[term] }
 // values of the group "cough"; "left" and "right" of "side"), or "" when it has none. Two
 // different values of one group describe the same thing in incompatible ways.
 func GroupOf(term string) string { return conc.group[term] }
+
+// ValueOf returns the value an analysed term or phrase names within its group: synonyms give
+// the same value ("crampy" and "colicky"; "productive" and "phlegm"), or "" when it has none.
+func ValueOf(term string) string { return conc.value[term] }
 
 // MaxConceptWords is the number of words of the longest phrase CategoryOf or GroupOf knows.
 func MaxConceptWords() int { return conc.maxWords }

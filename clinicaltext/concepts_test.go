@@ -31,6 +31,9 @@ func TestConcepts(t *testing.T) {
 	if g1, g2 := GroupOf(Stem("dry")), GroupOf(Stem("productive")); g1 == "" || g1 != g2 {
 		t.Errorf("dry and productive in groups %q and %q", g1, g2)
 	}
+	if ValueOf(Stem("crampy")) != ValueOf(Stem("colicky")) || ValueOf(Stem("crampy")) == ValueOf(Stem("sharp")) {
+		t.Error("crampy and colicky should be one value of pain quality, sharp another")
+	}
 	if GroupOf(Stem("left")) != GroupOf(Stem("right")) || GroupOf(Stem("left")) == GroupOf(Stem("dry")) {
 		t.Error("left and right should share a group apart from dry")
 	}
