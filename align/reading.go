@@ -31,6 +31,9 @@ type fact struct {
 	asked      bool   // in a question with no known answer, or a hypothetical ("if ...")
 	expansion  bool   // synthesized from an abbreviation or a synonym
 	phrase     bool   // a two-word concept ending at this word
+	aside      bool   // set apart by "apart from", "besides", "other than": presupposed
+	others     bool   // after "other", "else", "more": a question of other things than these
+	never      bool   // negated by "never": a statement about the past as a whole
 }
 
 // quantity classes.
@@ -62,9 +65,51 @@ var scopeEnd = map[string]bool{"but": true, "however": true, "although": true, "
 	"except": true, "apart": true, "whereas": true, "yeah": true, "yes": true, "yep": true,
 	"just": true, "only": true, "still": true, "now": true, "otherwise": true}
 
+// newClause words after "and" start a new statement, out of a negation's scope.
+var newClause = map[string]bool{"some": true, "a": true, "an": true, "is": true, "are": true, "was": true,
+	"were": true, "has": true, "have": true, "had": true, "i": true, "she": true, "he": true, "it": true, "they": true}
+
 // hypothetical cues make the rest of their clause not a statement of fact.
 var hypothetical = map[string]bool{"if": true, "unless": true, "should": true, "whether": true,
 	"might": true, "may": true, "could": true, "would": true, "risk": true, "possibl": true, "rule": true}
+
+// listGoesOn reports whether a negated list continues at toks[i], after a comma: an "or" or
+// "nor" comes later in the sentence, or the item names a symptom or condition.
+func listGoesOn(text string, toks []clinicaltext.Token, i int) bool {
+	for k := i; k < len(toks); k++ {
+		if k > i && toks[k].Flags&clinicaltext.ClauseStart != 0 {
+			break
+		}
+		if toks[k].Term == "or" || toks[k].Term == "nor" {
+			return true
+		}
+	}
+	for k := i; k < len(toks) && k < i+3; k++ {
+		if toks[k].Flags&clinicaltext.Stop != 0 {
+			continue
+		}
+		c := clinicaltext.CategoryOf(toks[k].Term)
+		if c&(clinicaltext.Symptom|clinicaltext.Condition) != 0 {
+			return true
+		}
+		if toks[k].Flags&clinicaltext.Expansion == 0 && k+1 < len(toks) && toks[k+1].Pos == toks[k].Pos &&
+			clinicaltext.CategoryOf(toks[k+1].Term)&(clinicaltext.Symptom|clinicaltext.Condition) != 0 {
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// firstPersonBetween reports whether a first-person pronoun lies in [from, to).
+func firstPersonBetween(toks []clinicaltext.Token, from, to int) bool {
+	for _, t := range toks {
+		if t.Start >= from && t.End <= to && firstPerson[t.Term] {
+			return true
+		}
+	}
+	return false
+}
 
 // someone words name other people before "else" ("anyone else unwell?").
 var someone = map[string]bool{"anyone": true, "anybody": true, "someone": true, "somebody": true,
@@ -83,19 +128,22 @@ func breaksClause(between string) bool {
 // read reads text, whose analysis (clinicaltext.Analyze) is toks.
 func read(text string, toks []clinicaltext.Token) reading {
 	var r reading
-	negCue, negLeft := -1, 0 // start of the governing cue, content words it may still cover
-	negOther := false        // the negation is of "other" or "more" things, not of what it names
-	otherCue := -1           // start of the relative the clause is about
+	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
+	negOther := false             // the negation is of "other" or "more" things, not of what it names
+	aside, others := false, false // in the clause: after "apart from", after "other"
+	neverCue := false
+	otherCue := -1 // start of the relative the clause is about
 	hypo := false
 	lastContent := -1 // index in r.facts of the last non-expansion content fact
 	for i, t := range toks {
 		if i > 0 && t.Flags&clinicaltext.ClauseStart != 0 && toks[i-1].Pos != t.Pos {
-			negCue, otherCue, hypo = -1, -1, false
+			negCue, otherCue, hypo, aside, others = -1, -1, false, false, false
 		}
 		if i > 0 && toks[i-1].Pos != t.Pos && breaksClause(text[min(toks[i-1].End, t.Start):t.Start]) {
-			// A list carries a negation over commas ("no fever, cough or rash") but a
-			// spent one ends there; a hypothetical ends at the clause.
-			if negLeft <= 2 {
+			// A list carries a negation over commas ("no fever, cough or rash", "denies
+			// nausea, vomiting") but not into a new statement ("nil smoking, social
+			// alcohol"); a hypothetical ends at the clause.
+			if negCue >= 0 && !listGoesOn(text, toks, i) {
 				negCue = -1
 			}
 			hypo = false
@@ -107,6 +155,9 @@ func read(text string, toks []clinicaltext.Token) reading {
 				// negates what came before it in the clause.
 				for k := lastContent; k >= 0; k-- {
 					f := &r.facts[k]
+					if t.Term == "negative" && f.cat&clinicaltext.Procedure != 0 {
+						continue // "test negative" reports a result, not a test not done
+					}
 					if f.end <= t.Start && !breaksClause(text[f.end:t.Start]) || k == lastContent {
 						f.neg, f.cue = true, min(f.cue, t.Start)
 						continue
@@ -114,15 +165,19 @@ func read(text string, toks []clinicaltext.Token) reading {
 					break
 				}
 			}
-			negCue, negLeft, negOther = t.Start, negScopeWords, false
+			negCue, negLeft, negOther, neverCue = t.Start, negScopeWords, false, t.Term == "never"
 			continue
 		case t.Flags&clinicaltext.Stop != 0:
 			w := t.Term
-			if scopeEnd[w] {
-				negCue = -1
+			if scopeEnd[w] || w == "and" && i+1 < len(toks) && newClause[toks[i+1].Term] {
+				negCue = -1 // "can't catch her breath and some wheezing"
 			}
-			if negCue >= 0 && (w == "other" || w == "more" || w == "further" || w == "else") {
-				negOther = true
+			if w == "other" || w == "more" || w == "further" || w == "else" {
+				negOther = negCue >= 0
+				others = !(w == "other" && i+1 < len(toks) && toks[i+1].Term == "than")
+			}
+			if w == "besides" || w == "than" && i > 0 && toks[i-1].Term == "other" || w == "from" && i > 0 && (toks[i-1].Term == "apart" || toks[i-1].Term == "asid") {
+				aside, others = true, false
 			}
 			if w == "else" && i > 0 && someone[toks[i-1].Term] {
 				otherCue = toks[i-1].Start
@@ -148,29 +203,44 @@ func read(text string, toks []clinicaltext.Token) reading {
 			}
 		}
 		cat := clinicaltext.CategoryOf(t.Term)
+		if cat == 0 && clinicaltext.LooksLikeDrug(t.Term) {
+			cat = clinicaltext.Drug
+		}
 		if cat&clinicaltext.Relative != 0 && t.Flags&clinicaltext.Expansion == 0 && !possessedByPatient(toks, i) {
 			otherCue = t.Start
+			// What came before it in the same clause is theirs too ("atrial fibrillation in
+			// her mother").
+			for k := len(r.facts) - 1; k >= 0; k-- {
+				g := &r.facts[k]
+				if breaksClause(text[g.end:t.Start]) || g.cat&clinicaltext.Relative != 0 || firstPersonBetween(toks, g.end, t.Start) {
+					break
+				}
+				g.other = true
+			}
 		}
 		if t.Term == "non" && t.Flags&clinicaltext.Expansion == 0 {
 			// "non-tender", "non smoker": a prefix that negates the next word.
 			negCue, negLeft, negOther = t.Start, 1, false
 			continue
 		}
+		if t.Term == "except" || t.Term == "besid" {
+			aside, others = true, false
+		}
 		f := fact{term: t.Term, start: t.Start, end: t.End, cue: t.Start, pos: t.Pos, cat: cat,
 			group: clinicaltext.GroupOf(t.Term), value: clinicaltext.ValueOf(t.Term), asked: hypo,
-			expansion: t.Flags&clinicaltext.Expansion != 0}
+			expansion: t.Flags&clinicaltext.Expansion != 0, aside: aside, others: others}
 		if f.group == "side" && !lateralContext(toks, i) {
 			f.group = ""
 		}
 		if f.expansion && lastContent >= 0 && r.facts[lastContent].pos == t.Pos {
 			// An expansion is said the way its word is.
 			w := r.facts[lastContent]
-			f.neg, f.other, f.asked, f.cue = w.neg, w.other, w.asked, w.cue
+			f.neg, f.other, f.asked, f.cue, f.never = w.neg, w.other, w.asked, w.cue, w.never
 		} else if negCue >= 0 {
 			if negOther {
 				f.asked = true // "no other medications" says nothing of the ones named
 			} else {
-				f.neg, f.cue = true, negCue
+				f.neg, f.cue, f.never = true, negCue, neverCue
 			}
 		}
 		if otherCue >= 0 && cat&clinicaltext.Relative == 0 && !f.expansion {
@@ -202,9 +272,52 @@ func read(text string, toks []clinicaltext.Token) reading {
 			}
 		}
 	}
+	r.facts = append(r.facts, valuePhrases(text, r.facts)...)
 	r.quants = readQuantities(text, toks, r.facts)
 	return r
 }
+
+// phraseValues are attribute values said in phrases of function words, which analysis drops:
+// "all the time" is constant, "comes and goes" intermittent.
+var phraseValues = []struct{ phrase, group, value string }{
+	{"all the time", "timing", "constant"}, {"the whole time", "timing", "constant"},
+	{"comes and goes", "timing", "intermitt"}, {"come and go", "timing", "intermitt"},
+	{"on and off", "timing", "intermitt"}, {"off and on", "timing", "intermitt"},
+	{"now and then", "timing", "intermitt"}, {"now and again", "timing", "intermitt"},
+	{"once in a while", "timing", "intermitt"}, {"every so often", "timing", "intermitt"},
+	{"a little bit of", "severity", "mild"}, {"a little", "severity", "mild"},
+}
+
+// valuePhrases finds the phraseValues in text, said the way the fact under them is.
+func valuePhrases(text string, facts []fact) []fact {
+	var out []fact
+	lower := strings.ToLower(text)
+	for _, p := range phraseValues {
+		from := 0
+		for {
+			k := strings.Index(lower[from:], p.phrase)
+			if k < 0 {
+				break
+			}
+			start := from + k
+			end := start + len(p.phrase)
+			from = end
+			if start > 0 && isLetter(lower[start-1]) || end < len(lower) && isLetter(lower[end]) {
+				continue
+			}
+			f := fact{term: p.value, start: start, end: end, cue: start, pos: -1, group: p.group, value: p.value, phrase: true}
+			for _, g := range facts {
+				if g.start <= start && start < g.end || g.start >= start && g.start < end {
+					f.neg, f.other, f.asked = g.neg, g.other, g.asked
+				}
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // prevContent returns the index of the closest earlier content token (not a stop word, a
 // negation or an expansion) within one stop word of toks[i].
@@ -253,6 +366,13 @@ func postNegates(toks []clinicaltext.Token, i int, text string) bool {
 // "side", a vertical position or another side word follows within two words, or a body part
 // comes just before ("knee, right").
 func lateralContext(toks []clinicaltext.Token, i int) bool {
+	// "on the left", "to the right", "the left one".
+	if i >= 2 && toks[i-1].Term == "the" {
+		switch toks[i-2].Term {
+		case "on", "to", "at", "from", "toward", "towards", "of", "in":
+			return true
+		}
+	}
 	seen := 0
 	for k := i + 1; k < len(toks) && seen < 3; k++ {
 		if toks[k].Pos == toks[i].Pos {
@@ -288,8 +408,10 @@ func possessedByPatient(toks []clinicaltext.Token, i int) bool {
 var durationDays = map[string]float64{"minut": 1.0 / 1440, "min": 1.0 / 1440, "hour": 1.0 / 24, "hr": 1.0 / 24,
 	"day": 1, "week": 7, "wk": 7, "month": 30, "year": 365, "yr": 365, "d": 1, "night": 1, "morn": 1}
 
-var doseUnits = map[string]bool{"milligram": true, "mg": true, "microgram": true, "mcg": true, "gram": true,
-	"g": true, "millilitr": true, "ml": true, "unit": true, "puff": true, "tablet": true, "drop": true, "spray": true}
+// doseUnits maps the analysed unit words of doses to one canonical unit.
+var doseUnits = map[string]string{"milligram": "mg", "mg": "mg", "microgram": "mcg", "mcg": "mcg", "gram": "g",
+	"g": "g", "millilitr": "ml", "ml": "ml", "unit": "unit", "puff": "puff", "tablet": "tablet", "tab": "tablet",
+	"drop": "drop", "spray": "spray", "capsul": "tablet", "pill": "tablet"}
 
 // vitals are measurements whose number follows their name ("temperature 38", "BP 140/90").
 var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, "bp": true, "pulse": true,
@@ -384,11 +506,14 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 			q.end = max(q.end, toks[k].End)
 		case k < len(toks) && durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || k < len(toks) && toks[k].Term == "d" && toks[k].Pos == t.Pos:
 			d := durationDays[toks[k].Term]
+			if half(toks, k+1) || half(toks, i-2) {
+				lo, hi = lo+0.5, hi+0.5 // "a year and a half", "one and a half weeks"
+			}
 			q.class, q.unit = qDuration, "day"
 			q.lo, q.hi = lo*d, hi*d
 			q.end = max(q.end, toks[k].End)
-		case k < len(toks) && doseUnits[toks[k].Term]:
-			q.class, q.unit = qDose, toks[k].Term
+		case k < len(toks) && doseUnits[toks[k].Term] != "":
+			q.class, q.unit = qDose, doseUnits[toks[k].Term]
 			q.end = max(q.end, toks[k].End)
 		default:
 			// A measurement: a vital sign's name just before, or "out of 10" after.
@@ -406,6 +531,11 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 		}
 	}
 	return out
+}
+
+// half reports whether "and a half" starts at toks[k].
+func half(toks []clinicaltext.Token, k int) bool {
+	return k >= 0 && k+2 < len(toks) && toks[k].Term == "and" && toks[k+1].Term == "a" && toks[k+2].Term == "half"
 }
 
 // perWord reports whether the words between a number and a unit of time make a rate ("a",

@@ -18,6 +18,7 @@ import (
 type transcript struct {
 	readings []reading
 	mentions map[string][]mref // term -> where it is said
+	answerOf [][2]int32        // (question segment, its answer)
 }
 
 // mref locates one fact of one segment.
@@ -26,53 +27,65 @@ type mref struct{ seg, fact int32 }
 // buildTranscript reads every segment (toks[i] is segment i's analysis) and settles what
 // questions mean from their answers: a question answered "no" negates what it asked about,
 // one answered "yes" affirms it, and one with no bare answer leaves it unknown.
+//
+// Questions here are wider than retrieval's (Index.info): speech transcribed without "?"
+// ("how about like fever or chills") asks through its words, and its asking part is the
+// clause from the last question cue on.
 func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 	tr := &x.tr
 	tr.readings = make([]reading, len(x.segs))
 	tr.mentions = make(map[string][]mref)
+	asks := make([]int, len(x.segs)) // byte where an unpunctuated question starts, or -1
 	for i := range x.segs {
 		tr.readings[i] = read(x.segs[i].Text, toks[i])
+		asks[i] = questionStart(x.segs[i].Text, toks[i], x.info[i].question)
 	}
-	for a := range x.info {
-		q := x.info[a].replyTo
-		if q < 0 {
+	// asking reports whether fact f of segment q is in a question: a clause ending in "?",
+	// or what follows the question cue of an unpunctuated one.
+	asking := func(q int, f *fact) bool {
+		for _, t := range toks[q] {
+			if t.Start <= f.start && f.start < t.End {
+				if t.Flags&clinicaltext.Question != 0 {
+					return true
+				}
+				break
+			}
+		}
+		return asks[q] >= 0 && f.start >= asks[q] && !hasQuestionMark(toks[q])
+	}
+	speaker := func(i int) int32 { return x.info[i].speaker }
+	for q := range x.segs {
+		if asks[q] < 0 {
 			continue
 		}
-		pol := answerPolarity(x.segs[a].Text, toks[a])
-		rq := &tr.readings[q]
-		for k := range rq.facts {
-			f := &rq.facts[k]
-			if !questionFact(toks[q], f) {
+		// The answer: the next turn by another speaker with words, within three turns
+		// and replyWindowMS.
+		pol, answered := 0, false
+		for a := q + 1; a < len(x.segs) && a <= q+3; a++ {
+			if speaker(a) == speaker(q) || !x.info[a].spoken {
 				continue
 			}
-			switch pol {
-			case -1:
-				if !f.neg {
-					f.neg = true
-				}
-				f.asked = false
-			case 1:
-				f.asked = false
-			default:
+			if x.segs[a].StartMS-x.segs[q].EndMS > replyWindowMS {
+				break
+			}
+			pol, answered = answerPolarity(x.segs[a].Text, toks[a]), true
+			tr.answerOf = append(tr.answerOf, [2]int32{int32(q), int32(a)})
+			break
+		}
+		for k := range tr.readings[q].facts {
+			f := &tr.readings[q].facts[k]
+			if !asking(q, f) {
+				continue
+			}
+			switch {
+			case f.aside:
+				f.asked = false // "apart from the inhaler, any other medicines?" presupposes it
+			case !answered || pol == 0 || f.others:
 				f.asked = true
-			}
-		}
-	}
-	for i := range x.info {
-		if !x.info[i].question {
-			continue
-		}
-		answered := false
-		for a := i + 1; a < len(x.info) && a <= i+3; a++ {
-			if x.info[a].replyTo == int32(i) {
-				answered = true
-			}
-		}
-		if !answered {
-			for k := range tr.readings[i].facts {
-				if questionFact(toks[i], &tr.readings[i].facts[k]) {
-					tr.readings[i].facts[k].asked = true
-				}
+			case pol == -1:
+				f.neg, f.asked = true, false
+			default:
+				f.asked = false
 			}
 		}
 	}
@@ -83,14 +96,51 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 	}
 }
 
-// questionFact reports whether fact f lies in a question clause of the segment.
-func questionFact(toks []clinicaltext.Token, f *fact) bool {
+// answerTo returns the segment answering question segment q, or -1.
+func (x *Index) answerTo(q int32) int32 {
+	for _, p := range x.tr.answerOf {
+		if p[0] == q {
+			return p[1]
+		}
+	}
+	return -1
+}
+
+// questionCues open a question in speech transcribed without "?".
+var questionCues = [][2]string{{"have", "you"}, {"do", "you"}, {"did", "you"}, {"are", "you"},
+	{"were", "you"}, {"is", "it"}, {"is", "there"}, {"was", "there"}, {"does", "it"}, {"did", "it"},
+	{"has", "it"}, {"can", "you"}, {"could", "you"}, {"how", "about"}, {"what", "about"}, {"any", ""},
+	{"anything", ""}, {"ever", ""}}
+
+func hasQuestionMark(toks []clinicaltext.Token) bool {
 	for _, t := range toks {
-		if t.Start == f.start || (t.Start <= f.start && f.start < t.End) {
-			return t.Flags&clinicaltext.Question != 0
+		if t.Flags&clinicaltext.Question != 0 {
+			return true
 		}
 	}
 	return false
+}
+
+// questionStart returns the byte offset where a segment asks something, or -1 when it asks
+// nothing: the first clause marked with "?" by the tokenizer, else, for a turn retrieval
+// counts as a question or one without sentence punctuation, the last question cue.
+func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int {
+	for _, t := range toks {
+		if t.Flags&clinicaltext.Question != 0 {
+			return t.Start
+		}
+	}
+	if !isQuestion && strings.ContainsAny(text, ".!") {
+		return -1
+	}
+	for k := len(toks) - 1; k >= 0; k-- {
+		for _, c := range questionCues {
+			if toks[k].Term == c[0] && (c[1] == "" || k+1 < len(toks) && toks[k+1].Term == c[1]) {
+				return toks[k].Start
+			}
+		}
+	}
+	return -1
 }
 
 // status of one claim.
@@ -126,12 +176,13 @@ func (x *Index) evidenceOf(spans []Span) evidence {
 		add(i, r)
 		add(i-1, r+1)
 		add(i+1, r+1)
-		if q := x.info[i].replyTo; q >= 0 {
-			add(int(q), r)
-		}
-		for a := i + 1; a < len(x.info) && a <= i+3; a++ {
-			if x.info[a].replyTo == int32(i) {
-				add(a, r)
+		for _, p := range x.tr.answerOf {
+			switch int(p[0]) {
+			case i:
+				add(int(p[1]), r)
+			}
+			if int(p[1]) == i {
+				add(int(p[0]), r)
 			}
 		}
 	}
@@ -148,6 +199,22 @@ type claimCheck struct {
 
 // verdictOf checks one sentence against the conversation, given its retrieved evidence.
 func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (Verdict, Severity, []Conflict, []Range) {
+	a := x.analyse(s, toks, spans)
+	return verdictFrom(&a, defaultVerdictModel)
+}
+
+// analysis is what the checker found about one sentence, before the verdict.
+type analysis struct {
+	text        string
+	r           reading
+	conflicts   []Conflict
+	unsupported []claimCheck
+	unsuppQ     []quantity
+	feat        [numVerdictFeatures]float64
+}
+
+// analyse reads a sentence, checks each claim and computes the features of the verdict.
+func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) analysis {
 	r := read(s.Text, toks)
 	if strings.HasPrefix(strings.ToUpper(s.Section), "FH") || strings.Contains(strings.ToLower(s.Section), "family") ||
 		strings.HasPrefix(strings.TrimSpace(s.Text), "FH") {
@@ -177,9 +244,17 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	// two-word concept it ends ("heart attack"); it is supported when it or one of them is.
 	var unsupported []claimCheck
 	supportedWeight, totalWeight := 0.0, 0.0
+	inQuantity := func(f *fact) bool {
+		for _, q := range r.quants {
+			if f.start >= q.start && f.end <= q.end {
+				return true
+			}
+		}
+		return false
+	}
 	for k := range r.facts {
 		f := &r.facts[k]
-		if f.expansion || f.phrase {
+		if f.expansion || f.phrase || isNum(f.term) && inQuantity(f) {
 			continue
 		}
 		alts := alternatives(r.facts, k)
@@ -208,6 +283,8 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 		case stNegated:
 			switch {
 			case f.asked:
+			case x.tr.readings[c.where.seg].facts[c.where.fact].never && !aboutHistory(s):
+				// "I've never had a migraine" denies a past, not today's diagnosis.
 			case conflictCategory(c.f.cat):
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
 			}
@@ -240,11 +317,7 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 			if m, ok := x.drugConflict(f, ev); ok {
 				addConflict(ConflictMedication, Range{f.start, f.end}, m, -1)
 			}
-		case f.cat&clinicaltext.Body != 0 && f.cat&(clinicaltext.Condition|clinicaltext.Symptom) == 0:
-			if m, ok := x.kindInEvidence(f, ev, clinicaltext.Body); ok {
-				addConflict(ConflictSite, Range{f.start, f.end}, m, -1)
-			}
-		case f.cat&clinicaltext.Condition != 0:
+		case f.cat&clinicaltext.Condition != 0 && specific(f.term):
 			if m, ok := x.kindInEvidence(f, ev, clinicaltext.Condition); ok {
 				addConflict(ConflictCondition, Range{f.start, f.end}, m, -1)
 			}
@@ -254,8 +327,11 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	// Attribute values: a side, a quality, a severity the conversation gives otherwise.
 	for k := range r.facts {
 		f := &r.facts[k]
-		if f.group == "" || f.asked {
-			continue
+		if f.group == "" || f.asked || f.neg || f.expansion && f.group != "side" && f.group != "vertical" {
+			continue // "no pain on the lateral side" says nothing of the medial one
+		}
+		if twoValues(r, f) {
+			continue // "dull ache with sharp pain": the sentence gives both
 		}
 		if m, ok := x.groupConflict(f, r, ev); ok {
 			kind := ConflictQuality
@@ -287,41 +363,90 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 		}
 	}
 
-	if len(conflicts) > 0 {
-		slices.SortFunc(conflicts, func(a, b Conflict) int { return a.Claim.Start - b.Claim.Start })
-		return Contradicted, conflictSeverity(conflicts, r), conflicts, nil
-	}
-
-	// Unmentioned: salient claims found nowhere.
-	strong := 0.0
-	var ranges []Range
+	slices.SortFunc(conflicts, func(a, b Conflict) int { return a.Claim.Start - b.Claim.Start })
+	a := analysis{text: s.Text, r: r, conflicts: conflicts, unsupported: unsupported, unsuppQ: unsupportedQ}
+	f := &a.feat
+	f[vBias] = 1
 	for _, c := range unsupported {
-		strong = math.Max(strong, c.weight)
-		ranges = append(ranges, Range{c.f.start, c.f.end})
+		f[vMaxAbsent] = math.Max(f[vMaxAbsent], c.weight)
+		f[vSumAbsent] += c.weight
+		switch {
+		case c.f.cat&clinicaltext.Drug != 0:
+			f[vAbsentDrug] = 1
+		case c.f.cat&(clinicaltext.Condition|clinicaltext.Procedure) != 0:
+			f[vAbsentConcept] = 1
+		case isNum(c.f.term):
+			f[vAbsentNumber] = 1
+		}
+		if specific(c.f.term) {
+			f[vAbsentSpecific]++
+		}
 	}
 	for _, q := range unsupportedQ {
-		strong = math.Max(strong, quantityWeight(q))
-		ranges = append(ranges, Range{q.start, q.end})
+		f[vAbsentQuantity] = math.Max(f[vAbsentQuantity], quantityWeight(q))
 	}
-	share := 0.0
 	if totalWeight > 0 {
-		share = supportedWeight / totalWeight
+		f[vUnsupShare] = 1 - supportedWeight/totalWeight
 	}
-	if len(spans) == 0 || strong >= strongAbsent || (share < minSupportShare && totalWeight-supportedWeight >= minAbsentWeight) {
-		if len(ranges) == 0 {
-			ranges = []Range{{0, len(s.Text)}}
+	for _, c := range conflicts {
+		switch c.Kind {
+		case ConflictNegation:
+			f[vConflictNeg]++
+		case ConflictAttribution:
+			f[vConflictOther]++
+		case ConflictSite, ConflictQuality:
+			f[vConflictValue]++
+		case ConflictNumber, ConflictDuration, ConflictDose:
+			f[vConflictQuantity]++
+		case ConflictMedication:
+			f[vConflictDrug]++
+		case ConflictCondition:
+			f[vConflictCondition]++
 		}
-		return Unmentioned, unmentionedSeverity(unsupported, unsupportedQ), nil, mergeRanges(ranges)
 	}
-	return Supported, "", nil, nil
+	if len(spans) > 0 {
+		f[vTopScore] = spans[0].Score
+	} else {
+		f[vNoSpans] = 1
+	}
+	f[vFacts] = math.Log1p(totalWeight)
+	return a
 }
 
-// Thresholds of the unmentioned decision.
-const (
-	strongAbsent    = 1.0  // a claim this salient found nowhere flags the sentence
-	minSupportShare = 0.55 // below this share of claim weight supported, the sentence is flagged,
-	minAbsentWeight = 0.6  // if at least this much weight is unsupported
-)
+// verdictFrom turns an analysis into a verdict: the model's probability that the sentence is
+// wrong decides whether it is flagged; a flagged sentence with conflicts is contradicted, one
+// without is unmentioned.
+func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, []Range) {
+	if m.prob(&a.feat) < m.Threshold {
+		return Supported, "", nil, nil
+	}
+	if len(a.conflicts) > 0 {
+		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
+	}
+	var ranges []Range
+	for _, c := range a.unsupported {
+		ranges = append(ranges, Range{c.f.start, c.f.end})
+	}
+	for _, q := range a.unsuppQ {
+		ranges = append(ranges, Range{q.start, q.end})
+	}
+	if len(ranges) == 0 {
+		ranges = []Range{{0, len(a.text)}}
+	}
+	return Unmentioned, unmentionedSeverity(a.unsupported, a.unsuppQ), nil, mergeRanges(ranges)
+}
+
+// aboutHistory reports whether a sentence speaks of the past as a whole (past medical or
+// family history, previous episodes), where "never" in the conversation contradicts it.
+func aboutHistory(s Sentence) bool {
+	t := strings.ToLower(s.Section + " " + s.Text)
+	for _, w := range []string{"pmh", "history", "hx", "previous", "before", "prior", "fh", "past"} {
+		if strings.Contains(t, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // headingEnd returns the end of a leading "Heading:" of a few words, or 0.
 func headingEnd(text string) int {
@@ -337,27 +462,40 @@ func headingEnd(text string) int {
 	return i
 }
 
-// claimWeight says how much a fact of the sentence matters to its truth: concepts that could
-// change care most, plain content words least, and words of no content not at all.
+// claimWeight says how much a fact of the sentence matters to its truth when the conversation
+// does not say it: its kind (concepts that could change care most, plain words least) times how
+// often notes' uses of the word are said in the consultation (claimterms.tsv), so that note
+// vocabulary ("reports", "discussed") weighs little and concrete words much.
 func claimWeight(f *fact) float64 {
+	var base float64
 	switch {
-	case f.cat&(clinicaltext.Drug|clinicaltext.Condition|clinicaltext.Procedure) != 0:
-		return 1
-	case f.cat&(clinicaltext.Symptom|clinicaltext.Habit) != 0:
-		return 0.8
-	case f.cat&clinicaltext.Body != 0:
-		return 0.6
-	case f.cat&clinicaltext.Relative != 0:
-		return 0.5
-	case f.group != "":
-		return 0.4
 	case isNum(f.term):
-		return 0 // numbers are checked as quantities
+		return weightNumber // a number no quantity explains: checked as a word
 	case len(f.term) <= 2:
 		return 0
+	case f.cat&(clinicaltext.Drug|clinicaltext.Condition|clinicaltext.Procedure) != 0:
+		base = weightConcept
+	case f.cat&(clinicaltext.Symptom|clinicaltext.Habit) != 0:
+		base = weightSymptom
+	case f.cat&clinicaltext.Body != 0:
+		base = weightBody
+	case f.cat&clinicaltext.Relative != 0, f.group != "":
+		base = weightValue
+	default:
+		base = weightWord
 	}
-	return 0.3
+	return base * sayRate(f.term)
 }
+
+// Weights of the kinds of claim.
+const (
+	weightConcept = 1.0
+	weightSymptom = 0.9
+	weightBody    = 0.7
+	weightValue   = 0.6
+	weightWord    = 0.5
+	weightNumber  = 0.5
+)
 
 func quantityWeight(q quantity) float64 {
 	if q.class == qDose {
@@ -396,6 +534,9 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 			}
 		}
 		if len(ms) == 0 {
+			if m, ok := x.classSaid(f); ok {
+				return claimCheck{f: f, st: stFound, where: m} // "salbutamol" for "the blue inhaler"
+			}
 			return claimCheck{f: f, st: stAbsent}
 		}
 	}
@@ -436,9 +577,9 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	}
 	if c, ok := best(true); ok {
 		if c.st == stNegated || c.st == stOther {
-			// A conflict in the evidence stands unless the same claim is said elsewhere
-			// nearby in the same way.
-			if g, ok := best(false); ok && g.st == stFound && x.near(g.where.seg, ev) {
+			// A conflict in the evidence stands unless the same claim is said elsewhere in
+			// the same way: nearby for a negation, anywhere for whose it is.
+			if g, ok := best(false); ok && g.st == stFound && (c.st == stOther || x.near(g.where.seg, ev)) {
 				return g
 			}
 		}
@@ -446,6 +587,26 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	}
 	c, _ := best(false)
 	return c
+}
+
+// genericDrugWords are classes too broad to back or contradict a named drug.
+var genericDrugWords = map[string]bool{"drug": true, "medic": true, "medicin": true, "medica": true,
+	"medicinal drug": true, "medicament": true, "pill": true, "tablet": true, "agent": true}
+
+// classSaid finds an affirmed mention of a specific class of drug f ("inhaler" for
+// salbutamol, "antibiotics" for amoxicillin): a note may name the drug of a class discussed.
+func (x *Index) classSaid(f *fact) (mref, bool) {
+	for _, cl := range clinicaltext.DrugClasses(f.term) {
+		if genericDrugWords[cl] {
+			continue
+		}
+		for _, m := range x.tr.mentions[cl] {
+			if g := x.tr.readings[m.seg].facts[m.fact]; !g.asked && g.neg == f.neg && g.other == f.other {
+				return m, true
+			}
+		}
+	}
+	return mref{}, false
 }
 
 // sameDrug reports whether alt is another name of drug term (not merely its class).
@@ -490,7 +651,7 @@ func (x *Index) bridged(f *fact) bool {
 		return false
 	}
 	limit := 1
-	if n >= 9 {
+	if n >= 8 {
 		limit = 2
 	}
 	for t := range x.tr.mentions {
@@ -542,14 +703,25 @@ func editDistance(a, b string, limit int) int {
 // negated ("I don't think you need antibiotics"), or another drug named in the evidence.
 func (x *Index) drugConflict(f *fact, ev evidence) (mref, bool) {
 	for _, cl := range clinicaltext.DrugClasses(f.term) {
-		switch cl {
-		case "drug", "medic", "medicin", "medica":
+		if genericDrugWords[cl] {
 			continue
 		}
-		for _, m := range x.tr.mentions[cl] {
-			if g := x.tr.readings[m.seg].facts[m.fact]; g.neg != f.neg && !g.asked {
-				return m, true
+		var denied *mref
+		affirmed := false
+		for i, m := range x.tr.mentions[cl] {
+			g := x.tr.readings[m.seg].facts[m.fact]
+			switch {
+			case g.asked:
+			case g.neg != f.neg:
+				if denied == nil {
+					denied = &x.tr.mentions[cl][i]
+				}
+			default:
+				affirmed = true
 			}
+		}
+		if denied != nil && !affirmed {
+			return *denied, true
 		}
 	}
 	return x.kindInEvidence(f, ev, clinicaltext.Drug)
@@ -562,7 +734,7 @@ func (x *Index) kindInEvidence(f *fact, ev evidence, kind clinicaltext.Category)
 	bestRank := math.MaxInt
 	for s, rank := range ev {
 		for k, g := range x.tr.readings[s].facts {
-			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other {
+			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other || !specific(g.term) {
 				continue
 			}
 			if kind == clinicaltext.Body && g.cat&clinicaltext.Relative != 0 {
@@ -574,6 +746,14 @@ func (x *Index) kindInEvidence(f *fact, ev evidence, kind clinicaltext.Category)
 		}
 	}
 	return best, bestRank < math.MaxInt
+}
+
+// specific reports whether a term names something particular enough to be swapped for another
+// of its kind: not among general English's 5,000 most frequent words ("unwell", "hurt", "cold"
+// are; "asthma", "migraine", "amoxicillin" are not).
+func specific(term string) bool {
+	r := clinicaltext.WordRank(term)
+	return r == 0 || r > 5
 }
 
 // groupConflict finds, for an attribute value of the sentence ("right", "dry"), the evidence
@@ -618,27 +798,36 @@ func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
 	return other, true
 }
 
-// checkQuantity compares a quantity of the sentence with those of the same class the
-// conversation states: in the evidence region, else in segments that share a claim with the
-// sentence. It returns stFound on a match, stNegated (a conflict) when only other values
-// are found, stAbsent when there is none.
+// twoValues reports whether the sentence gives two values of f's group.
+func twoValues(r reading, f *fact) bool {
+	for _, g := range r.facts {
+		if g.group == f.group && g.value != f.value && !g.neg {
+			return true
+		}
+	}
+	return false
+}
+
+// checkQuantity compares a quantity of the sentence with those of the same class and unit
+// the conversation states. The evidence region decides first: a match there supports it; only
+// other values there are a conflict, unless the same value is said near it. Without such a
+// quantity in the evidence, segments that share a concept with the sentence decide the same
+// way; failing those, the same value said anywhere supports it. It returns stFound, stNegated
+// (a conflict, with the mention) or stAbsent.
 func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status) {
-	var conflict mref
-	hasConflict := false
-	look := func(s int32) bool {
+	scan := func(s int32) (match bool, other mref, hasOther bool) {
 		for k, p := range x.tr.readings[s].quants {
-			if p.class != q.class || p.unit != q.unit {
+			if p.class != q.class || p.unit != q.unit || p.neg {
 				continue
 			}
 			if overlaps(p, q) {
-				return true
+				return true, mref{}, false
 			}
-			if !hasConflict {
-				conflict = mref{s, int32(-1 - k)}
-				hasConflict = true
+			if !hasOther {
+				other, hasOther = mref{s, int32(-1 - k)}, true
 			}
 		}
-		return false
+		return false, other, hasOther
 	}
 	ordered := make([]int32, 0, len(ev))
 	for s := range ev {
@@ -650,31 +839,45 @@ func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status)
 		}
 		return int(a - b)
 	})
+	var conflict mref
+	hasConflict := false
 	for _, s := range ordered {
-		if look(s) {
+		match, other, has := scan(s)
+		if match {
 			return mref{}, stFound
 		}
-	}
-	// Elsewhere: the same value anywhere backs it; another value counts only in a segment
-	// that shares a concept with the sentence.
-	for s := range x.tr.readings {
-		for _, p := range x.tr.readings[s].quants {
-			if p.class == q.class && p.unit == q.unit && overlaps(p, q) {
-				return mref{}, stFound
-			}
+		if has && !hasConflict {
+			conflict, hasConflict = other, true
 		}
 	}
 	if hasConflict {
+		for s := range x.tr.readings {
+			if x.near(int32(s), ev) {
+				if match, _, _ := scan(int32(s)); match {
+					return mref{}, stFound
+				}
+			}
+		}
 		return conflict, stNegated
 	}
 	for s := range x.tr.readings {
 		if !sharesConcept(x.tr.readings[s], r) {
 			continue
 		}
-		for k, p := range x.tr.readings[s].quants {
-			if p.class == q.class && p.unit == q.unit {
-				return mref{int32(s), int32(-1 - k)}, stNegated
-			}
+		match, other, has := scan(int32(s))
+		if match {
+			return mref{}, stFound
+		}
+		if has && !hasConflict {
+			conflict, hasConflict = other, true
+		}
+	}
+	if hasConflict {
+		return conflict, stNegated
+	}
+	for s := range x.tr.readings {
+		if match, _, _ := scan(int32(s)); match {
+			return mref{}, stFound
 		}
 	}
 	return mref{}, stAbsent
@@ -718,15 +921,10 @@ func (x *Index) conflictAt(kind ConflictKind, claim Range, m mref, _ int) Confli
 		}
 	}
 	// A question whose answer settled it: point at the answer.
-	if m.fact >= 0 && x.info[m.seg].question {
-		for a := int(m.seg) + 1; a < len(x.info) && a <= int(m.seg)+3; a++ {
-			if x.info[a].replyTo == m.seg && kind == ConflictNegation {
-				seg = &x.segs[a]
-				start, end = 0, len(seg.Text)
-				m.seg = int32(a)
-				break
-			}
-		}
+	if a := x.answerTo(m.seg); a >= 0 && m.fact >= 0 && kind == ConflictNegation && rd.facts[m.fact].start >= 0 {
+		seg = &x.segs[a]
+		start, end = 0, len(seg.Text)
+		m.seg = a
 	}
 	c := Conflict{Kind: kind, Claim: claim, SegmentID: seg.ID, CharStart: start, CharEnd: end,
 		StartMS: seg.StartMS, EndMS: seg.EndMS}

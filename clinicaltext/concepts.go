@@ -161,3 +161,52 @@ func ValueOf(term string) string { return conc.value[term] }
 
 // MaxConceptWords is the number of words of the longest phrase CategoryOf or GroupOf knows.
 func MaxConceptWords() int { return conc.maxWords }
+
+//go:embed wordrank.tsv
+var wordRankTSV string
+
+var wordRank = func() map[string]uint8 {
+	m := make(map[string]uint8, 40000)
+	for _, line := range strings.Split(wordRankTSV, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		w, r, ok := strings.Cut(line, "\t")
+		n := 0
+		for _, c := range r {
+			n = n*10 + int(c-'0')
+		}
+		if !ok || n < 1 || n > 255 {
+			panic("clinicaltext: wordrank.tsv: bad line " + line)
+		}
+		m[w] = uint8(n)
+	}
+	return m
+}()
+
+// WordRank says how common an analysed term is in general English: its frequency rank in
+// thousands (1 for the 1,000 most frequent words, up to 60), or 0 when it is rarer than that
+// or not an English word (most drug names, many clinical terms).
+func WordRank(term string) int { return int(wordRank[term]) }
+
+// drugSuffixes end many generic drug names (International Nonproprietary Name stems).
+var drugSuffixes = []string{"cillin", "mycin", "cyclin", "floxacin", "azol", "prazol", "tidin", "pril",
+	"sartan", "statin", "olol", "dipin", "triptan", "oxetin", "xetin", "zepam", "zolam", "codon",
+	"morphon", "profen", "fenac", "coxib", "parin", "gliptin", "gliflozin", "glutid", "formin",
+	"lukast", "terol", "solon", "tadol", "setron", "zosin", "tropium", "nazol", "vudin", "navir",
+	"semid", "thiazid", "azepin", "ipramin", "triptylin", "peridon", "apin", "oxacin"}
+
+// LooksLikeDrug reports whether an analysed term that no table names is probably a drug: a
+// word rarer than general English's 60,000 most frequent that ends like a generic drug name
+// ("tapentadol", "dapagliflozin").
+func LooksLikeDrug(term string) bool {
+	if len(term) < 6 || wordRank[term] != 0 || conc.cat[term] != 0 {
+		return false
+	}
+	for _, s := range drugSuffixes {
+		if strings.HasSuffix(term, s) {
+			return true
+		}
+	}
+	return false
+}

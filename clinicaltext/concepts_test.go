@@ -38,3 +38,20 @@ func TestConcepts(t *testing.T) {
 		t.Error("left and right should share a group apart from dry")
 	}
 }
+
+func TestWordRank(t *testing.T) {
+	if r := WordRank("the"); r != 1 {
+		t.Errorf("WordRank(the) = %d, want 1", r)
+	}
+	if r := WordRank(Stem("knee")); r < 1 || r > 10 {
+		t.Errorf("WordRank(knee) = %d, want a common word", r)
+	}
+	if r := WordRank(Stem("tapentadol")); r != 0 {
+		t.Errorf("WordRank(tapentadol) = %d, want 0 (rare)", r)
+	}
+	for w, want := range map[string]bool{"tapentadol": true, "dapagliflozin": true, "control": false, "alcohol": false, "knee": false} {
+		if got := LooksLikeDrug(Stem(w)); got != want {
+			t.Errorf("LooksLikeDrug(%q) = %v, want %v", w, got, want)
+		}
+	}
+}
