@@ -188,7 +188,7 @@ func read(text string, toks []clinicaltext.Token) reading {
 			if firstPerson[w] {
 				otherCue = -1
 			}
-			if (w == "right") && lateralContext(toks, i) {
+			if (w == "right") && lateralContext(text, toks, i) {
 				r.facts = append(r.facts, fact{term: "right", start: t.Start, end: t.End, cue: t.Start, pos: t.Pos,
 					group: "side", neg: negCue >= 0, other: otherCue >= 0, asked: hypo})
 			}
@@ -229,7 +229,7 @@ func read(text string, toks []clinicaltext.Token) reading {
 		f := fact{term: t.Term, start: t.Start, end: t.End, cue: t.Start, pos: t.Pos, cat: cat,
 			group: clinicaltext.GroupOf(t.Term), value: clinicaltext.ValueOf(t.Term), asked: hypo,
 			expansion: t.Flags&clinicaltext.Expansion != 0, aside: aside, others: others}
-		if f.group == "side" && !lateralContext(toks, i) {
+		if f.group == "side" && !lateralContext(text, toks, i) {
 			f.group = ""
 		}
 		if f.expansion && lastContent >= 0 && r.facts[lastContent].pos == t.Pos {
@@ -273,8 +273,37 @@ func read(text string, toks []clinicaltext.Token) reading {
 		}
 	}
 	r.facts = append(r.facts, valuePhrases(text, r.facts)...)
+	r.facts = append(r.facts, spokenNumbers(text, toks)...)
 	r.quants = readQuantities(text, toks, r.facts)
 	return r
+}
+
+// spokenNumbers reads numbers said digit group by digit group, as readings of blood pressure
+// and prices are: "one sixty nine" is 169 (analysed as 1 and 69), "one twenty" 120. Each
+// gives an extra number fact over the words, beside the plain reading.
+func spokenNumbers(text string, toks []clinicaltext.Token) []fact {
+	var out []fact
+	for i := 0; i+1 < len(toks); i++ {
+		a, b := toks[i], toks[i+1]
+		if a.Flags&clinicaltext.Number == 0 || b.Flags&clinicaltext.Number == 0 || b.Pos != a.Pos+1 {
+			continue
+		}
+		if strings.TrimSpace(text[a.End:b.Start]) != "" || isDigitText(text[a.Start:a.End]) {
+			continue // "3-5", "6, 7" and digits are ranges or lists, not spoken groups
+		}
+		x, err1 := strconv.Atoi(a.Term)
+		y, err2 := strconv.Atoi(b.Term)
+		if err1 != nil || err2 != nil || x < 1 || x > 9 || y < 10 || y > 99 {
+			continue
+		}
+		v := strconv.Itoa(100*x + y)
+		out = append(out, fact{term: v, start: a.Start, end: b.End, cue: a.Start, pos: b.Pos, expansion: true})
+	}
+	return out
+}
+
+func isDigitText(s string) bool {
+	return s != "" && s[0] >= '0' && s[0] <= '9'
 }
 
 // phraseValues are attribute values said in phrases of function words, which analysis drops:
@@ -365,13 +394,23 @@ func postNegates(toks []clinicaltext.Token, i int, text string) bool {
 // lateralContext reports whether "left" or "right" at toks[i] names a side: a body part,
 // "side", a vertical position or another side word follows within two words, or a body part
 // comes just before ("knee, right").
-func lateralContext(toks []clinicaltext.Token, i int) bool {
+func lateralContext(text string, toks []clinicaltext.Token, i int) bool {
 	// "on the left", "to the right", "the left one".
 	if i >= 2 && toks[i-1].Term == "the" {
 		switch toks[i-2].Term {
 		case "on", "to", "at", "from", "toward", "towards", "of", "in":
 			return true
 		}
+	}
+	// "Right, OK": a filler, not a side.
+	if rest := strings.TrimLeft(text[toks[i].End:], " "); rest != "" && strings.ContainsAny(rest[:1], ",.!?") {
+		// "... elbow swelling right.": a side after the body part it qualifies.
+		for k := i - 1; k >= 0 && k >= i-3; k-- {
+			if clinicaltext.CategoryOf(toks[k].Term)&clinicaltext.Body != 0 {
+				return true
+			}
+		}
+		return false
 	}
 	seen := 0
 	for k := i + 1; k < len(toks) && seen < 3; k++ {
@@ -380,8 +419,11 @@ func lateralContext(toks []clinicaltext.Token, i int) bool {
 		}
 		w := toks[k].Term
 		if w == "side" || w == "sid" || w == "hand" || clinicaltext.CategoryOf(w)&clinicaltext.Body != 0 ||
-			clinicaltext.GroupOf(w) == "vertical" || w == "and" || w == "or" {
+			clinicaltext.GroupOf(w) == "vertical" {
 			return true
+		}
+		if (w == "and" || w == "or") && k+1 < len(toks) && clinicaltext.GroupOf(toks[k+1].Term) == "side" {
+			return true // "left and right"
 		}
 		if toks[k].Flags&clinicaltext.Stop == 0 {
 			seen++
@@ -607,7 +649,7 @@ func answerPolarity(text string, toks []clinicaltext.Token) int {
 		case "no", "nope", "nah", "never", "not", "none", "nothing", "neither", "nobody":
 			rest := strings.TrimLeft(text[t.End:], " ")
 			if t.Term == "no" && rest != "" && !strings.ContainsAny(rest[:1], ",.!?;-") &&
-				!(k+1 < len(toks) && (toks[k+1].Term == "no" || toks[k+1].Term == "not")) {
+				!(k+1 < len(toks) && (toks[k+1].Term == "no" || toks[k+1].Term == "not" || toks[k+1].Term == "nothing" || toks[k+1].Term == "never")) {
 				return 0
 			}
 			return -1

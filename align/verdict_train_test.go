@@ -194,3 +194,100 @@ const (
 	verdictLambda     = 1.0
 	maxTrainFalseFlag = 0.06
 )
+
+var flagVerdictCV = flag.Bool("verdictcv", false, "cross-validate verdict model choices on the train consultations (by consultation)")
+
+// TestVerdictCV compares verdict learners by 3-fold cross-validation over the train
+// consultations: catch at a threshold that keeps the training folds' false flags at
+// maxTrainFalseFlag, and the false flags that threshold gives on the held-out fold.
+func TestVerdictCV(t *testing.T) {
+	if !*flagVerdictCV {
+		t.Skip("run with -verdictcv")
+	}
+	ex := loadVerifyExamples(t, "train")
+	fold := func(e verifyExample) int {
+		id := e.label.SentenceID
+		enc := id[:strings.LastIndex(id, "-s")]
+		h := 0
+		for _, c := range enc {
+			h = h*31 + int(c)
+		}
+		return (h%3 + 3) % 3
+	}
+	type learner struct {
+		name string
+		fit  func([]trainExample) func(*[numFeatures]float64) float64
+	}
+	learners := []learner{
+		{"lr1", func(rows []trainExample) func(*[numFeatures]float64) float64 {
+			w := fitRaw(rows, numVerdictFeatures, 1)
+			return func(f *[numFeatures]float64) float64 { return sigmoidDot(w, f[:numVerdictFeatures]) }
+		}},
+		{"lr10", func(rows []trainExample) func(*[numFeatures]float64) float64 {
+			w := fitRaw(rows, numVerdictFeatures, 10)
+			return func(f *[numFeatures]float64) float64 { return sigmoidDot(w, f[:numVerdictFeatures]) }
+		}},
+	}
+	for _, nt := range []int{50, 150} {
+		for _, d := range []int{2, 3} {
+			nt, d := nt, d
+			learners = append(learners, learner{fmt.Sprintf("gbt%d-d%d", nt, d), func(rows []trainExample) func(*[numFeatures]float64) float64 {
+				base, trees := fitBoosted(rows, nt, d, 0.1)
+				return func(f *[numFeatures]float64) float64 {
+					s := base
+					for _, tr := range trees {
+						s += tr.eval(f)
+					}
+					return 1 / (1 + math.Exp(-s))
+				}
+			}})
+		}
+	}
+	rowOf := func(e verifyExample) trainExample {
+		var r trainExample
+		copy(r.feat[:], e.a.feat[:])
+		r.label = verdictTarget(e.label)
+		return r
+	}
+	for _, l := range learners {
+		var alt, caught, orig, ff float64
+		for k := 0; k < 3; k++ {
+			var rows []trainExample
+			for _, e := range ex {
+				if fold(e) != k && verdictTarget(e.label) >= 0 {
+					rows = append(rows, rowOf(e))
+				}
+			}
+			p := l.fit(rows)
+			var op []float64
+			for _, e := range ex {
+				if fold(e) != k && e.label.Class == "original" && e.label.Verdict == "supported" {
+					r := rowOf(e)
+					op = append(op, p(&r.feat))
+				}
+			}
+			slices.Sort(op)
+			th := op[min(int(float64(len(op))*(1-maxTrainFalseFlag)), len(op)-1)] + 1e-9
+			for _, e := range ex {
+				if fold(e) != k {
+					continue
+				}
+				r := rowOf(e)
+				fl := p(&r.feat) >= th
+				switch {
+				case e.label.Class != "original":
+					alt++
+					if fl {
+						caught++
+					}
+				case e.label.Verdict == "supported":
+					orig++
+					if fl {
+						ff++
+					}
+				}
+			}
+		}
+		t.Logf("%-10s catch %.3f false_flag %.3f", l.name, caught/alt, ff/orig)
+	}
+}

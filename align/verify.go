@@ -58,11 +58,12 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 		if asks[q] < 0 {
 			continue
 		}
-		// The answer: the next turn by another speaker with words, within three turns
-		// and replyWindowMS.
+		// The answer: the next turn by another speaker with words, within four turns
+		// and replyWindowMS, that does not start while the question is still being
+		// asked (a backchannel).
 		pol, answered := 0, false
-		for a := q + 1; a < len(x.segs) && a <= q+3; a++ {
-			if speaker(a) == speaker(q) || !x.info[a].spoken {
+		for a := q + 1; a < len(x.segs) && a <= q+4; a++ {
+			if speaker(a) == speaker(q) || !x.info[a].spoken || x.segs[a].StartMS < x.segs[q].EndMS-overlapMS {
 				continue
 			}
 			if x.segs[a].StartMS-x.segs[q].EndMS > replyWindowMS {
@@ -96,6 +97,9 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 	}
 }
 
+// overlapMS is how long before a question's end its answer may start.
+const overlapMS = 1000
+
 // answerTo returns the segment answering question segment q, or -1.
 func (x *Index) answerTo(q int32) int32 {
 	for _, p := range x.tr.answerOf {
@@ -123,7 +127,7 @@ func hasQuestionMark(toks []clinicaltext.Token) bool {
 
 // questionStart returns the byte offset where a segment asks something, or -1 when it asks
 // nothing: the first clause marked with "?" by the tokenizer, else, for a turn retrieval
-// counts as a question or one without sentence punctuation, the last question cue.
+// counts as a question or one without sentence punctuation, the first question cue.
 func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int {
 	for _, t := range toks {
 		if t.Flags&clinicaltext.Question != 0 {
@@ -133,7 +137,7 @@ func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int 
 	if !isQuestion && strings.ContainsAny(text, ".!") {
 		return -1
 	}
-	for k := len(toks) - 1; k >= 0; k-- {
+	for k := range toks {
 		for _, c := range questionCues {
 			if toks[k].Term == c[0] && (c[1] == "" || k+1 < len(toks) && toks[k+1].Term == c[1]) {
 				return toks[k].Start
@@ -243,24 +247,19 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	// checked with its alternatives: the terms its abbreviation or synonym expands to and a
 	// two-word concept it ends ("heart attack"); it is supported when it or one of them is.
 	var unsupported []claimCheck
+	var found []foundFact
 	supportedWeight, totalWeight := 0.0, 0.0
-	inQuantity := func(f *fact) bool {
-		for _, q := range r.quants {
-			if f.start >= q.start && f.end <= q.end {
-				return true
-			}
-		}
-		return false
-	}
 	for k := range r.facts {
 		f := &r.facts[k]
-		if f.expansion || f.phrase || isNum(f.term) && inQuantity(f) {
+		if f.expansion || f.phrase {
 			continue
 		}
 		alts := alternatives(r.facts, k)
 		w := claimWeight(f)
 		for _, a := range alts {
-			w = math.Max(w, claimWeight(&r.facts[a]))
+			if r.facts[a].expansion {
+				w = math.Max(w, claimWeight(&r.facts[a]))
+			}
 		}
 		if w == 0 || f.asked && f.cat == 0 {
 			continue
@@ -280,6 +279,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 		switch c.st {
 		case stFound, stAsked:
 			supportedWeight += w
+			found = append(found, foundFact{c.f, w})
 		case stNegated:
 			switch {
 			case f.asked:
@@ -301,7 +301,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			}
 			c.weight = w
 			for _, a := range alts {
-				if r.facts[a].cat != 0 && f.cat == 0 {
+				if r.facts[a].cat != 0 && f.cat == 0 && r.facts[a].expansion {
 					c.f = &r.facts[a] // judge the word by the concept it stands for
 				}
 			}
@@ -410,7 +410,65 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 		f[vNoSpans] = 1
 	}
 	f[vFacts] = math.Log1p(totalWeight)
+	f[vOutOfWindow] = x.outOfWindow(found)
 	return a
+}
+
+// foundFact is a claim of the sentence the conversation says, with its weight.
+type foundFact struct {
+	f *fact
+	w float64
+}
+
+// windowSegments is the half-width of the stretch of conversation one sentence's claims are
+// expected to come from.
+const windowSegments = 4
+
+// outOfWindow returns the heaviest claim that is said only outside the stretch of the
+// conversation (2*windowSegments+1 segments) that holds most of the sentence's claim weight:
+// a word of the sentence that belongs to another moment of the visit. A note sentence usually
+// reports one moment; a wrong one often borrows a word said elsewhere.
+func (x *Index) outOfWindow(found []foundFact) float64 {
+	if len(found) < 2 {
+		return 0
+	}
+	segsOf := make([][]int32, len(found))
+	for i, ff := range found {
+		for _, m := range x.tr.mentions[ff.f.term] {
+			segsOf[i] = append(segsOf[i], m.seg)
+		}
+	}
+	bestCover, bestCenter := -1.0, int32(0)
+	for _, cands := range segsOf {
+		for _, c := range cands {
+			cover := 0.0
+			for i, ss := range segsOf {
+				for _, s := range ss {
+					if s >= c-windowSegments && s <= c+windowSegments {
+						cover += found[i].w
+						break
+					}
+				}
+			}
+			if cover > bestCover {
+				bestCover, bestCenter = cover, c
+			}
+		}
+	}
+	out := 0.0
+	for i, ss := range segsOf {
+		in := false
+		for _, s := range ss {
+			if s >= bestCenter-windowSegments && s <= bestCenter+windowSegments {
+				in = true
+				break
+			}
+		}
+		if !in {
+			out = math.Max(out, found[i].w)
+		}
+	}
+	return out
 }
 
 // verdictFrom turns an analysis into a verdict: the model's probability that the sentence is
@@ -494,7 +552,7 @@ const (
 	weightBody    = 0.7
 	weightValue   = 0.6
 	weightWord    = 0.5
-	weightNumber  = 0.5
+	weightNumber  = 1.0
 )
 
 func quantityWeight(q quantity) float64 {
@@ -540,6 +598,15 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 			return claimCheck{f: f, st: stAbsent}
 		}
 	}
+	// Words said as such decide before terms a synonym or abbreviation stands for ("sick"
+	// may be said of a headache; "vomiting" is what it is).
+	surface := false
+	for _, m := range ms {
+		if !x.tr.readings[m.seg].facts[m.fact].expansion {
+			surface = true
+			break
+		}
+	}
 	best := func(inEv bool) (claimCheck, bool) {
 		var neg, other, asked *mref
 		for i := range ms {
@@ -548,6 +615,9 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 				continue
 			}
 			g := &x.tr.readings[m.seg].facts[m.fact]
+			if surface && g.expansion {
+				continue
+			}
 			switch {
 			case g.asked:
 				if asked == nil {
@@ -734,7 +804,7 @@ func (x *Index) kindInEvidence(f *fact, ev evidence, kind clinicaltext.Category)
 	bestRank := math.MaxInt
 	for s, rank := range ev {
 		for k, g := range x.tr.readings[s].facts {
-			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other || !specific(g.term) {
+			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other || !verySpecific(g.term) {
 				continue
 			}
 			if kind == clinicaltext.Body && g.cat&clinicaltext.Relative != 0 {
@@ -756,6 +826,13 @@ func specific(term string) bool {
 	return r == 0 || r > 5
 }
 
+// verySpecific reports whether a term is rarer than general English's 15,000 most frequent
+// words: specific enough to be taken as the thing a note's word was swapped for.
+func verySpecific(term string) bool {
+	r := clinicaltext.WordRank(term)
+	return r == 0 || r > 15
+}
+
 // groupConflict finds, for an attribute value of the sentence ("right", "dry"), the evidence
 // giving the same attribute another value and never this one.
 func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
@@ -773,8 +850,8 @@ func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
 				}
 				continue
 			}
-			if g.neg {
-				continue
+			if g.neg && f.group != "side" && f.group != "vertical" {
+				continue // "not sharp" is no other quality; "can't move my left arm" is a side
 			}
 			if rk < rank || rk == rank && s < other.seg {
 				other, rank, found = mref{s, int32(k)}, rk, true
@@ -815,6 +892,14 @@ func twoValues(r reading, f *fact) bool {
 // way; failing those, the same value said anywhere supports it. It returns stFound, stNegated
 // (a conflict, with the mention) or stAbsent.
 func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status) {
+	ownOther := func(p quantity) bool { // the value of another quantity of the sentence
+		for _, o := range r.quants {
+			if o != q && o.class == p.class && o.unit == p.unit && overlaps(o, p) {
+				return true
+			}
+		}
+		return false
+	}
 	scan := func(s int32) (match bool, other mref, hasOther bool) {
 		for k, p := range x.tr.readings[s].quants {
 			if p.class != q.class || p.unit != q.unit || p.neg {
@@ -822,6 +907,9 @@ func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status)
 			}
 			if overlaps(p, q) {
 				return true, mref{}, false
+			}
+			if ownOther(p) {
+				continue
 			}
 			if !hasOther {
 				other, hasOther = mref{s, int32(-1 - k)}, true
