@@ -262,6 +262,15 @@ func read(text string, toks []clinicaltext.Token) reading {
 				if p := prevContent(toks, i); p >= 0 && toks[p].Pos >= t.Pos-2 {
 					ph := toks[p].Term + " " + t.Term
 					if c, gr := clinicaltext.CategoryOf(ph), clinicaltext.GroupOf(ph); c != 0 || gr != "" {
+						if c != 0 {
+							// "blood pressure" is a measurement, not blood.
+							for k := len(r.facts) - 1; k >= 0; k-- {
+								if r.facts[k].start == toks[p].Start && !r.facts[k].expansion {
+									r.facts[k].cat = 0
+									break
+								}
+							}
+						}
 						g := f
 						g.term, g.start, g.cat, g.phrase = ph, toks[p].Start, c, true
 						g.group, g.value = gr, clinicaltext.ValueOf(ph)
@@ -283,6 +292,20 @@ func read(text string, toks []clinicaltext.Token) reading {
 // gives an extra number fact over the words, beside the plain reading.
 func spokenNumbers(text string, toks []clinicaltext.Token) []fact {
 	var out []fact
+	// Digits said one by one: "nine nine nine" is 999.
+	for i := 0; i < len(toks); {
+		j := i
+		digits := ""
+		for j < len(toks) && toks[j].Flags&clinicaltext.Number != 0 && len(toks[j].Term) == 1 && !isDigitText(text[toks[j].Start:toks[j].End]) &&
+			(j == i || toks[j].Pos == toks[j-1].Pos+1 && strings.TrimSpace(text[toks[j-1].End:toks[j].Start]) == "") {
+			digits += toks[j].Term
+			j++
+		}
+		if j-i >= 3 {
+			out = append(out, fact{term: digits, start: toks[i].Start, end: toks[j-1].End, cue: toks[i].Start, pos: toks[j-1].Pos, expansion: true})
+		}
+		i = max(j, i+1)
+	}
 	for i := 0; i+1 < len(toks); i++ {
 		a, b := toks[i], toks[i+1]
 		if a.Flags&clinicaltext.Number == 0 || b.Flags&clinicaltext.Number == 0 || b.Pos != a.Pos+1 {
@@ -455,6 +478,9 @@ var doseUnits = map[string]string{"milligram": "mg", "mg": "mg", "microgram": "m
 	"g": "g", "millilitr": "ml", "ml": "ml", "unit": "unit", "puff": "puff", "tablet": "tablet", "tab": "tablet",
 	"drop": "drop", "spray": "spray", "capsul": "tablet", "pill": "tablet"}
 
+// lengthUnits measure sizes ("0.5 cm", "half a centimetre").
+var lengthUnits = map[string]bool{"cm": true, "centimet": true, "centimetr": true, "mm": true, "millimet": true, "millimetr": true, "inch": true}
+
 // vitals are measurements whose number follows their name ("temperature 38", "BP 140/90").
 var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, "bp": true, "pulse": true,
 	"rate": true, "sat": true, "satur": true, "oxygen": true, "weigh": true, "weight": true, "height": true,
@@ -462,7 +488,7 @@ var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, 
 
 // numberWord are words that stand for a number before a unit ("a week", "a couple of days").
 var numberWord = map[string][2]float64{"a": {1, 1}, "an": {1, 1}, "one": {1, 1}, "coupl": {2, 2},
-	"few": {2, 4}, "sever": {3, 7}}
+	"few": {2, 4}, "sever": {3, 7}, "half": {0.5, 0.5}}
 
 // readQuantities finds the quantities of a text: numbers (or "a", "a couple of", "few")
 // followed by a unit of time, dose or frequency, ranges ("3-5 days", "six or seven times"),
@@ -603,9 +629,9 @@ func numberAt(toks []clinicaltext.Token, i int) (lo, hi float64, ok bool) {
 		return v, v, true
 	}
 	if nw, ok := numberWord[t.Term]; ok {
-		// Only before a unit of time: "a week", "a couple of days", "few days".
+		// Only before a unit: "a week", "a couple of days", "few days", "half a centimetre".
 		for k := i + 1; k < len(toks) && k <= i+3; k++ {
-			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" {
+			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthUnits[toks[k].Term]) {
 				return nw[0], nw[1], true
 			}
 			if toks[k].Flags&clinicaltext.Stop == 0 && toks[k].Term != "coupl" {

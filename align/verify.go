@@ -249,9 +249,26 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	var unsupported []claimCheck
 	var found []foundFact
 	supportedWeight, totalWeight := 0.0, 0.0
+	// Numbers are claims of their own unless a quantity the conversation states holds them.
+	saidQuantity := make([]bool, len(r.quants))
+	for i, q := range r.quants {
+		_, st := x.checkQuantity(q, r, ev)
+		saidQuantity[i] = st == stFound
+	}
+	inSaidQuantity := func(f *fact) bool {
+		for i, q := range r.quants {
+			if saidQuantity[i] && f.start >= q.start && f.end <= q.end {
+				return true
+			}
+		}
+		return false
+	}
 	for k := range r.facts {
 		f := &r.facts[k]
-		if f.expansion || f.phrase {
+		if f.expansion || f.phrase || len(f.term) == 1 && !isNum(f.term) {
+			continue
+		}
+		if isNum(f.term) && (inSaidQuantity(f) || partOfName(s.Text, f)) {
 			continue
 		}
 		alts := alternatives(r.facts, k)
@@ -504,6 +521,15 @@ func aboutHistory(s Sentence) bool {
 		}
 	}
 	return false
+}
+
+// partOfName reports whether a number is part of a name ("COVID-19", "B12", "T2"): written
+// against letters, or after a hyphen that follows letters.
+func partOfName(text string, f *fact) bool {
+	if f.start > 0 && isLetter(text[f.start-1]) || f.end < len(text) && isLetter(text[f.end]) {
+		return true
+	}
+	return f.start > 1 && text[f.start-1] == '-' && isLetter(text[f.start-2])
 }
 
 // headingEnd returns the end of a leading "Heading:" of a few words, or 0.
