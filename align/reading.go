@@ -126,8 +126,29 @@ func breaksClause(between string) bool {
 }
 
 // read reads text, whose analysis (clinicaltext.Analyze) is toks.
-func read(text string, toks []clinicaltext.Token) reading {
+func read(text string, toks []clinicaltext.Token) reading { return readText(text, toks, false) }
+
+// readSpeech reads a transcript segment: there "he", "she" or "they" after a relative speak of
+// that relative, where in a note they speak of the patient.
+func readSpeech(text string, toks []clinicaltext.Token) reading { return readText(text, toks, true) }
+
+// negHeads are the words after which "of" keeps a negation going: "no history of asthma",
+// "no signs of infection".
+var negHeads = map[string]bool{"evid": true, "histori": true, "hx": true, "sign": true, "symptom": true,
+	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true}
+
+// scopePrepositions end a negation's scope after its head: "no blood in the vomit" denies the
+// blood, not the vomit.
+var scopePrepositions = map[string]bool{"in": true, "on": true, "at": true, "from": true, "with": true,
+	"to": true, "over": true, "during": true, "after": true, "into": true, "around": true, "under": true, "of": true}
+
+// thirdPerson pronouns, which in speech refer back to a relative named before them.
+var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": true, "her": true, "his": true, "their": true, "them": true}
+
+func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 	var r reading
+	negHead := ""       // the first content word a negation covers
+	lastRelative := -1 // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
 	negOther := false             // the negation is of "other" or "more" things, not of what it names
 	aside, others := false, false // in the clause: after "apart from", after "other"
@@ -165,12 +186,18 @@ func read(text string, toks []clinicaltext.Token) reading {
 					break
 				}
 			}
-			negCue, negLeft, negOther, neverCue = t.Start, negScopeWords, false, t.Term == "never"
+			negCue, negLeft, negOther, neverCue, negHead = t.Start, negScopeWords, false, t.Term == "never", ""
 			continue
 		case t.Flags&clinicaltext.Stop != 0:
 			w := t.Term
 			if scopeEnd[w] || w == "and" && i+1 < len(toks) && newClause[toks[i+1].Term] {
 				negCue = -1 // "can't catch her breath and some wheezing"
+			}
+			if negCue >= 0 && negHead != "" && scopePrepositions[w] && !(w == "of" && negHeads[negHead]) {
+				negCue = -1 // "no blood in the vomit"
+			}
+			if speech && thirdPerson[w] && lastRelative >= 0 && otherCue < 0 {
+				otherCue = lastRelative // "my dad ... he died of bowel cancer"
 			}
 			if w == "other" || w == "more" || w == "further" || w == "else" {
 				negOther = negCue >= 0
@@ -206,8 +233,11 @@ func read(text string, toks []clinicaltext.Token) reading {
 		if cat == 0 && clinicaltext.LooksLikeDrug(t.Term) {
 			cat = clinicaltext.Drug
 		}
+		if t.Start > 0 && text[t.Start-1] == '?' && t.Flags&clinicaltext.Expansion == 0 {
+			hypo = true // "?related to stress": a query, not a finding
+		}
 		if cat&clinicaltext.Relative != 0 && t.Flags&clinicaltext.Expansion == 0 && !possessedByPatient(toks, i) {
-			otherCue = t.Start
+			otherCue, lastRelative = t.Start, t.Start
 			// What came before it in the same clause is theirs too ("atrial fibrillation in
 			// her mother").
 			for k := len(r.facts) - 1; k >= 0; k-- {
@@ -251,6 +281,9 @@ func read(text string, toks []clinicaltext.Token) reading {
 		if !f.expansion {
 			lastContent = len(r.facts) - 1
 			if negCue >= 0 && t.Flags&clinicaltext.Number == 0 {
+				if negHead == "" {
+					negHead = t.Term
+				}
 				negLeft--
 				if negLeft <= 0 {
 					negCue = -1

@@ -37,7 +37,7 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 	tr.mentions = make(map[string][]mref)
 	asks := make([]int, len(x.segs)) // byte where an unpunctuated question starts, or -1
 	for i := range x.segs {
-		tr.readings[i] = read(x.segs[i].Text, toks[i])
+		tr.readings[i] = readSpeech(x.segs[i].Text, toks[i])
 		asks[i] = questionStart(x.segs[i].Text, toks[i], x.info[i].question)
 	}
 	// asking reports whether fact f of segment q is in a question: a clause ending in "?",
@@ -85,6 +85,7 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 				f.asked = true
 			case pol == -1:
 				f.neg, f.asked = true, false
+				f.never = f.never || historyQuestion(toks[q])
 			default:
 				f.asked = false
 			}
@@ -99,6 +100,18 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 
 // overlapMS is how long before a question's end its answer may start.
 const overlapMS = 1000
+
+// historyQuestion reports whether a question asks about the past as a whole ("have you ever
+// been diagnosed with ...?", "any problems before?"), so that a "no" to it is a "never".
+func historyQuestion(toks []clinicaltext.Token) bool {
+	for _, t := range toks {
+		switch t.Term {
+		case "ever", "diagnos", "befor", "previous", "previously", "histori", "past":
+			return true
+		}
+	}
+	return false
+}
 
 // answerTo returns the segment answering question segment q, or -1.
 func (x *Index) answerTo(q int32) int32 {
@@ -302,6 +315,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			case f.asked:
 			case x.tr.readings[c.where.seg].facts[c.where.fact].never && !aboutHistory(s):
 				// "I've never had a migraine" denies a past, not today's diagnosis.
+			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
+				// A synonym ("cellulitis" for infection) is too loose to contradict.
 			case conflictCategory(c.f.cat):
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
 			}
@@ -523,6 +538,12 @@ func aboutHistory(s Sentence) bool {
 	return false
 }
 
+// abbreviation reports whether a written word is an abbreviation: no lower-case letter
+// ("SOB", "N&V").
+func abbreviation(w string) bool {
+	return strings.ToUpper(w) == w
+}
+
 // partOfName reports whether a number is part of a name ("COVID-19", "B12", "T2"): written
 // against letters, or after a hyphen that follows letters.
 func partOfName(text string, f *fact) bool {
@@ -607,6 +628,16 @@ func alternatives(facts []fact, k int) []int {
 // checkFact finds how the conversation states f: in the evidence region first, then anywhere.
 func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	ms := x.tr.mentions[f.term]
+	if isNum(f.term) {
+		// A number is said of something: only near the sentence's evidence does it count.
+		var near []mref
+		for _, m := range ms {
+			if x.near(m.seg, ev) {
+				near = append(near, m)
+			}
+		}
+		ms = near
+	}
 	if len(ms) == 0 {
 		// Another name of the same drug ("nurofen" for "ibuprofen").
 		if f.cat&clinicaltext.Drug != 0 {
