@@ -273,6 +273,11 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 				f.neg, f.cue, f.never = true, negCue, neverCue
 			}
 		}
+		if !f.expansion && (negOther || others) {
+			// Only the category word is "other": "any other symptoms, like nausea?"
+			// asks about nausea itself.
+			negOther, others = false, false
+		}
 		if otherCue >= 0 && cat&clinicaltext.Relative == 0 && !f.expansion {
 			f.other = true
 			f.cue = min(f.cue, otherCue)
@@ -296,13 +301,15 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 					ph := toks[p].Term + " " + t.Term
 					if c, gr := clinicaltext.CategoryOf(ph), clinicaltext.GroupOf(ph); c != 0 || gr != "" {
 						if c != 0 {
-							// "blood pressure" is a measurement, not blood.
+							// "blood pressure" is a measurement, not blood, and its
+							// pressure no quality of pain.
 							for k := len(r.facts) - 1; k >= 0; k-- {
 								if r.facts[k].start == toks[p].Start && !r.facts[k].expansion {
 									r.facts[k].cat = 0
 									break
 								}
 							}
+							r.facts[len(r.facts)-1].group, r.facts[len(r.facts)-1].value = "", ""
 						}
 						g := f
 						g.term, g.start, g.cat, g.phrase = ph, toks[p].Start, c, true
@@ -314,10 +321,27 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 			}
 		}
 	}
+	expansionPhrases(r.facts)
 	r.facts = append(r.facts, valuePhrases(text, r.facts)...)
 	r.facts = append(r.facts, spokenNumbers(text, toks)...)
 	r.quants = readQuantities(text, toks, r.facts)
 	return r
+}
+
+// expansionPhrases reads the terms one word expands to ("HTN": high blood pressure) as the
+// concept they make together: where two of them name a known concept ("blood pressure"),
+// their own categories and attribute values do not apply.
+func expansionPhrases(facts []fact) {
+	for k := 1; k < len(facts); k++ {
+		a, b := &facts[k-1], &facts[k]
+		if !a.expansion || !b.expansion || a.pos != b.pos || a.phrase || b.phrase {
+			continue
+		}
+		if clinicaltext.CategoryOf(a.term+" "+b.term) != 0 {
+			a.cat, b.cat = 0, 0
+			a.group, a.value, b.group, b.value = "", "", "", ""
+		}
+	}
 }
 
 // spokenNumbers reads numbers said digit group by digit group, as readings of blood pressure

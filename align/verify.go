@@ -212,6 +212,9 @@ type claimCheck struct {
 	st     status
 	where  mref // the mention that decided a conflict or support
 	weight float64
+	// firm, for a conflict, says the conversation never states the claim the sentence's
+	// way, anywhere.
+	firm bool
 }
 
 // verdictOf checks one sentence against the conversation, given its retrieved evidence.
@@ -261,6 +264,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	// two-word concept it ends ("heart attack"); it is supported when it or one of them is.
 	var unsupported []claimCheck
 	var found []foundFact
+	firmNegations := 0
 	supportedWeight, totalWeight := 0.0, 0.0
 	// Numbers are claims of their own unless a quantity the conversation states holds them.
 	saidQuantity := make([]bool, len(r.quants))
@@ -319,6 +323,9 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 				// A synonym ("cellulitis" for infection) is too loose to contradict.
 			case conflictCategory(c.f.cat):
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
+				if c.firm && !c.f.expansion {
+					firmNegations++
+				}
 			}
 			supportedWeight += w / 2
 		case stOther:
@@ -443,6 +450,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 	f[vFacts] = math.Log1p(totalWeight)
 	f[vOutOfWindow] = x.outOfWindow(found)
+	f[vFirmNegation] = float64(firmNegations)
 	return a
 }
 
@@ -706,13 +714,16 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 		if c.st == stNegated || c.st == stOther {
 			// A conflict in the evidence stands unless the same claim is said elsewhere in
 			// the same way: nearby for a negation, anywhere for whose it is.
-			if g, ok := best(false); ok && g.st == stFound && (c.st == stOther || x.near(g.where.seg, ev)) {
+			g, ok := best(false)
+			if ok && g.st == stFound && (c.st == stOther || x.near(g.where.seg, ev)) {
 				return g
 			}
+			c.firm = !ok || g.st != stFound
 		}
 		return c
 	}
 	c, _ := best(false)
+	c.firm = c.st == stNegated || c.st == stOther
 	return c
 }
 
