@@ -223,9 +223,14 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	return verdictFrom(&a, defaultVerdictModel)
 }
 
+// inferredShare is the least share of a sentence's claim weight left unsaid for an
+// assessment that is not flagged to count as inferred rather than supported.
+const inferredShare = 0.25
+
 // analysis is what the checker found about one sentence, before the verdict.
 type analysis struct {
 	text        string
+	inference   bool // an assessment or impression: the clinician's reading of what was said
 	r           reading
 	conflicts   []Conflict
 	unsupported []claimCheck
@@ -403,7 +408,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 
 	slices.SortFunc(conflicts, func(a, b Conflict) int { return a.Claim.Start - b.Claim.Start })
-	a := analysis{text: s.Text, r: r, conflicts: conflicts, unsupported: unsupported, unsuppQ: unsupportedQ}
+	a := analysis{text: s.Text, r: r, conflicts: conflicts, unsupported: unsupported, unsuppQ: unsupportedQ,
+		inference: isInference(s)}
 	f := &a.feat
 	f[vBias] = 1
 	for _, c := range unsupported {
@@ -511,11 +517,18 @@ func (x *Index) outOfWindow(found []foundFact) float64 {
 	return out
 }
 
-// verdictFrom turns an analysis into a verdict: the model's probability that the sentence is
-// wrong decides whether it is flagged; a flagged sentence with conflicts is contradicted, one
-// without is unmentioned.
+// verdictFrom turns an analysis into a verdict: a sentence with conflicts is contradicted;
+// otherwise the model's probability that the sentence is wrong decides whether it is flagged
+// unmentioned.
 func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, []Range) {
+	if len(a.conflicts) > 0 {
+		// The conversation says otherwise: always shown, whatever the model's estimate.
+		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
+	}
 	if m.prob(&a.feat) < m.Threshold {
+		if a.inference && a.feat[vUnsupShare] >= inferredShare {
+			return Inferred, "", nil, nil
+		}
 		return Supported, "", nil, nil
 	}
 	if len(a.conflicts) > 0 {
@@ -532,6 +545,21 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 		ranges = []Range{{0, len(a.text)}}
 	}
 	return Unmentioned, unmentionedSeverity(a.unsupported, a.unsuppQ), nil, mergeRanges(ranges)
+}
+
+// inferenceCues mark a sentence as the clinician's reading of the consultation: its section
+// (impression, assessment, diagnosis) or its words ("likely", "consistent with").
+var inferenceCues = []string{"imp", "assessment", "diagnos", "impression", "reasoning", "likely", "consistent with",
+	"suggestive", "suspect", "probable", "possible", "?", "ddx", "differential"}
+
+func isInference(s Sentence) bool {
+	t := strings.ToLower(s.Section + " " + s.Text)
+	for _, c := range inferenceCues {
+		if strings.Contains(t, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // aboutHistory reports whether a sentence speaks of the past as a whole (past medical or

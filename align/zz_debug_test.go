@@ -94,6 +94,9 @@ func TestZZStats(t *testing.T) {
 		for _, c := range e.a.conflicts {
 			seen[string(c.Kind)] = true
 		}
+		if e.a.feat[vFirmNegation] > 0 {
+			seen["firmneg"] = true
+		}
 		if e.a.feat[vMaxAbsent] >= 0.6 {
 			seen["absent>=0.6"] = true
 		}
