@@ -304,3 +304,88 @@ func TestVerdictCV(t *testing.T) {
 		t.Logf("%-10s catch %.3f false_flag %.3f", l.name, caught/alt, ff/orig)
 	}
 }
+
+var (
+	flagVerifyDev = flag.Bool("verifydev", false, "score the claim checker on align/testdata/verify, per part and split")
+	flagVerifyOut = flag.String("verifyout", "", "with -verifydev: also write each part's sentences and labels per split here, for verdictscore")
+)
+
+// TestVerifyDevSet scores the checker on the dev set with verdictscore's definitions (catch,
+// major, false_flag, contra), per dataset and split. With -verifyout it also writes
+// <dir>/<part>-<split>-sentences.jsonl and -labels.jsonl for the official scorer.
+//
+//	go test ./align -run TestVerifyDevSet -verifydev -v
+func TestVerifyDevSet(t *testing.T) {
+	if !*flagVerifyDev {
+		t.Skip("run with -verifydev")
+	}
+	for _, split := range []string{"train", "test"} {
+		ex := loadVerifyExamples(t, split)
+		byPart := map[string][]verifyExample{}
+		for _, e := range ex {
+			part := "aci-bench"
+			if strings.HasPrefix(e.label.SentenceID, "day") {
+				part = "primock57"
+			}
+			byPart[part] = append(byPart[part], e)
+			byPart["all"] = append(byPart["all"], e)
+		}
+		for _, part := range []string{"primock57", "aci-bench", "all"} {
+			c, m, ff, contra := verdictMetrics(byPart[part], defaultVerdictModel)
+			t.Logf("%-5s %-9s catch=%.3f major=%.3f false_flag=%.3f contra=%.3f n=%d", split, part, c, m, ff, contra, len(byPart[part]))
+		}
+	}
+	if *flagVerifyOut != "" {
+		writeVerifyParts(t, *flagVerifyOut)
+	}
+}
+
+// writeVerifyParts writes each part's lines of sentences.jsonl and labels.jsonl, per split.
+func writeVerifyParts(t *testing.T, dir string) {
+	splits := clinicalSplit(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range verifySets {
+		part := set[strings.LastIndex(set, "/")+1:]
+		sents, err := os.ReadFile(set + "/sentences.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels, err := os.ReadFile(set + "/labels.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		splitOf := map[string]string{}
+		out := map[string]*strings.Builder{}
+		for _, line := range strings.Split(strings.TrimSpace(string(sents)), "\n") {
+			var s devSentence
+			if err := json.Unmarshal([]byte(line), &s); err != nil {
+				t.Fatal(err)
+			}
+			sp := splits[s.EncounterID]
+			splitOf[s.SentenceID] = sp
+			key := part + "-" + sp + "-sentences.jsonl"
+			if out[key] == nil {
+				out[key] = &strings.Builder{}
+			}
+			out[key].WriteString(line + "\n")
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(labels)), "\n") {
+			var l verifyLabel
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatal(err)
+			}
+			key := part + "-" + splitOf[l.SentenceID] + "-labels.jsonl"
+			if out[key] == nil {
+				out[key] = &strings.Builder{}
+			}
+			out[key].WriteString(line + "\n")
+		}
+		for name, b := range out {
+			if err := os.WriteFile(dir+"/"+name, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
