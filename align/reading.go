@@ -535,8 +535,8 @@ var doseUnits = map[string]string{"milligram": "mg", "mg": "mg", "microgram": "m
 	"g": "g", "millilitr": "ml", "ml": "ml", "unit": "unit", "puff": "puff", "tablet": "tablet", "tab": "tablet",
 	"drop": "drop", "spray": "spray", "capsul": "tablet", "pill": "tablet"}
 
-// lengthUnits measure sizes ("0.5 cm", "half a centimetre").
-var lengthUnits = map[string]bool{"cm": true, "centimet": true, "centimetr": true, "mm": true, "millimet": true, "millimetr": true, "inch": true}
+// lengthCM converts units of size to centimetres ("0.5 cm", "half a centimetre", "5 mm").
+var lengthCM = map[string]float64{"cm": 1, "centimet": 1, "centimetr": 1, "mm": 0.1, "millimet": 0.1, "millimetr": 0.1, "inch": 2.54}
 
 // vitals are measurements whose number follows their name ("temperature 38", "BP 140/90").
 var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, "bp": true, "pulse": true,
@@ -640,12 +640,22 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 		case k < len(toks) && doseUnits[toks[k].Term] != "":
 			q.class, q.unit = qDose, doseUnits[toks[k].Term]
 			q.end = max(q.end, toks[k].End)
+		case k < len(toks) && lengthCM[toks[k].Term] > 0:
+			// A size, in centimetres.
+			f := lengthCM[toks[k].Term]
+			q.class, q.unit, q.lo, q.hi = qMeasure, "cm", lo*f, hi*f
+			q.end = max(q.end, toks[k].End)
 		default:
 			// A measurement: a vital sign's name just before, or "out of 10" after.
 			if v := vitalBefore(toks, i); v != "" {
 				q.class, q.unit = qMeasure, v
 			} else if k+1 < len(toks) && toks[k].Term == "10" || (j < len(toks) && toks[j].Term == "10" && strings.Contains(text[t.End:toks[j].Start], "/")) {
 				q.class, q.unit = qMeasure, "score"
+				if j < len(toks) && toks[j].Term == "10" {
+					q.end = toks[j].End // the "/10" belongs to the score
+				} else if k < len(toks) {
+					q.end = toks[k].End
+				}
 			} else if k < len(toks) && (toks[k].Term == "year" || toks[k].Term == "yo") {
 				q.class, q.unit = qMeasure, "age"
 			}
@@ -688,7 +698,7 @@ func numberAt(toks []clinicaltext.Token, i int) (lo, hi float64, ok bool) {
 	if nw, ok := numberWord[t.Term]; ok {
 		// Only before a unit: "a week", "a couple of days", "few days", "half a centimetre".
 		for k := i + 1; k < len(toks) && k <= i+3; k++ {
-			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthUnits[toks[k].Term]) {
+			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthCM[toks[k].Term] > 0) {
 				return nw[0], nw[1], true
 			}
 			if toks[k].Flags&clinicaltext.Stop == 0 && toks[k].Term != "coupl" {

@@ -279,8 +279,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 	inSaidQuantity := func(f *fact) bool {
 		for i, q := range r.quants {
-			if saidQuantity[i] && f.start >= q.start && f.end <= q.end {
-				return true
+			if f.start >= q.start && f.end <= q.end && (saidQuantity[i] || q.unit == "score" && f.term == "10") {
+				return true // a stated quantity, or the scale of a score ("/10")
 			}
 		}
 		return false
@@ -622,6 +622,8 @@ func claimWeight(f *fact) float64 {
 		base = weightBody
 	case f.cat&clinicaltext.Relative != 0, f.group != "":
 		base = weightValue
+	case rareTerm(f.term):
+		base = weightRare
 	default:
 		base = weightWord
 	}
@@ -636,7 +638,32 @@ const (
 	weightValue   = 0.6
 	weightWord    = 0.5
 	weightNumber  = 1.0
+	weightRare    = 0.7
 )
+
+// rareTerm reports whether an analysed term is a specific word no table knows: rarer than
+// general English's 60,000 most frequent words ("percocet", "sarcoidosis", "fundoscopy"), at
+// least six letters, and not two common words run together ("roomshare", "hayfever").
+func rareTerm(t string) bool {
+	if len(t) < 6 || clinicaltext.WordRank(t) != 0 || !isASCIILower(t) {
+		return false
+	}
+	for i := 3; i <= len(t)-3; i++ {
+		if a, b := clinicaltext.WordRank(t[:i]), clinicaltext.WordRank(clinicaltext.Stem(t[i:])); a > 0 && a <= 30 && b > 0 && b <= 30 {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIILower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
 
 func quantityWeight(q quantity) float64 {
 	if q.class == qDose {
@@ -761,6 +788,10 @@ var genericDrugWords = map[string]bool{"drug": true, "medic": true, "medicin": t
 
 // classSaid finds an affirmed mention of a specific class of drug f ("inhaler" for
 // salbutamol, "antibiotics" for amoxicillin): a note may name the drug of a class discussed.
+//
+// A class said together with another drug of that class ("painkillers, paracetamol would be
+// advisable") names that drug, not f: then classSaid does not back f and drugNamedWithClass
+// finds the other drug.
 func (x *Index) classSaid(f *fact) (mref, bool) {
 	for _, cl := range clinicaltext.DrugClasses(f.term) {
 		if genericDrugWords[cl] {
@@ -768,7 +799,28 @@ func (x *Index) classSaid(f *fact) (mref, bool) {
 		}
 		for _, m := range x.tr.mentions[cl] {
 			if g := x.tr.readings[m.seg].facts[m.fact]; !g.asked && g.neg == f.neg && g.other == f.other {
+				if _, named := x.drugNamedWithClass(f, cl, m.seg); named {
+					continue
+				}
 				return m, true
+			}
+		}
+	}
+	return mref{}, false
+}
+
+// drugNamedWithClass finds, in segment s or its neighbours, a drug other than f that belongs
+// to class cl.
+func (x *Index) drugNamedWithClass(f *fact, cl string, s int32) (mref, bool) {
+	for t := max(0, s-1); t <= min(s+1, int32(len(x.segs)-1)); t++ {
+		for k, g := range x.tr.readings[t].facts {
+			if g.term == f.term || g.term == cl || g.cat&clinicaltext.Drug == 0 || genericDrugWords[g.term] || g.neg || g.asked {
+				continue
+			}
+			for _, c := range clinicaltext.DrugClasses(g.term) {
+				if c == cl {
+					return mref{t, int32(k)}, true
+				}
 			}
 		}
 	}
@@ -888,6 +940,13 @@ func (x *Index) drugConflict(f *fact, ev evidence) (mref, bool) {
 		}
 		if denied != nil && !affirmed {
 			return *denied, true
+		}
+		for _, m := range x.tr.mentions[cl] {
+			if g := x.tr.readings[m.seg].facts[m.fact]; !g.asked && g.neg == f.neg {
+				if other, ok := x.drugNamedWithClass(f, cl, m.seg); ok {
+					return other, true
+				}
+			}
 		}
 	}
 	return x.kindInEvidence(f, ev, clinicaltext.Drug)
