@@ -19,6 +19,7 @@ type transcript struct {
 	readings []reading
 	mentions map[string][]mref // term -> where it is said
 	answerOf [][2]int32        // (question segment, its answer)
+	values   map[string][]mref // "group/value" -> where an attribute value is said
 }
 
 // mref locates one fact of one segment.
@@ -91,9 +92,13 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			}
 		}
 	}
+	tr.values = make(map[string][]mref)
 	for i := range tr.readings {
 		for k, f := range tr.readings[i].facts {
 			tr.mentions[f.term] = append(tr.mentions[f.term], mref{int32(i), int32(k)})
+			if f.group != "" {
+				tr.values[f.group+"/"+f.value] = append(tr.values[f.group+"/"+f.value], mref{int32(i), int32(k)})
+			}
 		}
 	}
 }
@@ -711,6 +716,11 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 				}
 			}
 		}
+		if len(ms) == 0 && f.group != "" {
+			if m, ok := x.valueSaid(f, nil); ok {
+				return claimCheck{f: f, st: stFound, where: m} // "cramp" for "crampy"
+			}
+		}
 		if len(ms) == 0 {
 			if m, ok := x.classSaid(f); ok {
 				return claimCheck{f: f, st: stFound, where: m} // "salbutamol" for "the blue inhaler"
@@ -991,43 +1001,69 @@ func verySpecific(term string) bool {
 // groupConflict finds, for an attribute value of the sentence ("right", "dry"), the evidence
 // giving the same attribute another value and never this one.
 func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
-	same, other := false, mref{}
-	found := false
-	rank := math.MaxInt
-	for s, rk := range ev {
-		for k, g := range x.tr.readings[s].facts {
-			if g.group != f.group || g.asked {
-				continue
-			}
-			if g.value == f.value {
-				if g.neg == f.neg {
-					same = true
+	// Look in the evidence, then in the segments next to it (the answer to "is it there all
+	// the time, or does it come and go?" may lie just outside).
+	scan := func(segs func(yield func(int32, int) bool)) (same bool, other mref, found bool) {
+		rank := math.MaxInt
+		for s, rk := range segs {
+			for k, g := range x.tr.readings[s].facts {
+				if g.group != f.group || g.asked {
+					continue
 				}
-				continue
-			}
-			if g.neg && f.group != "side" && f.group != "vertical" {
-				continue // "not sharp" is no other quality; "can't move my left arm" is a side
-			}
-			if rk < rank || rk == rank && s < other.seg {
-				other, rank, found = mref{s, int32(k)}, rk, true
+				if g.value == f.value {
+					if g.neg == f.neg {
+						same = true
+					}
+					continue
+				}
+				if g.neg && f.group != "side" && f.group != "vertical" {
+					continue // "not sharp" is no other quality; "can't move my left arm" is a side
+				}
+				if rk < rank || rk == rank && s < other.seg {
+					other, rank, found = mref{s, int32(k)}, rk, true
+				}
 			}
 		}
+		return same, other, found
+	}
+	inEvidence := func(yield func(int32, int) bool) {
+		for s, rk := range ev {
+			if !yield(s, rk) {
+				return
+			}
+		}
+	}
+	nextTo := func(yield func(int32, int) bool) {
+		for s := range x.tr.readings {
+			if _, in := ev[int32(s)]; !in && x.near(int32(s), ev) && !yield(int32(s), nearSegments) {
+				return
+			}
+		}
+	}
+	same, other, found := scan(inEvidence)
+	if !same && !found {
+		same, other, found = scan(nextTo)
 	}
 	if same || !found {
 		return mref{}, false
 	}
-	// The same value said elsewhere near the evidence settles it.
-	for s := range x.tr.readings {
-		if !x.near(int32(s), ev) {
-			continue
-		}
-		for _, g := range x.tr.readings[s].facts {
-			if g.group == f.group && g.value == f.value && !g.asked && g.neg == f.neg {
-				return mref{}, false
-			}
-		}
+	// The same value said near the evidence settles it.
+	if _, ok := x.valueSaid(f, ev); ok {
+		return mref{}, false
 	}
 	return other, true
+}
+
+// valueSaid finds where the conversation states f's value of its attribute ("cramp" for
+// "crampy") the way the sentence does, not asked; with ev, only near that evidence.
+func (x *Index) valueSaid(f *fact, ev evidence) (mref, bool) {
+	for _, m := range x.tr.values[f.group+"/"+f.value] {
+		g := x.tr.readings[m.seg].facts[m.fact]
+		if !g.asked && g.neg == f.neg && (ev == nil || x.near(m.seg, ev)) {
+			return m, true
+		}
+	}
+	return mref{}, false
 }
 
 // twoValues reports whether the sentence gives two values of f's group.
