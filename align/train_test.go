@@ -28,7 +28,15 @@ type trainExample struct {
 	sent   int // group of the sentence (for listwise training); negative for mismatched meetings
 	feat   [numFeatures]float64
 	label  float64
-	weight float64
+	weight float64 // the row's weight in the loss; 0 means 1 (unweighted callers)
+}
+
+// w is the row's weight: weight, or 1 when it is unset.
+func (r trainExample) w() float64 {
+	if r.weight == 0 {
+		return 1
+	}
+	return r.weight
 }
 
 // devSplitData is one development set (align-dev or the clinical gold set) prepared for
@@ -302,9 +310,9 @@ func fitLogistic(rows []trainExample, lambda, listW float64) (w, mean, scale []f
 			}
 			p := 1 / (1 + math.Exp(-s[i]))
 			for j := range w {
-				grad[j] += r.weight * (p - r.label) * z[i][j]
+				grad[j] += r.w() * (p - r.label) * z[i][j]
 				for k := j; k < nf; k++ {
-					hess[j][k] += r.weight * p * (1 - p) * z[i][j] * z[i][k]
+					hess[j][k] += r.w() * p * (1 - p) * z[i][j] * z[i][k]
 				}
 			}
 		}
@@ -320,7 +328,7 @@ func fitLogistic(rows []trainExample, lambda, listW float64) (w, mean, scale []f
 					tot += math.Exp(s[i] - mx)
 				}
 				var m [nf]float64
-				c := listW * rows[g[0]].weight
+				c := listW * rows[g[0]].w()
 				for i := g[0]; i < g[1]; i++ {
 					p := math.Exp(s[i]-mx) / tot
 					t := rows[i].label / pos
@@ -793,9 +801,9 @@ func fitRaw(rows []trainExample, nf int, lambda float64) []float64 {
 		for _, r := range rows {
 			p := sigmoidDot(w, r.feat[:nf])
 			for j := 0; j < nf; j++ {
-				grad[j] += r.weight * (p - r.label) * r.feat[j]
+				grad[j] += r.w() * (p - r.label) * r.feat[j]
 				for k := 0; k < nf; k++ {
-					hess[j][k] += r.weight * p * (1 - p) * r.feat[j] * r.feat[k]
+					hess[j][k] += r.w() * p * (1 - p) * r.feat[j] * r.feat[k]
 				}
 			}
 		}
@@ -844,8 +852,8 @@ func fitBoosted(rows []trainExample, nTrees, depth int, rate float64) (float64, 
 	}
 	pos, tot := 0.0, 0.0
 	for _, r := range rows {
-		pos += r.weight * r.label
-		tot += r.weight
+		pos += r.w() * r.label
+		tot += r.w()
 	}
 	base := math.Log(pos / (tot - pos))
 	score := make([]float64, n)
@@ -857,7 +865,7 @@ func fitBoosted(rows []trainExample, nTrees, depth int, rate float64) (float64, 
 	for it := 0; it < nTrees; it++ {
 		for i, r := range rows {
 			p := 1 / (1 + math.Exp(-score[i]))
-			grad[i], hess[i] = r.weight*(p-r.label), r.weight*p*(1-p)
+			grad[i], hess[i] = r.w()*(p-r.label), r.w()*p*(1-p)
 		}
 		var tr tree
 		var grow func(idx []int, d int) int
