@@ -39,7 +39,7 @@ type Index struct {
 	labelled  speakerRoles
 	hasLabels bool
 	maxIDF    float64
-	assoc     func(term string) []termassoc.Neighbour
+	assoc     func(dst []termassoc.Neighbour, term string) []termassoc.Neighbour
 }
 
 type posting struct {

@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
 
 	"github.com/evidenceledger/evidence/clinicaltext"
+	"github.com/evidenceledger/evidence/termassoc"
 )
 
 // query is one analysed sentence.
@@ -92,9 +94,12 @@ func (x *Index) bridges(q *query) {
 	if x.assoc == nil {
 		return
 	}
-	pos := map[int32]int{}
+	buf := nbPool.Get().(*[]termassoc.Neighbour)
+	defer nbPool.Put(buf)
+	var pos map[int32]int
 	for ti, term := range q.terms {
-		for _, nb := range x.assoc(term) {
+		*buf = x.assoc((*buf)[:0], term)
+		for _, nb := range *buf {
 			id, ok := x.vocab[nb.Term]
 			if !ok || slices.Contains(q.ids, id) {
 				continue
@@ -109,6 +114,9 @@ func (x *Index) bridges(q *query) {
 			if len(q.bridgeIDs) == maxBridges {
 				continue
 			}
+			if pos == nil {
+				pos = make(map[int32]int, maxBridges)
+			}
 			pos[id] = len(q.bridgeIDs)
 			q.bridgeIDs = append(q.bridgeIDs, id)
 			q.bridgeW = append(q.bridgeW, w)
@@ -116,6 +124,9 @@ func (x *Index) bridges(q *query) {
 		}
 	}
 }
+
+// nbPool holds neighbour buffers for bridges.
+var nbPool = sync.Pool{New: func() any { return new([]termassoc.Neighbour) }}
 
 // candidate is one segment considered as evidence, with its features.
 type candidate struct {
@@ -431,7 +442,11 @@ const bridgeMix = 0.3
 // bridge: terms it lacks but whose related terms it has, counted by relatedness.
 func (x *Index) bridgeCover(q query, i int, total float64) float64 {
 	in := &x.info[i]
-	got := map[int]float64{}
+	var got [maxBridges]struct {
+		ti  int
+		rel float64
+	}
+	n := 0
 	for k, id := range q.bridgeIDs {
 		if !slices.Contains(in.termIDs, id) {
 			continue
@@ -440,16 +455,23 @@ func (x *Index) bridgeCover(q query, i int, total float64) float64 {
 		if qid, ok := x.vocab[q.terms[ti]]; ok && slices.Contains(in.termIDs, qid) {
 			continue // the term itself is there
 		}
-		got[ti] = max(got[ti], q.bridgeW[k]/math.Max(x.idfOf(q.bridgeIDs[k]), 1e-9))
+		rel := q.bridgeW[k] / math.Max(x.idf[id], 1e-9)
+		j := 0
+		for j < n && got[j].ti != ti {
+			j++
+		}
+		if j == n {
+			got[n].ti = ti
+			n++
+		}
+		got[j].rel = max(got[j].rel, rel)
 	}
 	c := 0.0
-	for ti, rel := range got {
-		c += q.termW[ti] * rel
+	for _, g := range got[:n] {
+		c += q.termW[g.ti] * g.rel
 	}
 	return c / total
 }
-
-func (x *Index) idfOf(id int32) float64 { return x.idf[id] }
 
 // mass is the share of the query's idf weight whose terms are set in mask.
 func (q query) mass(mask uint64) float64 {

@@ -163,5 +163,5 @@ func (x *Index) readRoles() {
 	for _, v := range x.idf {
 		x.maxIDF = max(x.maxIDF, v)
 	}
-	x.assoc = termassoc.Neighbours
+	x.assoc = termassoc.AppendNeighbours
 }

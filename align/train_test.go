@@ -175,7 +175,7 @@ func (d *devSplitData) setAssoc(on bool) {
 	for _, x := range d.idx {
 		x.assoc = nil
 		if on {
-			x.assoc = termassoc.Neighbours
+			x.assoc = termassoc.AppendNeighbours
 		}
 	}
 }

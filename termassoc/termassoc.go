@@ -111,6 +111,20 @@ func Neighbours(term string) []Neighbour {
 	return out
 }
 
+// AppendNeighbours appends the terms related to term to dst, as Neighbours returns them, and
+// returns the extended slice; reusing dst avoids an allocation per call.
+func AppendNeighbours(dst []Neighbour, term string) []Neighbour {
+	t := get()
+	i, ok := t.index[term]
+	if !ok {
+		return dst
+	}
+	for _, e := range t.nb[t.start[i]:t.start[i+1]] {
+		dst = append(dst, Neighbour{Term: t.terms[e.term], Score: float64(e.score) / 255, Sources: e.sources})
+	}
+	return dst
+}
+
 // Related returns the relatedness of two terms in [0, 1]: 1 when they are equal, the score of
 // the association when the table links them (in either direction), else 0.
 func Related(a, b string) float64 {

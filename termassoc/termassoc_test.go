@@ -120,3 +120,20 @@ func TestEmbeddedTableBridges(t *testing.T) {
 		t.Error("unknown term has neighbours")
 	}
 }
+
+func TestAppendNeighboursMatchesNeighbours(t *testing.T) {
+	buf := []Neighbour{{Term: "kept"}}
+	got := AppendNeighbours(buf, term("fever"))
+	want := Neighbours(term("fever"))
+	if len(want) == 0 || len(got) != 1+len(want) || got[0].Term != "kept" {
+		t.Fatalf("got %d neighbours after the kept one, want %d", len(got)-1, len(want))
+	}
+	for i, n := range want {
+		if got[1+i] != n {
+			t.Fatalf("neighbour %d: %+v, want %+v", i, got[1+i], n)
+		}
+	}
+	if out := AppendNeighbours(buf[:0], "zzzqqq"); len(out) != 0 {
+		t.Fatal("unknown term appended neighbours")
+	}
+}
