@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/evidenceledger/evidence/align"
@@ -280,24 +281,44 @@ func TestEditReplaceAddDelete(t *testing.T) {
 	wantField(t, err, "text")
 }
 
-func TestSignRequiresCurrentHashAndAcknowledgement(t *testing.T) {
-	svc, _ := newService(t)
+func TestSignRequiresCurrentHashAndResolution(t *testing.T) {
+	svc, l := newService(t)
 	id := newVisit(t, svc)
 	rec, err := svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: draft})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v := sentence(t, rec.Note, "A2").Verdict; v != VerdictUnmentioned {
+		t.Fatalf("precondition: A2 (nothing in the visit says it) is %q, want unmentioned", v)
+	}
 	h := rec.Note.Hash
 	stale := h
 	stale[0] ^= 1
-	if _, err := svc.Sign(ctx, alice, id, stale[:], []string{"A2"}, ""); !errors.Is(err, ErrPrecondition) {
+	size := l.Size()
+	if _, err := svc.Sign(ctx, alice, id, stale[:], nil, ""); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("stale hash: %v", err)
 	}
-	if _, err := svc.Sign(ctx, alice, id, h[:], nil, ""); !errors.Is(err, ErrPrecondition) {
-		t.Fatalf("unacknowledged unsupported sentence: %v", err)
+	// An acknowledgement no longer stands in for a resolution.
+	_, err = svc.Sign(ctx, alice, id, h[:], []string{"A2"}, "")
+	var unresolved *UnresolvedError
+	if !errors.As(err, &unresolved) || !errors.Is(err, ErrPrecondition) || len(unresolved.Sentences) != 1 || unresolved.Sentences[0].ID != "A2" {
+		t.Fatalf("unresolved flagged sentence: %v", err)
+	}
+	if !strings.Contains(err.Error(), "1 flagged sentence is unresolved") {
+		t.Errorf("the refusal does not name the count: %v", err)
 	}
 	_, err = svc.Sign(ctx, alice, id, h[:], []string{"nope"}, "")
 	wantField(t, err, "acknowledged_sentence_ids[0]")
+	if l.Size() != size {
+		t.Fatalf("refused sign-offs wrote %d entries", l.Size()-size)
+	}
+	res, err := svc.ResolveSentence(ctx, alice, id, ResolveRequest{SentenceID: "A2", Verdict: VerdictUnmentioned, Action: ResolveConfirmed, Reason: "Stated at the door, after the recording stopped."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Note.Hash != h {
+		t.Fatal("a confirmation changed the note's text")
+	}
 	signed, err := svc.Sign(ctx, alice, id, h[:], []string{"A2"}, "Reviewed.")
 	if err != nil {
 		t.Fatal(err)
