@@ -30,7 +30,8 @@ type Index struct {
 	turnPostings [][]posting // by term id; posting.seg is the turn number
 	turnLen      []int
 	avgTurnLen   float64
-	scratch      sync.Pool // *scratch
+	scratch      sync.Pool  // *scratch
+	tr           transcript // what each segment says, for the claim checker
 }
 
 type posting struct {
@@ -81,6 +82,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	}
 	speakers := map[string]int32{}
 	var df []int32
+	analysed := make([][]clinicaltext.Token, len(segments))
 	totalLen := 0
 	for i, s := range segments {
 		x.segIndex[s.ID] = i
@@ -93,7 +95,8 @@ func NewIndex(segments []Segment) (*Index, error) {
 		}
 		in.speaker = sp
 		counts := map[int32]int{}
-		for _, t := range clinicaltext.Analyze(s.Text) {
+		analysed[i] = clinicaltext.Analyze(s.Text)
+		for _, t := range analysed[i] {
 			if t.Flags&clinicaltext.Negation != 0 {
 				in.negated = true
 			}
@@ -142,6 +145,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	}
 	x.linkReplies()
 	x.linkTurns(len(df))
+	x.buildTranscript(analysed)
 	nTurns := len(x.turnLen)
 	x.scratch.New = func() any {
 		sc := newScratch(len(segments))

@@ -1,0 +1,73 @@
+package align
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/evidenceledger/evidence/clinicaltext"
+)
+
+func TestZZDebug(t *testing.T) {
+	if os.Getenv("VDEBUG") == "" {
+		t.Skip()
+	}
+	segs, _ := devSegments(t, "testdata/clinical/segments.jsonl")
+	x, err := NewIndex(segs[os.Getenv("VENC")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range strings.Split(os.Getenv("VDEBUG"), "|") {
+		toks := clinicaltext.Analyze(s)
+		r := read(s, toks)
+		spans := x.Align(Sentence{Text: s})
+		ev := x.evidenceOf(spans)
+		fmt.Printf("%q\n  evidence:", s)
+		for k, v := range ev {
+			fmt.Printf(" %s:%d", x.segs[k].ID, v)
+		}
+		fmt.Println()
+		for _, f := range r.facts {
+			c := x.checkFact(&f, ev)
+			w := ""
+			if c.st != stAbsent {
+				g := x.tr.readings[c.where.seg].facts[c.where.fact]
+				w = fmt.Sprintf("%s %q neg=%v oth=%v ask=%v", x.segs[c.where.seg].ID, g.term, g.neg, g.other, g.asked)
+			}
+			fmt.Printf("  %-14s cat=%07b grp=%-8s neg=%v oth=%v ask=%v exp=%v ph=%v w=%.2f st=%d %s\n", f.term, f.cat, f.group, f.neg, f.other, f.asked, f.expansion, f.phrase, claimWeight(&f), c.st, w)
+		}
+		for _, q := range r.quants {
+			fmt.Printf("  Q %v\n", q)
+		}
+		a := x.analyse(Sentence{Text: s}, toks, spans)
+		fmt.Printf("  feat %v p=%.3f\n", a.feat, defaultVerdictModel.prob(&a.feat))
+		for _, c := range a.conflicts {
+			fmt.Printf("  conflict %s %q vs %q\n", c.Kind, s[c.Claim.Start:c.Claim.End], c.Words)
+		}
+	}
+}
+
+func TestZZDump(t *testing.T) {
+	if os.Getenv("VDUMP") == "" {
+		t.Skip()
+	}
+	for _, e := range loadVerifyExamples(t, "train") {
+		if os.Getenv("VDUMP") == "orig" && e.label.Class != "original" || os.Getenv("VDUMP") != "orig" && e.label.Class != os.Getenv("VDUMP") {
+			continue
+		}
+		if e.label.Class == "original" && (e.label.Verdict != "supported" || e.label.Doubtful) {
+			continue
+		}
+		p := defaultVerdictModel.prob(&e.a.feat)
+		var cs []string
+		for _, c := range e.a.conflicts {
+			cs = append(cs, fmt.Sprintf("[%s %q vs %q]", c.Kind, e.a.text[c.Claim.Start:c.Claim.End], c.Words))
+		}
+		var us []string
+		for _, u := range e.a.unsupported {
+			us = append(us, fmt.Sprintf("<%s %.2f>", u.f.term, u.weight))
+		}
+		fmt.Printf("%.2f %s %q %s %s\n", p, e.label.SentenceID, e.a.text, strings.Join(cs, " "), strings.Join(us, " "))
+	}
+}
