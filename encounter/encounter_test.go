@@ -282,14 +282,19 @@ func TestEditReplaceAddDelete(t *testing.T) {
 }
 
 func TestSignRequiresCurrentHashAndResolution(t *testing.T) {
-	svc, l := newService(t)
+	svc, l := newCheckedService(t, fakeChecker)
 	id := newVisit(t, svc)
-	rec, err := svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: draft})
+	d := &Draft{Sections: []DraftSection{
+		{Name: "Subjective", Sentences: []DraftSentence{{ID: "S1", Text: "Sore throat for 3 days with a temperature."}}},
+		{Name: "Assessment", Sentences: []DraftSentence{{ID: "A1", Text: "Likely viral throat infection."}, {ID: "A2", Text: "Amoxicillin for a week."}}},
+		{Name: "Plan", Sentences: []DraftSentence{{ID: "P1", Text: "Paracetamol and fluids."}}},
+	}}
+	rec, err := svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: d})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := sentence(t, rec.Note, "A2").Verdict; v != VerdictUnmentioned {
-		t.Fatalf("precondition: A2 (nothing in the visit says it) is %q, want unmentioned", v)
+		t.Fatalf("precondition: A2 is %q, want unmentioned (fakeChecker)", v)
 	}
 	h := rec.Note.Hash
 	stale := h
@@ -323,7 +328,7 @@ func TestSignRequiresCurrentHashAndResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !signed.Note.Signed || !sentence(t, signed.Note, "A2").Acknowledged || signed.Note.Hash != h {
+	if !signed.Note.Signed || !sentence(t, signed.Note, "A2").Acknowledged || !sentence(t, signed.Note, "A2").Resolved || signed.Note.Hash != h {
 		t.Fatal("sign-off not reflected in the note")
 	}
 	ed, err := svc.RecordEdit(ctx, alice, id, EditRequest{Action: ActionReplace, SentenceID: "P1", Text: "Paracetamol."})
