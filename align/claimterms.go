@@ -41,6 +41,10 @@ func parseClaimTerms(src string) map[string]saidRate {
 	return out
 }
 
+// numberTerm stands for every number in claimterms.tsv: how often a number written in a note
+// is said in the consultation.
+const numberTerm = "<number>"
+
 // saidPriorCount is the weight, in pseudo-counts, of the rate assumed for a word before its
 // counts (saidPrior).
 const saidPriorCount = 3
@@ -65,6 +69,9 @@ func saidPrior(term string) float64 {
 // consultation when the note is right: the share of its training uses that were, smoothed
 // towards saidPrior.
 func sayRate(term string) float64 {
+	if isNum(term) {
+		term = numberTerm
+	}
 	r := termSaid[term]
 	return (r.found + saidPrior(term)*saidPriorCount) / (r.n + saidPriorCount)
 }

@@ -52,17 +52,21 @@ func TestTrainClaimTerms(t *testing.T) {
 		r := read(s.Text, clinicaltext.Analyze(s.Text))
 		for k := range r.facts {
 			f := &r.facts[k]
-			if f.expansion || f.phrase || isNum(f.term) {
+			if f.expansion || f.phrase {
 				continue
 			}
 			found := len(x.tr.mentions[f.term]) > 0 || x.bridged(f)
 			for _, a := range alternatives(r.facts, k) {
 				found = found || len(x.tr.mentions[r.facts[a].term]) > 0
 			}
-			c := counts[f.term]
+			key := f.term
+			if isNum(key) {
+				key = numberTerm // all numbers share one rate
+			}
+			c := counts[key]
 			if c == nil {
 				c = &count{}
-				counts[f.term] = c
+				counts[key] = c
 			}
 			c.n++
 			if found {

@@ -95,6 +95,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 		}
 		in.speaker = sp
 		counts := map[int32]int{}
+		raw := clinicaltext.Tokenize(s.Text)
 		analysed[i] = clinicaltext.Analyze(s.Text)
 		for _, t := range analysed[i] {
 			if t.Flags&clinicaltext.Negation != 0 {
@@ -121,10 +122,10 @@ func NewIndex(segments []Segment) (*Index, error) {
 			counts[id]++
 		}
 		if !in.question {
-			in.question = startsLikeQuestion(s.Text)
+			in.question = startsLikeQuestion(raw)
 		}
-		in.spoken = len(clinicaltext.Tokenize(s.Text)) > 0
-		in.bareAnswer = isBareAnswer(s.Text)
+		in.spoken = len(raw) > 0
+		in.bareAnswer = isBareAnswer(raw)
 		in.shortTurn = in.length <= shortTurnTerms
 		for id, c := range counts {
 			x.postings[id] = append(x.postings[id], posting{seg: int32(i), tf: float32(c)})
@@ -241,10 +242,9 @@ var questionStarts = map[string]bool{
 	"where": true, "which": true, "who": true, "why": true, "shall": true, "should": true,
 }
 
-// startsLikeQuestion reports whether the turn's last clause opens with a question word; ASR
-// output often lacks the question mark.
-func startsLikeQuestion(text string) bool {
-	toks := clinicaltext.Tokenize(text)
+// startsLikeQuestion reports whether the turn's last clause (of its surface tokens) opens
+// with a question word; ASR output often lacks the question mark.
+func startsLikeQuestion(toks []clinicaltext.Token) bool {
 	last := -1
 	for i, t := range toks {
 		if t.Flags&clinicaltext.ClauseStart != 0 {
@@ -268,9 +268,10 @@ func startsLikeQuestion(text string) bool {
 
 var fillers = map[string]bool{"um": true, "uh": true, "so": true, "and": true, "okay": true, "ok": true, "erm": true, "er": true, "right": true, "and,": true}
 
-// isBareAnswer reports whether a turn is a bare yes/no answer ("No.", "Yeah", "Nope").
-func isBareAnswer(text string) bool {
-	for _, t := range clinicaltext.Tokenize(text) {
+// isBareAnswer reports whether a turn (its surface tokens) is a bare yes/no answer ("No.",
+// "Yeah", "Nope").
+func isBareAnswer(toks []clinicaltext.Token) bool {
+	for _, t := range toks {
 		switch strings.ToLower(t.Term) {
 		case "yes", "yeah", "yep", "yup", "no", "nope", "nah", "never", "none", "nothing", "correct", "right", "mhm", "not", "definitely", "sometimes", "occasionally", "once", "twice":
 			return true

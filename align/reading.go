@@ -126,8 +126,29 @@ func breaksClause(between string) bool {
 }
 
 // read reads text, whose analysis (clinicaltext.Analyze) is toks.
-func read(text string, toks []clinicaltext.Token) reading {
+func read(text string, toks []clinicaltext.Token) reading { return readText(text, toks, false) }
+
+// readSpeech reads a transcript segment: there "he", "she" or "they" after a relative speak of
+// that relative, where in a note they speak of the patient.
+func readSpeech(text string, toks []clinicaltext.Token) reading { return readText(text, toks, true) }
+
+// negHeads are the words after which "of" keeps a negation going: "no history of asthma",
+// "no signs of infection".
+var negHeads = map[string]bool{"evid": true, "histori": true, "hx": true, "sign": true, "symptom": true,
+	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true}
+
+// scopePrepositions end a negation's scope after its head: "no blood in the vomit" denies the
+// blood, not the vomit.
+var scopePrepositions = map[string]bool{"in": true, "on": true, "at": true, "from": true, "with": true,
+	"to": true, "over": true, "during": true, "after": true, "into": true, "around": true, "under": true, "of": true}
+
+// thirdPerson pronouns, which in speech refer back to a relative named before them.
+var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": true, "her": true, "his": true, "their": true, "them": true}
+
+func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 	var r reading
+	negHead := ""       // the first content word a negation covers
+	lastRelative := -1 // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
 	negOther := false             // the negation is of "other" or "more" things, not of what it names
 	aside, others := false, false // in the clause: after "apart from", after "other"
@@ -165,12 +186,18 @@ func read(text string, toks []clinicaltext.Token) reading {
 					break
 				}
 			}
-			negCue, negLeft, negOther, neverCue = t.Start, negScopeWords, false, t.Term == "never"
+			negCue, negLeft, negOther, neverCue, negHead = t.Start, negScopeWords, false, t.Term == "never", ""
 			continue
 		case t.Flags&clinicaltext.Stop != 0:
 			w := t.Term
 			if scopeEnd[w] || w == "and" && i+1 < len(toks) && newClause[toks[i+1].Term] {
 				negCue = -1 // "can't catch her breath and some wheezing"
+			}
+			if negCue >= 0 && negHead != "" && scopePrepositions[w] && !(w == "of" && negHeads[negHead]) {
+				negCue = -1 // "no blood in the vomit"
+			}
+			if speech && thirdPerson[w] && lastRelative >= 0 && otherCue < 0 {
+				otherCue = lastRelative // "my dad ... he died of bowel cancer"
 			}
 			if w == "other" || w == "more" || w == "further" || w == "else" {
 				negOther = negCue >= 0
@@ -188,7 +215,7 @@ func read(text string, toks []clinicaltext.Token) reading {
 			if firstPerson[w] {
 				otherCue = -1
 			}
-			if (w == "right") && lateralContext(toks, i) {
+			if (w == "right") && lateralContext(text, toks, i) {
 				r.facts = append(r.facts, fact{term: "right", start: t.Start, end: t.End, cue: t.Start, pos: t.Pos,
 					group: "side", neg: negCue >= 0, other: otherCue >= 0, asked: hypo})
 			}
@@ -206,8 +233,11 @@ func read(text string, toks []clinicaltext.Token) reading {
 		if cat == 0 && clinicaltext.LooksLikeDrug(t.Term) {
 			cat = clinicaltext.Drug
 		}
+		if t.Start > 0 && text[t.Start-1] == '?' && t.Flags&clinicaltext.Expansion == 0 {
+			hypo = true // "?related to stress": a query, not a finding
+		}
 		if cat&clinicaltext.Relative != 0 && t.Flags&clinicaltext.Expansion == 0 && !possessedByPatient(toks, i) {
-			otherCue = t.Start
+			otherCue, lastRelative = t.Start, t.Start
 			// What came before it in the same clause is theirs too ("atrial fibrillation in
 			// her mother").
 			for k := len(r.facts) - 1; k >= 0; k-- {
@@ -229,7 +259,7 @@ func read(text string, toks []clinicaltext.Token) reading {
 		f := fact{term: t.Term, start: t.Start, end: t.End, cue: t.Start, pos: t.Pos, cat: cat,
 			group: clinicaltext.GroupOf(t.Term), value: clinicaltext.ValueOf(t.Term), asked: hypo,
 			expansion: t.Flags&clinicaltext.Expansion != 0, aside: aside, others: others}
-		if f.group == "side" && !lateralContext(toks, i) {
+		if f.group == "side" && !lateralContext(text, toks, i) {
 			f.group = ""
 		}
 		if f.expansion && lastContent >= 0 && r.facts[lastContent].pos == t.Pos {
@@ -243,6 +273,11 @@ func read(text string, toks []clinicaltext.Token) reading {
 				f.neg, f.cue, f.never = true, negCue, neverCue
 			}
 		}
+		if !f.expansion && (negOther || others) {
+			// Only the category word is "other": "any other symptoms, like nausea?"
+			// asks about nausea itself.
+			negOther, others = false, false
+		}
 		if otherCue >= 0 && cat&clinicaltext.Relative == 0 && !f.expansion {
 			f.other = true
 			f.cue = min(f.cue, otherCue)
@@ -251,6 +286,9 @@ func read(text string, toks []clinicaltext.Token) reading {
 		if !f.expansion {
 			lastContent = len(r.facts) - 1
 			if negCue >= 0 && t.Flags&clinicaltext.Number == 0 {
+				if negHead == "" {
+					negHead = t.Term
+				}
 				negLeft--
 				if negLeft <= 0 {
 					negCue = -1
@@ -262,6 +300,17 @@ func read(text string, toks []clinicaltext.Token) reading {
 				if p := prevContent(toks, i); p >= 0 && toks[p].Pos >= t.Pos-2 {
 					ph := toks[p].Term + " " + t.Term
 					if c, gr := clinicaltext.CategoryOf(ph), clinicaltext.GroupOf(ph); c != 0 || gr != "" {
+						if c != 0 {
+							// "blood pressure" is a measurement, not blood, and its
+							// pressure no quality of pain.
+							for k := len(r.facts) - 1; k >= 0; k-- {
+								if r.facts[k].start == toks[p].Start && !r.facts[k].expansion {
+									r.facts[k].cat = 0
+									break
+								}
+							}
+							r.facts[len(r.facts)-1].group, r.facts[len(r.facts)-1].value = "", ""
+						}
 						g := f
 						g.term, g.start, g.cat, g.phrase = ph, toks[p].Start, c, true
 						g.group, g.value = gr, clinicaltext.ValueOf(ph)
@@ -272,9 +321,69 @@ func read(text string, toks []clinicaltext.Token) reading {
 			}
 		}
 	}
+	expansionPhrases(r.facts)
 	r.facts = append(r.facts, valuePhrases(text, r.facts)...)
+	r.facts = append(r.facts, spokenNumbers(text, toks)...)
 	r.quants = readQuantities(text, toks, r.facts)
 	return r
+}
+
+// expansionPhrases reads the terms one word expands to ("HTN": high blood pressure) as the
+// concept they make together: where two of them name a known concept ("blood pressure"),
+// their own categories and attribute values do not apply.
+func expansionPhrases(facts []fact) {
+	for k := 1; k < len(facts); k++ {
+		a, b := &facts[k-1], &facts[k]
+		if !a.expansion || !b.expansion || a.pos != b.pos || a.phrase || b.phrase {
+			continue
+		}
+		if clinicaltext.CategoryOf(a.term+" "+b.term) != 0 {
+			a.cat, b.cat = 0, 0
+			a.group, a.value, b.group, b.value = "", "", "", ""
+		}
+	}
+}
+
+// spokenNumbers reads numbers said digit group by digit group, as readings of blood pressure
+// and prices are: "one sixty nine" is 169 (analysed as 1 and 69), "one twenty" 120. Each
+// gives an extra number fact over the words, beside the plain reading.
+func spokenNumbers(text string, toks []clinicaltext.Token) []fact {
+	var out []fact
+	// Digits said one by one: "nine nine nine" is 999.
+	for i := 0; i < len(toks); {
+		j := i
+		digits := ""
+		for j < len(toks) && toks[j].Flags&clinicaltext.Number != 0 && len(toks[j].Term) == 1 && !isDigitText(text[toks[j].Start:toks[j].End]) &&
+			(j == i || toks[j].Pos == toks[j-1].Pos+1 && strings.TrimSpace(text[toks[j-1].End:toks[j].Start]) == "") {
+			digits += toks[j].Term
+			j++
+		}
+		if j-i >= 3 {
+			out = append(out, fact{term: digits, start: toks[i].Start, end: toks[j-1].End, cue: toks[i].Start, pos: toks[j-1].Pos, expansion: true})
+		}
+		i = max(j, i+1)
+	}
+	for i := 0; i+1 < len(toks); i++ {
+		a, b := toks[i], toks[i+1]
+		if a.Flags&clinicaltext.Number == 0 || b.Flags&clinicaltext.Number == 0 || b.Pos != a.Pos+1 {
+			continue
+		}
+		if strings.TrimSpace(text[a.End:b.Start]) != "" || isDigitText(text[a.Start:a.End]) {
+			continue // "3-5", "6, 7" and digits are ranges or lists, not spoken groups
+		}
+		x, err1 := strconv.Atoi(a.Term)
+		y, err2 := strconv.Atoi(b.Term)
+		if err1 != nil || err2 != nil || x < 1 || x > 9 || y < 10 || y > 99 {
+			continue
+		}
+		v := strconv.Itoa(100*x + y)
+		out = append(out, fact{term: v, start: a.Start, end: b.End, cue: a.Start, pos: b.Pos, expansion: true})
+	}
+	return out
+}
+
+func isDigitText(s string) bool {
+	return s != "" && s[0] >= '0' && s[0] <= '9'
 }
 
 // phraseValues are attribute values said in phrases of function words, which analysis drops:
@@ -365,13 +474,23 @@ func postNegates(toks []clinicaltext.Token, i int, text string) bool {
 // lateralContext reports whether "left" or "right" at toks[i] names a side: a body part,
 // "side", a vertical position or another side word follows within two words, or a body part
 // comes just before ("knee, right").
-func lateralContext(toks []clinicaltext.Token, i int) bool {
+func lateralContext(text string, toks []clinicaltext.Token, i int) bool {
 	// "on the left", "to the right", "the left one".
 	if i >= 2 && toks[i-1].Term == "the" {
 		switch toks[i-2].Term {
 		case "on", "to", "at", "from", "toward", "towards", "of", "in":
 			return true
 		}
+	}
+	// "Right, OK": a filler, not a side.
+	if rest := strings.TrimLeft(text[toks[i].End:], " "); rest != "" && strings.ContainsAny(rest[:1], ",.!?") {
+		// "... elbow swelling right.": a side after the body part it qualifies.
+		for k := i - 1; k >= 0 && k >= i-3; k-- {
+			if clinicaltext.CategoryOf(toks[k].Term)&clinicaltext.Body != 0 {
+				return true
+			}
+		}
+		return false
 	}
 	seen := 0
 	for k := i + 1; k < len(toks) && seen < 3; k++ {
@@ -380,8 +499,11 @@ func lateralContext(toks []clinicaltext.Token, i int) bool {
 		}
 		w := toks[k].Term
 		if w == "side" || w == "sid" || w == "hand" || clinicaltext.CategoryOf(w)&clinicaltext.Body != 0 ||
-			clinicaltext.GroupOf(w) == "vertical" || w == "and" || w == "or" {
+			clinicaltext.GroupOf(w) == "vertical" {
 			return true
+		}
+		if (w == "and" || w == "or") && k+1 < len(toks) && clinicaltext.GroupOf(toks[k+1].Term) == "side" {
+			return true // "left and right"
 		}
 		if toks[k].Flags&clinicaltext.Stop == 0 {
 			seen++
@@ -413,6 +535,9 @@ var doseUnits = map[string]string{"milligram": "mg", "mg": "mg", "microgram": "m
 	"g": "g", "millilitr": "ml", "ml": "ml", "unit": "unit", "puff": "puff", "tablet": "tablet", "tab": "tablet",
 	"drop": "drop", "spray": "spray", "capsul": "tablet", "pill": "tablet"}
 
+// lengthUnits measure sizes ("0.5 cm", "half a centimetre").
+var lengthUnits = map[string]bool{"cm": true, "centimet": true, "centimetr": true, "mm": true, "millimet": true, "millimetr": true, "inch": true}
+
 // vitals are measurements whose number follows their name ("temperature 38", "BP 140/90").
 var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, "bp": true, "pulse": true,
 	"rate": true, "sat": true, "satur": true, "oxygen": true, "weigh": true, "weight": true, "height": true,
@@ -420,7 +545,7 @@ var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, 
 
 // numberWord are words that stand for a number before a unit ("a week", "a couple of days").
 var numberWord = map[string][2]float64{"a": {1, 1}, "an": {1, 1}, "one": {1, 1}, "coupl": {2, 2},
-	"few": {2, 4}, "sever": {3, 7}}
+	"few": {2, 4}, "sever": {3, 7}, "half": {0.5, 0.5}}
 
 // readQuantities finds the quantities of a text: numbers (or "a", "a couple of", "few")
 // followed by a unit of time, dose or frequency, ranges ("3-5 days", "six or seven times"),
@@ -561,9 +686,9 @@ func numberAt(toks []clinicaltext.Token, i int) (lo, hi float64, ok bool) {
 		return v, v, true
 	}
 	if nw, ok := numberWord[t.Term]; ok {
-		// Only before a unit of time: "a week", "a couple of days", "few days".
+		// Only before a unit: "a week", "a couple of days", "few days", "half a centimetre".
 		for k := i + 1; k < len(toks) && k <= i+3; k++ {
-			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" {
+			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthUnits[toks[k].Term]) {
 				return nw[0], nw[1], true
 			}
 			if toks[k].Flags&clinicaltext.Stop == 0 && toks[k].Term != "coupl" {
@@ -607,7 +732,7 @@ func answerPolarity(text string, toks []clinicaltext.Token) int {
 		case "no", "nope", "nah", "never", "not", "none", "nothing", "neither", "nobody":
 			rest := strings.TrimLeft(text[t.End:], " ")
 			if t.Term == "no" && rest != "" && !strings.ContainsAny(rest[:1], ",.!?;-") &&
-				!(k+1 < len(toks) && (toks[k+1].Term == "no" || toks[k+1].Term == "not")) {
+				!(k+1 < len(toks) && (toks[k+1].Term == "no" || toks[k+1].Term == "not" || toks[k+1].Term == "nothing" || toks[k+1].Term == "never")) {
 				return 0
 			}
 			return -1

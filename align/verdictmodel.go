@@ -28,13 +28,15 @@ const (
 	vTopScore          // the retrieval score of the best evidence span
 	vNoSpans           // retrieval found no evidence
 	vFacts             // log(1 + total claim weight): how much the sentence says
+	vOutOfWindow       // the heaviest claim said only away from where the rest is said
+	vFirmNegation      // negation conflicts where the claim is never said the sentence's way
 	numVerdictFeatures
 )
 
 var verdictFeatureNames = [numVerdictFeatures]string{"bias", "max_absent", "sum_absent", "unsupported_share",
 	"absent_specific", "absent_quantity", "absent_number", "absent_drug", "absent_concept", "conflict_negation",
 	"conflict_other", "conflict_value", "conflict_quantity", "conflict_drug", "conflict_condition",
-	"top_score", "no_spans", "facts"}
+	"top_score", "no_spans", "facts", "out_of_window", "firm_negation"}
 
 // verdictModel is a logistic regression over the analysis features that estimates the
 // probability that a sentence is wrong (contradicted or unmentioned); sentences at or above

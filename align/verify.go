@@ -37,7 +37,7 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 	tr.mentions = make(map[string][]mref)
 	asks := make([]int, len(x.segs)) // byte where an unpunctuated question starts, or -1
 	for i := range x.segs {
-		tr.readings[i] = read(x.segs[i].Text, toks[i])
+		tr.readings[i] = readSpeech(x.segs[i].Text, toks[i])
 		asks[i] = questionStart(x.segs[i].Text, toks[i], x.info[i].question)
 	}
 	// asking reports whether fact f of segment q is in a question: a clause ending in "?",
@@ -58,11 +58,12 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 		if asks[q] < 0 {
 			continue
 		}
-		// The answer: the next turn by another speaker with words, within three turns
-		// and replyWindowMS.
+		// The answer: the next turn by another speaker with words, within four turns
+		// and replyWindowMS, that does not start while the question is still being
+		// asked (a backchannel).
 		pol, answered := 0, false
-		for a := q + 1; a < len(x.segs) && a <= q+3; a++ {
-			if speaker(a) == speaker(q) || !x.info[a].spoken {
+		for a := q + 1; a < len(x.segs) && a <= q+4; a++ {
+			if speaker(a) == speaker(q) || !x.info[a].spoken || x.segs[a].StartMS < x.segs[q].EndMS-overlapMS {
 				continue
 			}
 			if x.segs[a].StartMS-x.segs[q].EndMS > replyWindowMS {
@@ -84,6 +85,7 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 				f.asked = true
 			case pol == -1:
 				f.neg, f.asked = true, false
+				f.never = f.never || historyQuestion(toks[q])
 			default:
 				f.asked = false
 			}
@@ -94,6 +96,21 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			tr.mentions[f.term] = append(tr.mentions[f.term], mref{int32(i), int32(k)})
 		}
 	}
+}
+
+// overlapMS is how long before a question's end its answer may start.
+const overlapMS = 1000
+
+// historyQuestion reports whether a question asks about the past as a whole ("have you ever
+// been diagnosed with ...?", "any problems before?"), so that a "no" to it is a "never".
+func historyQuestion(toks []clinicaltext.Token) bool {
+	for _, t := range toks {
+		switch t.Term {
+		case "ever", "diagnos", "befor", "previous", "previously", "histori", "past":
+			return true
+		}
+	}
+	return false
 }
 
 // answerTo returns the segment answering question segment q, or -1.
@@ -123,7 +140,7 @@ func hasQuestionMark(toks []clinicaltext.Token) bool {
 
 // questionStart returns the byte offset where a segment asks something, or -1 when it asks
 // nothing: the first clause marked with "?" by the tokenizer, else, for a turn retrieval
-// counts as a question or one without sentence punctuation, the last question cue.
+// counts as a question or one without sentence punctuation, the first question cue.
 func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int {
 	for _, t := range toks {
 		if t.Flags&clinicaltext.Question != 0 {
@@ -133,7 +150,7 @@ func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int 
 	if !isQuestion && strings.ContainsAny(text, ".!") {
 		return -1
 	}
-	for k := len(toks) - 1; k >= 0; k-- {
+	for k := range toks {
 		for _, c := range questionCues {
 			if toks[k].Term == c[0] && (c[1] == "" || k+1 < len(toks) && toks[k+1].Term == c[1]) {
 				return toks[k].Start
@@ -195,6 +212,9 @@ type claimCheck struct {
 	st     status
 	where  mref // the mention that decided a conflict or support
 	weight float64
+	// firm, for a conflict, says the conversation never states the claim the sentence's
+	// way, anywhere.
+	firm bool
 }
 
 // verdictOf checks one sentence against the conversation, given its retrieved evidence.
@@ -203,9 +223,14 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	return verdictFrom(&a, defaultVerdictModel)
 }
 
+// inferredShare is the least share of a sentence's claim weight left unsaid for an
+// assessment that is not flagged to count as inferred rather than supported.
+const inferredShare = 0.25
+
 // analysis is what the checker found about one sentence, before the verdict.
 type analysis struct {
 	text        string
+	inference   bool // an assessment or impression: the clinician's reading of what was said
 	r           reading
 	conflicts   []Conflict
 	unsupported []claimCheck
@@ -243,10 +268,18 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	// checked with its alternatives: the terms its abbreviation or synonym expands to and a
 	// two-word concept it ends ("heart attack"); it is supported when it or one of them is.
 	var unsupported []claimCheck
+	var found []foundFact
+	firmNegations := 0
 	supportedWeight, totalWeight := 0.0, 0.0
-	inQuantity := func(f *fact) bool {
-		for _, q := range r.quants {
-			if f.start >= q.start && f.end <= q.end {
+	// Numbers are claims of their own unless a quantity the conversation states holds them.
+	saidQuantity := make([]bool, len(r.quants))
+	for i, q := range r.quants {
+		_, st := x.checkQuantity(q, r, ev)
+		saidQuantity[i] = st == stFound
+	}
+	inSaidQuantity := func(f *fact) bool {
+		for i, q := range r.quants {
+			if saidQuantity[i] && f.start >= q.start && f.end <= q.end {
 				return true
 			}
 		}
@@ -254,13 +287,18 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 	for k := range r.facts {
 		f := &r.facts[k]
-		if f.expansion || f.phrase || isNum(f.term) && inQuantity(f) {
+		if f.expansion || f.phrase || len(f.term) == 1 && !isNum(f.term) {
+			continue
+		}
+		if isNum(f.term) && (inSaidQuantity(f) || partOfName(s.Text, f)) {
 			continue
 		}
 		alts := alternatives(r.facts, k)
 		w := claimWeight(f)
 		for _, a := range alts {
-			w = math.Max(w, claimWeight(&r.facts[a]))
+			if r.facts[a].expansion {
+				w = math.Max(w, claimWeight(&r.facts[a]))
+			}
 		}
 		if w == 0 || f.asked && f.cat == 0 {
 			continue
@@ -280,13 +318,19 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 		switch c.st {
 		case stFound, stAsked:
 			supportedWeight += w
+			found = append(found, foundFact{c.f, w})
 		case stNegated:
 			switch {
 			case f.asked:
 			case x.tr.readings[c.where.seg].facts[c.where.fact].never && !aboutHistory(s):
 				// "I've never had a migraine" denies a past, not today's diagnosis.
+			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
+				// A synonym ("cellulitis" for infection) is too loose to contradict.
 			case conflictCategory(c.f.cat):
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
+				if c.firm && !c.f.expansion {
+					firmNegations++
+				}
 			}
 			supportedWeight += w / 2
 		case stOther:
@@ -301,7 +345,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			}
 			c.weight = w
 			for _, a := range alts {
-				if r.facts[a].cat != 0 && f.cat == 0 {
+				if r.facts[a].cat != 0 && f.cat == 0 && r.facts[a].expansion {
 					c.f = &r.facts[a] // judge the word by the concept it stands for
 				}
 			}
@@ -364,7 +408,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 
 	slices.SortFunc(conflicts, func(a, b Conflict) int { return a.Claim.Start - b.Claim.Start })
-	a := analysis{text: s.Text, r: r, conflicts: conflicts, unsupported: unsupported, unsuppQ: unsupportedQ}
+	a := analysis{text: s.Text, r: r, conflicts: conflicts, unsupported: unsupported, unsuppQ: unsupportedQ,
+		inference: isInference(s)}
 	f := &a.feat
 	f[vBias] = 1
 	for _, c := range unsupported {
@@ -410,14 +455,80 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 		f[vNoSpans] = 1
 	}
 	f[vFacts] = math.Log1p(totalWeight)
+	f[vOutOfWindow] = x.outOfWindow(found)
+	f[vFirmNegation] = float64(firmNegations)
 	return a
 }
 
-// verdictFrom turns an analysis into a verdict: the model's probability that the sentence is
-// wrong decides whether it is flagged; a flagged sentence with conflicts is contradicted, one
-// without is unmentioned.
+// foundFact is a claim of the sentence the conversation says, with its weight.
+type foundFact struct {
+	f *fact
+	w float64
+}
+
+// windowSegments is the half-width of the stretch of conversation one sentence's claims are
+// expected to come from.
+const windowSegments = 4
+
+// outOfWindow returns the heaviest claim that is said only outside the stretch of the
+// conversation (2*windowSegments+1 segments) that holds most of the sentence's claim weight:
+// a word of the sentence that belongs to another moment of the visit. A note sentence usually
+// reports one moment; a wrong one often borrows a word said elsewhere.
+func (x *Index) outOfWindow(found []foundFact) float64 {
+	if len(found) < 2 {
+		return 0
+	}
+	segsOf := make([][]int32, len(found))
+	for i, ff := range found {
+		for _, m := range x.tr.mentions[ff.f.term] {
+			segsOf[i] = append(segsOf[i], m.seg)
+		}
+	}
+	bestCover, bestCenter := -1.0, int32(0)
+	for _, cands := range segsOf {
+		for _, c := range cands {
+			cover := 0.0
+			for i, ss := range segsOf {
+				for _, s := range ss {
+					if s >= c-windowSegments && s <= c+windowSegments {
+						cover += found[i].w
+						break
+					}
+				}
+			}
+			if cover > bestCover {
+				bestCover, bestCenter = cover, c
+			}
+		}
+	}
+	out := 0.0
+	for i, ss := range segsOf {
+		in := false
+		for _, s := range ss {
+			if s >= bestCenter-windowSegments && s <= bestCenter+windowSegments {
+				in = true
+				break
+			}
+		}
+		if !in {
+			out = math.Max(out, found[i].w)
+		}
+	}
+	return out
+}
+
+// verdictFrom turns an analysis into a verdict: a sentence with conflicts is contradicted;
+// otherwise the model's probability that the sentence is wrong decides whether it is flagged
+// unmentioned.
 func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, []Range) {
+	if len(a.conflicts) > 0 {
+		// The conversation says otherwise: always shown, whatever the model's estimate.
+		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
+	}
 	if m.prob(&a.feat) < m.Threshold {
+		if a.inference && a.feat[vUnsupShare] >= inferredShare {
+			return Inferred, "", nil, nil
+		}
 		return Supported, "", nil, nil
 	}
 	if len(a.conflicts) > 0 {
@@ -436,6 +547,21 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 	return Unmentioned, unmentionedSeverity(a.unsupported, a.unsuppQ), nil, mergeRanges(ranges)
 }
 
+// inferenceCues mark a sentence as the clinician's reading of the consultation: its section
+// (impression, assessment, diagnosis) or its words ("likely", "consistent with").
+var inferenceCues = []string{"imp", "assessment", "diagnos", "impression", "reasoning", "likely", "consistent with",
+	"suggestive", "suspect", "probable", "possible", "?", "ddx", "differential"}
+
+func isInference(s Sentence) bool {
+	t := strings.ToLower(s.Section + " " + s.Text)
+	for _, c := range inferenceCues {
+		if strings.Contains(t, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // aboutHistory reports whether a sentence speaks of the past as a whole (past medical or
 // family history, previous episodes), where "never" in the conversation contradicts it.
 func aboutHistory(s Sentence) bool {
@@ -446,6 +572,21 @@ func aboutHistory(s Sentence) bool {
 		}
 	}
 	return false
+}
+
+// abbreviation reports whether a written word is an abbreviation: no lower-case letter
+// ("SOB", "N&V").
+func abbreviation(w string) bool {
+	return strings.ToUpper(w) == w
+}
+
+// partOfName reports whether a number is part of a name ("COVID-19", "B12", "T2"): written
+// against letters, or after a hyphen that follows letters.
+func partOfName(text string, f *fact) bool {
+	if f.start > 0 && isLetter(text[f.start-1]) || f.end < len(text) && isLetter(text[f.end]) {
+		return true
+	}
+	return f.start > 1 && text[f.start-1] == '-' && isLetter(text[f.start-2])
 }
 
 // headingEnd returns the end of a leading "Heading:" of a few words, or 0.
@@ -494,7 +635,7 @@ const (
 	weightBody    = 0.7
 	weightValue   = 0.6
 	weightWord    = 0.5
-	weightNumber  = 0.5
+	weightNumber  = 1.0
 )
 
 func quantityWeight(q quantity) float64 {
@@ -523,6 +664,16 @@ func alternatives(facts []fact, k int) []int {
 // checkFact finds how the conversation states f: in the evidence region first, then anywhere.
 func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	ms := x.tr.mentions[f.term]
+	if isNum(f.term) {
+		// A number is said of something: only near the sentence's evidence does it count.
+		var near []mref
+		for _, m := range ms {
+			if x.near(m.seg, ev) {
+				near = append(near, m)
+			}
+		}
+		ms = near
+	}
 	if len(ms) == 0 {
 		// Another name of the same drug ("nurofen" for "ibuprofen").
 		if f.cat&clinicaltext.Drug != 0 {
@@ -540,6 +691,15 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 			return claimCheck{f: f, st: stAbsent}
 		}
 	}
+	// Words said as such decide before terms a synonym or abbreviation stands for ("sick"
+	// may be said of a headache; "vomiting" is what it is).
+	surface := false
+	for _, m := range ms {
+		if !x.tr.readings[m.seg].facts[m.fact].expansion {
+			surface = true
+			break
+		}
+	}
 	best := func(inEv bool) (claimCheck, bool) {
 		var neg, other, asked *mref
 		for i := range ms {
@@ -548,6 +708,9 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 				continue
 			}
 			g := &x.tr.readings[m.seg].facts[m.fact]
+			if surface && g.expansion {
+				continue
+			}
 			switch {
 			case g.asked:
 				if asked == nil {
@@ -579,13 +742,16 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 		if c.st == stNegated || c.st == stOther {
 			// A conflict in the evidence stands unless the same claim is said elsewhere in
 			// the same way: nearby for a negation, anywhere for whose it is.
-			if g, ok := best(false); ok && g.st == stFound && (c.st == stOther || x.near(g.where.seg, ev)) {
+			g, ok := best(false)
+			if ok && g.st == stFound && (c.st == stOther || x.near(g.where.seg, ev)) {
 				return g
 			}
+			c.firm = !ok || g.st != stFound
 		}
 		return c
 	}
 	c, _ := best(false)
+	c.firm = c.st == stNegated || c.st == stOther
 	return c
 }
 
@@ -734,7 +900,7 @@ func (x *Index) kindInEvidence(f *fact, ev evidence, kind clinicaltext.Category)
 	bestRank := math.MaxInt
 	for s, rank := range ev {
 		for k, g := range x.tr.readings[s].facts {
-			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other || !specific(g.term) {
+			if g.cat&kind == 0 || g.term == f.term || g.asked || g.neg || g.expansion || g.other != f.other || !verySpecific(g.term) {
 				continue
 			}
 			if kind == clinicaltext.Body && g.cat&clinicaltext.Relative != 0 {
@@ -756,6 +922,13 @@ func specific(term string) bool {
 	return r == 0 || r > 5
 }
 
+// verySpecific reports whether a term is rarer than general English's 15,000 most frequent
+// words: specific enough to be taken as the thing a note's word was swapped for.
+func verySpecific(term string) bool {
+	r := clinicaltext.WordRank(term)
+	return r == 0 || r > 15
+}
+
 // groupConflict finds, for an attribute value of the sentence ("right", "dry"), the evidence
 // giving the same attribute another value and never this one.
 func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
@@ -773,8 +946,8 @@ func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
 				}
 				continue
 			}
-			if g.neg {
-				continue
+			if g.neg && f.group != "side" && f.group != "vertical" {
+				continue // "not sharp" is no other quality; "can't move my left arm" is a side
 			}
 			if rk < rank || rk == rank && s < other.seg {
 				other, rank, found = mref{s, int32(k)}, rk, true
@@ -815,6 +988,14 @@ func twoValues(r reading, f *fact) bool {
 // way; failing those, the same value said anywhere supports it. It returns stFound, stNegated
 // (a conflict, with the mention) or stAbsent.
 func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status) {
+	ownOther := func(p quantity) bool { // the value of another quantity of the sentence
+		for _, o := range r.quants {
+			if o != q && o.class == p.class && o.unit == p.unit && overlaps(o, p) {
+				return true
+			}
+		}
+		return false
+	}
 	scan := func(s int32) (match bool, other mref, hasOther bool) {
 		for k, p := range x.tr.readings[s].quants {
 			if p.class != q.class || p.unit != q.unit || p.neg {
@@ -822,6 +1003,9 @@ func (x *Index) checkQuantity(q quantity, r reading, ev evidence) (mref, status)
 			}
 			if overlaps(p, q) {
 				return true, mref{}, false
+			}
+			if ownOther(p) {
+				continue
 			}
 			if !hasOther {
 				other, hasOther = mref{s, int32(-1 - k)}, true

@@ -71,3 +71,56 @@ func TestZZDump(t *testing.T) {
 		fmt.Printf("%.2f %s %q %s %s\n", p, e.label.SentenceID, e.a.text, strings.Join(cs, " "), strings.Join(us, " "))
 	}
 }
+
+func TestZZStats(t *testing.T) {
+	if os.Getenv("VSTATS") == "" {
+		t.Skip()
+	}
+	ex := loadVerifyExamples(t, "train")
+	type cnt struct{ orig, alt int }
+	by := map[string]*cnt{}
+	var nOrig, nAlt int
+	for _, e := range ex {
+		isOrig := e.label.Class == "original"
+		if isOrig && (e.label.Verdict != "supported" || e.label.Doubtful) {
+			continue
+		}
+		if isOrig {
+			nOrig++
+		} else {
+			nAlt++
+		}
+		seen := map[string]bool{}
+		for _, c := range e.a.conflicts {
+			seen[string(c.Kind)] = true
+		}
+		if e.a.feat[vFirmNegation] > 0 {
+			seen["firmneg"] = true
+		}
+		if e.a.feat[vMaxAbsent] >= 0.6 {
+			seen["absent>=0.6"] = true
+		}
+		if e.a.feat[vMaxAbsent] >= 0.8 {
+			seen["absent>=0.8"] = true
+		}
+		if e.a.feat[vOutOfWindow] >= 0.5 {
+			seen["outwin>=0.5"] = true
+		}
+		if e.a.feat[vAbsentQuantity] > 0 {
+			seen["absentQ"] = true
+		}
+		for k := range seen {
+			if by[k] == nil {
+				by[k] = &cnt{}
+			}
+			if isOrig {
+				by[k].orig++
+			} else {
+				by[k].alt++
+			}
+		}
+	}
+	for k, c := range by {
+		fmt.Printf("%-20s orig %3d (%.3f)  alt %3d (%.3f)\n", k, c.orig, float64(c.orig)/float64(nOrig), c.alt, float64(c.alt)/float64(nAlt))
+	}
+}

@@ -93,6 +93,9 @@ func (c *concepts) parse(name, src string) error {
 				overridden[key] = true
 			}
 			c.addCat(key, k)
+			if raw := strings.ToLower(f[1]); raw != key && !strings.ContainsAny(raw, " _") {
+				c.addCat(raw, k) // abbreviations are analysed unstemmed ("IBS" is "ibs")
+			}
 		case (f[0] == "isa" || f[0] == "same") && len(f) == 3:
 			c.addClass(stemPhrase(f[1]), stemPhrase(f[2]))
 			if f[0] == "same" {
