@@ -717,9 +717,7 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 			}
 		}
 		if len(ms) == 0 && f.group != "" {
-			if m, ok := x.valueSaid(f, nil); ok {
-				return claimCheck{f: f, st: stFound, where: m} // "cramp" for "crampy"
-			}
+			ms = x.tr.values[f.group+"/"+f.value] // "cramp" for "crampy", "smoke" for "smoker"
 		}
 		if len(ms) == 0 {
 			if m, ok := x.classSaid(f); ok {
