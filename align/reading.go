@@ -186,6 +186,17 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 					break
 				}
 			}
+			if t.Flags&clinicaltext.Expansion == 0 && absencePredicate(toks, i) {
+				// "antibiotics are not needed", "rash was not seen": the subject is what
+				// is absent.
+				for k := len(r.facts) - 1; k >= 0; k-- {
+					f := &r.facts[k]
+					if breaksClause(text[f.end:t.Start]) {
+						break
+					}
+					f.neg, f.cue = true, min(f.cue, f.start)
+				}
+			}
 			negCue, negLeft, negOther, neverCue, negHead = t.Start, negScopeWords, false, t.Term == "never", ""
 			continue
 		case t.Flags&clinicaltext.Stop != 0:
@@ -447,6 +458,26 @@ func prevContent(toks []clinicaltext.Token, i int) int {
 		return k
 	}
 	return -1
+}
+
+// absencePredicates say that their subject is absent or not done when negated.
+var absencePredicates = map[string]bool{"need": true, "requir": true, "indic": true, "necessari": true,
+	"given": true, "prescrib": true, "recommend": true, "start": true, "taken": true, "tri": true,
+	"present": true, "seen": true, "found": true, "detect": true, "felt": true, "palpabl": true,
+	"note": true, "observ": true, "elicit": true, "identifi": true, "warrant": true}
+
+// absencePredicate reports whether the negation cue at toks[i] follows a form of "be" and
+// precedes an absence predicate: "X is not needed", "X were not seen".
+func absencePredicate(toks []clinicaltext.Token, i int) bool {
+	if i == 0 || i+1 >= len(toks) {
+		return false
+	}
+	switch toks[i-1].Term {
+	case "is", "are", "was", "were", "be", "been", "being":
+	default:
+		return false
+	}
+	return absencePredicates[toks[i+1].Term]
 }
 
 // postNegates reports whether the negation cue at toks[i] closes its clause ("smoking: nil",
