@@ -244,6 +244,9 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 		if cat == 0 && clinicaltext.LooksLikeDrug(t.Term) {
 			cat = clinicaltext.Drug
 		}
+		if cat == 0 && clinicaltext.LooksLikeProcedure(t.Term) {
+			cat = clinicaltext.Procedure
+		}
 		if t.Start > 0 && text[t.Start-1] == '?' && t.Flags&clinicaltext.Expansion == 0 {
 			hypo = true // "?related to stress": a query, not a finding
 		}
@@ -660,6 +663,10 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 			q.class, q.unit = qFrequency, "per day"
 			q.lo, q.hi = lo/d, hi/d
 			q.end = max(q.end, toks[k].End)
+		case k < len(toks) && toks[k].Term == "year" && k+1 < len(toks) && toks[k+1].Term == "old":
+			// "a 65-year-old", "41 years old": an age.
+			q.class, q.unit = qMeasure, "age"
+			q.end = max(q.end, toks[k+1].End)
 		case k < len(toks) && durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || k < len(toks) && toks[k].Term == "d" && toks[k].Pos == t.Pos:
 			d := durationDays[toks[k].Term]
 			if half(toks, k+1) || half(toks, i-2) {
