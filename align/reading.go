@@ -135,7 +135,8 @@ func readSpeech(text string, toks []clinicaltext.Token) reading { return readTex
 // negHeads are the words after which "of" keeps a negation going: "no history of asthma",
 // "no signs of infection".
 var negHeads = map[string]bool{"evid": true, "histori": true, "hx": true, "sign": true, "symptom": true,
-	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true}
+	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true,
+	"pmhx": true, "pmh": true, "phx": true, "fhx": true, "fh": true, "dhx": true, "use": true, "known": true}
 
 // scopePrepositions end a negation's scope after its head: "no blood in the vomit" denies the
 // blood, not the vomit.
@@ -167,7 +168,11 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 			if negCue >= 0 && !listGoesOn(text, toks, i) {
 				negCue = -1
 			}
-			hypo = false
+			// A hypothetical lasts to the end of its sentence or a semicolon ("earlier if
+			// worsening (fever, pain, vomiting)").
+			if strings.Contains(text[min(toks[i-1].End, t.Start):t.Start], ";") {
+				hypo = false
+			}
 		}
 		switch {
 		case t.Flags&clinicaltext.Negation != 0:

@@ -329,6 +329,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			case f.asked:
 			case x.tr.readings[c.where.seg].facts[c.where.fact].never && !aboutHistory(s):
 				// "I've never had a migraine" denies a past, not today's diagnosis.
+			case f.neg && isExam(s):
+				// "No rash seen": the clinician's examination now, not the history.
 			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
 				// A synonym ("cellulitis" for infection) is too loose to contradict.
 			case conflictCategory(c.f.cat):
@@ -561,6 +563,21 @@ func isInference(s Sentence) bool {
 	t := strings.ToLower(s.Section + " " + s.Text)
 	for _, c := range inferenceCues {
 		if strings.Contains(t, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// isExam reports whether a sentence reports an examination ("Ex:", "O/E", "on examination",
+// "seen", "palpation"), whose findings are the clinician's, at the time.
+func isExam(s Sentence) bool {
+	t := strings.ToLower(s.Section + " " + s.Text)
+	if strings.HasPrefix(t, "ex") || strings.HasPrefix(strings.ToLower(strings.TrimSpace(s.Text)), "ex:") {
+		return true
+	}
+	for _, w := range []string{"o/e", "examination", "exam:", "on exam", " seen", "palpation", "inspection", "auscultation", "observed", "noted on"} {
+		if strings.Contains(t, w) {
 			return true
 		}
 	}
