@@ -33,6 +33,7 @@ func TestCheckerCatchesTheIssueExamples(t *testing.T) {
 		{ID: "true-duration", Section: "History", Text: "3/7 hx of diarrhea, mainly watery."},
 		{ID: "duration", Section: "History", Text: "Diarrhea for the last 3 weeks."},
 		{ID: "plan", Section: "Plan", Text: "Plan: amoxicillin 500mg three times a day."},
+		{ID: "true-plan", Section: "Plan", Text: "Antibiotics are not needed at this stage."},
 	}
 	want := map[string]struct {
 		verdict Verdict
@@ -47,6 +48,7 @@ func TestCheckerCatchesTheIssueExamples(t *testing.T) {
 		"true-duration": {Supported, nil},
 		"duration":      {Contradicted, []ConflictKind{ConflictDuration}},
 		"plan":          {"flagged", nil},
+		"true-plan":     {Supported, nil},
 	}
 	for i, r := range x.CheckNote(note) {
 		s := note[i]
