@@ -34,6 +34,7 @@ type fact struct {
 	aside      bool   // set apart by "apart from", "besides", "other than": presupposed
 	others     bool   // after "other", "else", "more": a question of other things than these
 	never      bool   // negated by "never": a statement about the past as a whole
+	deniedQA   bool   // asked about and answered "no"
 }
 
 // quantity classes.
@@ -148,8 +149,8 @@ var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": 
 
 func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 	var r reading
-	negHead := ""       // the first content word a negation covers
-	lastRelative := -1 // start of the last relative named, for pronouns in speech
+	negHead := ""                 // the first content word a negation covers
+	lastRelative := -1            // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
 	negOther := false             // the negation is of "other" or "more" things, not of what it names
 	aside, others := false, false // in the clause: after "apart from", after "other"

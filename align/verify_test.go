@@ -130,7 +130,10 @@ func TestCheckerUnmentioned(t *testing.T) {
 // stool?" denies blood; "Yes, I get really breathless" affirms breathlessness; a relative's
 // condition is not the patient's.
 func TestCheckerQuestionsAndAnswers(t *testing.T) {
-	segs := append(visit(), Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."})
+	segs := append(visit(),
+		Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."},
+		Segment{ID: "s17", Speaker: "clinician", StartMS: 85000, EndMS: 88000, Text: "Any difficulty swallowing?"},
+		Segment{ID: "s18", Speaker: "patient", StartMS: 88500, EndMS: 89000, Text: "No."})
 	x := mustIndex(t, segs)
 	for _, tc := range []struct {
 		text    string
@@ -146,6 +149,10 @@ func TestCheckerQuestionsAndAnswers(t *testing.T) {
 		{"PMH: asthma.", false},
 		{"Non-smoker.", false},
 		{"Smokes 20 a day.", true},
+		{"No difficulty swallowing.", false},
+		{"Difficulty swallowing.", true},
+		{"Patient owns a purple bicycle.", true},
+		{"Xylophone quartzite glockenspiel.", true},
 	} {
 		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
 		if r.Verdict.Flagged() != tc.flagged {
