@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // A high-water mark is the latest signed checkpoint the log published, kept
@@ -245,7 +247,7 @@ func (l *Log) openHighWater(cp *Checkpoint) error {
 }
 
 // AcceptStore replaces the high-water mark with the store's own latest
-// checkpoint, verified with key. It is the operator's way out when a store
+// checkpoint, verified with v. It is the operator's way out when a store
 // that is known to be the right one (a backup restored on purpose, a log
 // whose mark was lost) is refused at open: the entries beyond the store are
 // given up, and clients that saw them will refuse the log (see
@@ -253,12 +255,12 @@ func (l *Log) openHighWater(cp *Checkpoint) error {
 // (-1 when there was none). The log must not be open.
 func AcceptStore(s interface {
 	Get(key []byte) ([]byte, error)
-}, origin string, key *Key, hw HighWater) (storeSize, markSize int64, err error) {
+}, origin string, v note.Verifier, hw HighWater) (storeSize, markSize int64, err error) {
 	markSize = -1
 	if note, err := hw.Load(); err != nil {
 		return 0, 0, err
 	} else if note != nil {
-		if mark, err := OpenCheckpoint(note, origin, key.Verifier()); err == nil {
+		if mark, err := OpenCheckpoint(note, origin, v); err == nil {
 			markSize = mark.Size
 		}
 	}
@@ -266,7 +268,7 @@ func AcceptStore(s interface {
 	if err != nil {
 		return 0, markSize, fmt.Errorf("ledger: read the store's checkpoint: %w", err)
 	}
-	cp, err := OpenCheckpoint(data, origin, key.Verifier())
+	cp, err := OpenCheckpoint(data, origin, v)
 	if err != nil {
 		return 0, markSize, &CorruptionError{What: "checkpoint", Index: -1, Detail: "latest checkpoint does not verify: " + err.Error()}
 	}

@@ -121,7 +121,7 @@ func TestHighWaterRefusesRolledBackStore(t *testing.T) {
 	// The backup, accepted and written again: the same size as the mark,
 	// or larger, but another tree.
 	forkMark := &memMark{}
-	if _, _, err := AcceptStore(backup, testOrigin, k, forkMark); err != nil {
+	if _, _, err := AcceptStore(backup, testOrigin, k.Verifier(), forkMark); err != nil {
 		t.Fatal(err)
 	}
 	fork, err := openMarked(t, backup, k, forkMark)
@@ -176,7 +176,7 @@ func TestHighWaterMissingOrDamaged(t *testing.T) {
 	if _, err := openMarked(t, s, k, hw); !errors.Is(err, ErrNoHighWater) {
 		t.Fatalf("open without a mark: %v, want ErrNoHighWater", err)
 	}
-	storeSize, markSize, err := AcceptStore(s, testOrigin, k, hw)
+	storeSize, markSize, err := AcceptStore(s, testOrigin, k.Verifier(), hw)
 	if err != nil || storeSize != 3 || markSize != -1 {
 		t.Fatalf("AcceptStore: %d %d %v", storeSize, markSize, err)
 	}

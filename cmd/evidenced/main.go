@@ -112,7 +112,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	store, err := openStore(cfg, logger)
 	if err != nil {
-		return err
+		return fmt.Errorf("the %s store does not open: %w. If it is damaged, restore the data directory from the newest backup or a cluster member (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", cfg.Storage, err)
 	}
 	defer store.Close()
 	// writes is the ledger's store for everything that writes it beside
