@@ -172,7 +172,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		eraser = idx
 	}
 	defer stopIndex()
-	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, reg, logger)
+	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, sealer, reg, logger)
 	if err != nil {
 		return err
 	}
