@@ -77,7 +77,7 @@ func crashWriter(ctx context.Context, t *testing.T, addr, token, enc string, w i
 			SpeakerRole: pb.SpeakerRole_SPEAKER_ROLE_PATIENT, Text: fmt.Sprintf("synthetic crash-test words %d of writer %d", i, w),
 			StartMs: int64(i * 1000), EndMs: int64(i*1000 + 900)}}}
 		rctx := client.WithMetadata(context.Background(), grpcapi.RequestIDKey, "crash-"+seg)
-		for {
+		for failures := 1; ; failures++ {
 			actx, cancel := context.WithTimeout(rctx, 10*time.Second)
 			resp, err := c.Encounters.RecordSegments(actx, req)
 			cancel()
@@ -90,6 +90,9 @@ func crashWriter(ctx context.Context, t *testing.T, addr, token, enc string, w i
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if failures%100 == 0 {
+				t.Logf("writer %d: segment %s refused %d times: %v", w, seg, failures, err)
 			}
 			// The server is down or restarting: a new connection, so that
 			// gRPC's reconnection backoff does not hold the writer up.
@@ -164,6 +167,7 @@ func TestCrashThroughTheAPI(t *testing.T) {
 			}
 			start := time.Now()
 			checked := 0
+			progress := 0 // acknowledged writes at the last progress check
 			for k := range *crashKills {
 				time.Sleep(time.Duration(50+rng.IntN(600)) * time.Millisecond)
 				before := len(load.snapshot())
@@ -174,6 +178,10 @@ func TestCrashThroughTheAPI(t *testing.T) {
 				checked += crashCheck(t, s, v, acks, 20, rng)
 				if k%10 == 9 {
 					t.Logf("%s: %d kills, %d writes acknowledged (%d before the last kill)", engine, k+1, len(acks), before)
+					if len(acks) == progress {
+						t.Fatalf("no write was acknowledged during the last 10 restarts: the writers are stalled\n%s", s.logs)
+					}
+					progress = len(acks)
 				}
 			}
 			stopLoad()
