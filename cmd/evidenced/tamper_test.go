@@ -127,7 +127,11 @@ func TestTamperCampaign(t *testing.T) {
 			time.Sleep(time.Second)
 			s.kill()
 			tokens := s.tokens
-			want := servedView(t, base, tokens, args)
+			// What the intact directory serves, from a copy: reads append
+			// access entries, and every trial starts from the same bytes.
+			ref := t.TempDir()
+			copyTree(t, base, ref)
+			want := servedView(t, ref, tokens, args)
 			if want.err != "" {
 				t.Fatalf("the intact directory: %s", want.err)
 			}
