@@ -255,13 +255,18 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 // A sentence retrieval finds no evidence for, with at least mostlyUnsaid of its claim weight
 // and unsaidWeight in all found nowhere, is unmentioned whatever the model says: the
 // conversation does not contain it ("Patient owns a purple bicycle").
+// So is one whose main claim is a weighty one found nowhere (a drug, condition, procedure or
+// number said of nothing in the conversation: "Past medical history: diabetes.").
 const (
-	mostlyUnsaid = 0.9
-	unsaidWeight = 0.5
+	mostlyUnsaid     = 0.9
+	unsaidWeight     = 0.5
+	unsaidClaim      = 0.8
+	unsaidClaimShare = 0.5
 )
 
 func unsaid(f *[numVerdictFeatures]float64) bool {
-	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight
+	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight ||
+		f[vMaxAbsent] >= unsaidClaim && f[vUnsupShare] >= unsaidClaimShare
 }
 
 // inferredShare is the least share of a sentence's claim weight left unsaid for an
