@@ -91,6 +91,10 @@ func NewIndex(segments []Segment) (*Index, error) {
 	speakers := map[string]int32{}
 	var df []int32
 	analysed := make([][]clinicaltext.Token, len(segments))
+	// Conversations repeat short turns ("Yeah.", "Okay."): analyse each distinct text once.
+	// The token slices are shared read-only.
+	type analysis struct{ raw, toks []clinicaltext.Token }
+	seen := make(map[string]analysis)
 	totalLen := 0
 	for i, s := range segments {
 		x.segIndex[s.ID] = i
@@ -103,8 +107,15 @@ func NewIndex(segments []Segment) (*Index, error) {
 		}
 		in.speaker = sp
 		counts := map[int32]int{}
-		raw := clinicaltext.Tokenize(s.Text)
-		analysed[i] = clinicaltext.Analyze(s.Text)
+		a, ok := seen[s.Text]
+		if !ok {
+			a = analysis{clinicaltext.Tokenize(s.Text), clinicaltext.Analyze(s.Text)}
+			if len(s.Text) <= 64 {
+				seen[s.Text] = a
+			}
+		}
+		raw := a.raw
+		analysed[i] = a.toks
 		for _, t := range analysed[i] {
 			if t.Flags&clinicaltext.Negation != 0 {
 				in.negated = true
