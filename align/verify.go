@@ -797,6 +797,30 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	}
 	best := func(inEv bool) (claimCheck, bool) {
 		var neg, other, asked *mref
+		if inEv {
+			// In the evidence, the best-ranked definite mention of the same person decides
+			// (later in the visit wins a tie: "no... actually I did vomit at the start").
+			var pick *mref
+			for i := range ms {
+				m := ms[i]
+				if _, ok := ev[m.seg]; !ok {
+					continue
+				}
+				g := &x.tr.readings[m.seg].facts[m.fact]
+				if g.asked || g.other != f.other || surface && g.expansion {
+					continue
+				}
+				if pick == nil || ev[m.seg] < ev[pick.seg] || ev[m.seg] == ev[pick.seg] && m.seg > pick.seg {
+					pick = &ms[i]
+				}
+			}
+			if pick != nil {
+				if x.tr.readings[pick.seg].facts[pick.fact].neg != f.neg {
+					return claimCheck{f: f, st: stNegated, where: *pick}, true
+				}
+				return claimCheck{f: f, st: stFound, where: *pick}, true
+			}
+		}
 		for i := range ms {
 			m := ms[i]
 			if _, ok := ev[m.seg]; ok != inEv && inEv {
