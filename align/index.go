@@ -109,7 +109,8 @@ func NewIndex(segments []Segment) (*Index, error) {
 		counts := map[int32]int{}
 		a, ok := seen[s.Text]
 		if !ok {
-			a = analysis{clinicaltext.Tokenize(s.Text), clinicaltext.Analyze(s.Text)}
+			raw := clinicaltext.Tokenize(s.Text)
+			a = analysis{raw, clinicaltext.AnalyzeTokens(s.Text, raw)}
 			if len(s.Text) <= 64 {
 				seen[s.Text] = a
 			}
