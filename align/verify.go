@@ -350,6 +350,18 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			continue
 		}
 		c := x.checkFact(f, ev)
+		// A concept the word ends ("chest pain" for "pain") is the more specific claim: where
+		// the evidence states it, it decides.
+		for _, a := range alts {
+			if g := &r.facts[a]; g.phrase && g.cat != 0 {
+				if cg := x.checkFact(g, ev); cg.st != stAbsent {
+					if _, inEv := ev[cg.where.seg]; inEv || c.st == stAbsent {
+						c = cg
+					}
+				}
+				break
+			}
+		}
 		if c.st == stAbsent {
 			for _, a := range alts {
 				if ca := x.checkFact(&r.facts[a], ev); ca.st != stAbsent {
@@ -377,7 +389,7 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			case conflictCategory(c.f.cat) || !f.neg && c.firm && !c.f.expansion && x.tr.readings[c.where.seg].facts[c.where.fact].deniedQA && specific(c.f.term):
 				// A concept said the other way, or any specific word the patient was asked
 				// about and said "no" to ("difficulty swallowing?" "No.").
-				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
+				addConflict(ConflictNegation, Range{min(f.cue, c.f.cue), f.end}, c.where, -1)
 				if c.firm && !c.f.expansion {
 					firmNegations++
 				}
