@@ -427,6 +427,10 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			if m, ok := x.kindInEvidence(f, ev, clinicaltext.Condition); ok {
 				addConflict(ConflictCondition, Range{f.start, f.end}, m, -1)
 			}
+		case f.cat&clinicaltext.Body != 0:
+			if m, ok := x.kindInEvidence(f, ev, clinicaltext.Body); ok {
+				addConflict(ConflictSite, Range{f.start, f.end}, m, -1)
+			}
 		}
 	}
 

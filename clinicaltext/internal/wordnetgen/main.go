@@ -37,7 +37,7 @@ var categories = []struct {
 	{"drug", []root{{"drug", 1}, {"medicine", 2}, {"vaccine", 1}, {"contraceptive", 1}},
 		[]root{{"drug_of_abuse", 1}, {"alcohol", 1}, {"caffeine", 1}, {"nicotine", 1}}},
 	{"condition", []root{{"disease", 1}, {"illness", 1}, {"disorder", 1}, {"ailment", 1}, {"symptom", 1},
-		{"injury", 1}, {"pain", 1}, {"infection", 1}, {"pathology", 1}, {"allergy", 1}, {"syndrome", 1}, {"tumor", 1}}, nil},
+		{"injury", 1}, {"pain", 1}, {"infection", 1}, {"pathology", 2}, {"allergy", 1}, {"syndrome", 1}, {"tumor", 1}}, nil},
 	{"body", []root{{"body_part", 1}, {"body_substance", 1}, {"body_fluid", 1}, {"system", 4}, {"tissue", 1}}, nil},
 	{"relative", []root{{"relative", 1}, {"spouse", 1}}, nil},
 	{"procedure", []root{{"medical_procedure", 1}, {"diagnostic_procedure", 1}, {"medical_care", 1}, {"surgery", 1}}, nil},
