@@ -3,6 +3,7 @@ package clinicaltext
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -34,6 +35,7 @@ type concepts struct {
 	group    map[string]string   // stemmed word or phrase -> group name
 	value    map[string]string   // stemmed word or phrase -> the value it names in its group
 	maxWords int                 // longest key, in words
+	same     [][2]string         // pairs of names of one drug, whose classes are shared
 }
 
 var conc = mustParseConcepts()
@@ -46,6 +48,17 @@ func mustParseConcepts() *concepts {
 	if err := c.parse("concepts.tsv", conceptsTSV); err != nil {
 		panic("clinicaltext: " + err.Error())
 	}
+	// Two names of one drug share their classes: a brand is what its generic is.
+	for _, p := range c.same {
+		a, b := slices.Clone(c.classes[p[0]]), slices.Clone(c.classes[p[1]])
+		for _, cl := range b {
+			c.addClass(p[0], cl)
+		}
+		for _, cl := range a {
+			c.addClass(p[1], cl)
+		}
+	}
+	c.same = nil
 	return c
 }
 
@@ -99,6 +112,7 @@ func (c *concepts) parse(name, src string) error {
 		case (f[0] == "isa" || f[0] == "same") && len(f) == 3:
 			c.addClass(stemPhrase(f[1]), stemPhrase(f[2]))
 			if f[0] == "same" {
+				c.same = append(c.same, [2]string{stemPhrase(f[1]), stemPhrase(f[2])})
 				c.addClass(stemPhrase(f[2]), stemPhrase(f[1]))
 				c.addCat(stemPhrase(f[1]), Drug)
 			}

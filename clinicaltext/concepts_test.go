@@ -49,7 +49,7 @@ func TestWordRank(t *testing.T) {
 	if r := WordRank(Stem("tapentadol")); r != 0 {
 		t.Errorf("WordRank(tapentadol) = %d, want 0 (rare)", r)
 	}
-	for w, want := range map[string]bool{"tapentadol": true, "dapagliflozin": true, "control": false, "alcohol": false, "knee": false} {
+	for w, want := range map[string]bool{"tapentadol": true, "canagliflozin": true, "control": false, "alcohol": false, "knee": false} {
 		if got := LooksLikeDrug(Stem(w)); got != want {
 			t.Errorf("LooksLikeDrug(%q) = %v, want %v", w, got, want)
 		}
@@ -62,5 +62,18 @@ func TestLooksLikeProcedure(t *testing.T) {
 		if got := LooksLikeProcedure(Stem(w)); got != want {
 			t.Errorf("LooksLikeProcedure(%q) = %v, want %v", w, got, want)
 		}
+	}
+}
+
+func TestBrandSharesItsGenericsClasses(t *testing.T) {
+	// concepts.tsv: "same ventolin salbutamol" and "isa salbutamol bronchodilator".
+	for _, brand := range []string{"ventolin", "Ventolin"} {
+		if !slices.Contains(DrugClasses(stemPhrase(brand)), stemPhrase("bronchodilator")) {
+			t.Errorf("DrugClasses(%s) = %v, want the classes of salbutamol", brand, DrugClasses(stemPhrase(brand)))
+		}
+	}
+	// A combination product is a drug with its ingredients as classes.
+	if CategoryOf(stemPhrase("percocet"))&Drug == 0 || !slices.Contains(DrugClasses(stemPhrase("percocet")), stemPhrase("oxycodone")) {
+		t.Errorf("percocet: category %v, classes %v; want a drug with oxycodone among its classes", CategoryOf(stemPhrase("percocet")), DrugClasses(stemPhrase("percocet")))
 	}
 }
