@@ -210,8 +210,9 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 			if scopeEnd[w] || w == "and" && i+1 < len(toks) && newClause[toks[i+1].Term] {
 				negCue = -1 // "can't catch her breath and some wheezing"
 			}
-			if negCue >= 0 && negHead != "" && scopePrepositions[w] && !(w == "of" && negHeads[negHead]) {
-				negCue = -1 // "no blood in the vomit"
+			if negCue >= 0 && negHead != "" && scopePrepositions[w] &&
+				!(w == "of" && (negHeads[negHead] || lastContent >= 0 && negHeads[r.facts[lastContent].term])) {
+				negCue = -1 // "no blood in the vomit", but "no obvious signs of fracture"
 			}
 			if speech && thirdPerson[w] && lastRelative >= 0 && otherCue < 0 {
 				otherCue = lastRelative // "my dad ... he died of bowel cancer"

@@ -158,6 +158,16 @@ var questionCues = [][2]string{{"have", "you"}, {"do", "you"}, {"did", "you"}, {
 	{"has", "it"}, {"can", "you"}, {"could", "you"}, {"how", "about"}, {"what", "about"}, {"any", ""},
 	{"anything", ""}, {"ever", ""}}
 
+// negatedBefore reports whether one of the three tokens before toks[k] is a negation cue.
+func negatedBefore(toks []clinicaltext.Token, k int) bool {
+	for j := max(0, k-3); j < k; j++ {
+		if toks[j].Flags&clinicaltext.Negation != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func hasQuestionMark(toks []clinicaltext.Token) bool {
 	for _, t := range toks {
 		if t.Flags&clinicaltext.Question != 0 {
@@ -180,6 +190,9 @@ func questionStart(text string, toks []clinicaltext.Token, isQuestion bool) int 
 		return -1
 	}
 	for k := range toks {
+		if negatedBefore(toks, k) {
+			continue // "I don't see any fracture" states; it does not ask
+		}
 		for _, c := range questionCues {
 			if toks[k].Term == c[0] && (c[1] == "" || k+1 < len(toks) && toks[k+1].Term == c[1]) {
 				return toks[k].Start

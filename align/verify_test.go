@@ -246,3 +246,26 @@ func TestCheckerDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// Transcripts tokenized the way ACI-BENCH writes them split contractions ("do n't"); the
+// negation still counts, and "no obvious signs of" keeps it over what follows "of".
+func TestCheckerTokenizedContractions(t *testing.T) {
+	x := mustIndex(t, []Segment{
+		{ID: "t1", Speaker: "clinician", StartMS: 0, EndMS: 9000, Text: "okay so i looked at the x-ray of your right wrist and i do n't see any fracture there"},
+		{ID: "t2", Speaker: "patient", StartMS: 9500, EndMS: 12000, Text: "okay good"},
+		{ID: "t3", Speaker: "clinician", StartMS: 12500, EndMS: 20000, Text: "and you said you do n't smoke right"},
+		{ID: "t4", Speaker: "patient", StartMS: 20500, EndMS: 22000, Text: "no i quit years ago"},
+	})
+	for _, tc := range []struct {
+		text    string
+		verdict Verdict
+	}{
+		{"X-ray of the right wrist shows no obvious signs of acute fracture.", Supported},
+		{"X-ray of the right wrist shows a fracture.", Contradicted},
+	} {
+		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
+		if r.Verdict != tc.verdict {
+			t.Errorf("%q: verdict %s (conflicts %+v), want %s", tc.text, r.Verdict, r.Conflicts, tc.verdict)
+		}
+	}
+}

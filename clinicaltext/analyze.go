@@ -194,6 +194,10 @@ func (a *analyzer) number(s string, off int) {
 func (a *analyzer) apostrophe(s string, off int) {
 	norm := strings.ReplaceAll(s, "\u2019", "'")
 	lower := strings.ToLower(norm)
+	if lower == "n't" {
+		a.emit("not", off, off+len(s), Stop|Negation) // "do n't", as tokenized transcripts write it
+		return
+	}
 	if strings.HasSuffix(lower, "n't") && len(lower) > 3 {
 		base := lower[:len(lower)-3]
 		if b, ok := contractions[base]; ok {
