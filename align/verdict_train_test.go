@@ -157,7 +157,7 @@ func TestTrainVerdict(t *testing.T) {
 		var rows []trainExample
 		for _, e := range ex {
 			y := verdictTarget(e.label)
-			if y < 0 || len(e.a.conflicts) > 0 || unsaid(&e.a.feat) || !keep(e) {
+			if y < 0 || len(e.a.conflicts) > 0 || e.a.unsaid() || !keep(e) {
 				continue
 			}
 			var r trainExample
@@ -183,7 +183,7 @@ func TestTrainVerdict(t *testing.T) {
 			if verdictFold(e) != k || e.label.Class != "original" || e.label.Verdict != "supported" {
 				continue
 			}
-			if len(e.a.conflicts) > 0 || unsaid(&e.a.feat) {
+			if len(e.a.conflicts) > 0 || e.a.unsaid() {
 				conflicted++ // flagged by rule
 				continue
 			}

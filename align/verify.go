@@ -269,16 +269,21 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 // and unsaidWeight in all found nowhere, is unmentioned whatever the model says: the
 // conversation does not contain it ("Patient owns a purple bicycle").
 // So is one whose main claim is a weighty one found nowhere (a drug, condition, procedure or
-// number said of nothing in the conversation: "Past medical history: diabetes.").
+// number said of nothing in the conversation: "Past medical history: diabetes."), and one
+// that names a drug, condition or procedure of weight namedAbsentWeight said nowhere under any
+// name or class ("MRI of the knee ordered" after a visit where no scan was discussed).
 const (
-	mostlyUnsaid     = 0.9
-	unsaidWeight     = 0.5
-	unsaidClaim      = 0.8
-	unsaidClaimShare = 0.5
+	mostlyUnsaid      = 0.9
+	unsaidWeight      = 0.5
+	unsaidClaim       = 0.8
+	unsaidClaimShare  = 0.5
+	namedAbsentWeight = 0.8
 )
 
-func unsaid(f *[numVerdictFeatures]float64) bool {
-	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight ||
+func (a *analysis) unsaid() bool {
+	f := &a.feat
+	return a.namedAbsent ||
+		f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight ||
 		f[vMaxAbsent] >= unsaidClaim && f[vUnsupShare] >= unsaidClaimShare
 }
 
@@ -295,6 +300,9 @@ type analysis struct {
 	unsupported []claimCheck
 	unsuppQ     []quantity
 	feat        [numVerdictFeatures]float64
+	// namedAbsent: a drug, condition or procedure the sentence names with at least
+	// namedAbsentWeight is said nowhere in the conversation, under no name or class.
+	namedAbsent bool
 }
 
 // analyse reads a sentence, checks each claim and computes the features of the verdict.
@@ -492,6 +500,9 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	f := &a.feat
 	f[vBias] = 1
 	for _, c := range unsupported {
+		if c.f.cat&(clinicaltext.Drug|clinicaltext.Condition|clinicaltext.Procedure) != 0 && c.weight >= namedAbsentWeight {
+			a.namedAbsent = true
+		}
 		f[vMaxAbsent] = math.Max(f[vMaxAbsent], c.weight)
 		f[vSumAbsent] += c.weight
 		switch {
@@ -604,14 +615,11 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 		// The conversation says otherwise: always shown, whatever the model's estimate.
 		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
 	}
-	if m.prob(&a.feat) < m.Threshold && !unsaid(&a.feat) {
+	if m.prob(&a.feat) < m.Threshold && !a.unsaid() {
 		if a.inference && a.feat[vUnsupShare] >= inferredShare {
 			return Inferred, "", nil, nil
 		}
 		return Supported, "", nil, nil
-	}
-	if len(a.conflicts) > 0 {
-		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
 	}
 	var ranges []Range
 	for _, c := range a.unsupported {
