@@ -270,6 +270,11 @@ func (a *analyzer) expand(exp string, off, end int) {
 // hundred and twenty", "six or seven" is two runs) and emits one Number token per number.
 // It returns how many raw tokens it consumed, or 0 when raw[0] is not a number word.
 func (a *analyzer) numberGroup(raw []Token) int {
+	if frac, n := decimals(raw, 0); n > 0 { // "point five"
+		a.cur, a.first = raw[0], true
+		a.emit(canonicalNumber("0."+frac), raw[0].Start, raw[n-1].End, Number)
+		return n
+	}
 	if _, ok := numberWords[strings.ToLower(raw[0].Term)]; !ok {
 		return 0
 	}
@@ -338,8 +343,35 @@ func (a *analyzer) numberGroup(raw []Token) int {
 		}
 		last, endTok = nw.kind, i
 	}
+	if frac, n := decimals(raw, i); active && n > 0 { // "two point five"
+		a.cur, a.first = raw[startTok], true
+		a.emit(canonicalNumber(strconv.Itoa(total+small)+"."+frac), raw[startTok].Start, raw[i+n-1].End, Number)
+		return i + n
+	}
 	flush()
 	return i
+}
+
+// decimals reads a spoken decimal point at raw[i], "point" and the digit words after it ("point
+// five", "point two five"): it returns the digits and how many tokens they take with the point,
+// or 0 when there is none.
+func decimals(raw []Token, i int) (string, int) {
+	if i+1 >= len(raw) || !strings.EqualFold(raw[i].Term, "point") || raw[i].Flags&ClauseStart != 0 && i > 0 {
+		return "", 0
+	}
+	var digits []byte
+	j := i + 1
+	for ; j < len(raw) && raw[j].Flags&ClauseStart == 0; j++ {
+		nw, ok := numberWords[strings.ToLower(raw[j].Term)]
+		if !ok || nw.kind != numUnit {
+			break
+		}
+		digits = append(digits, byte('0'+nw.v))
+	}
+	if len(digits) == 0 {
+		return "", 0
+	}
+	return string(digits), j - i
 }
 
 func isDigits(s string) bool {
