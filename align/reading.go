@@ -698,13 +698,20 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 			// A measurement: a vital sign's name just before, or "out of 10" after.
 			if v := vitalBefore(toks, i); v != "" {
 				q.class, q.unit = qMeasure, v
-			} else if k+1 < len(toks) && toks[k].Term == "10" || (j < len(toks) && toks[j].Term == "10" && strings.Contains(text[t.End:toks[j].Start], "/")) {
-				q.class, q.unit = qMeasure, "score"
-				if j < len(toks) && toks[j].Term == "10" {
-					q.end = toks[j].End // the "/10" belongs to the score
-				} else if k < len(toks) {
-					q.end = toks[k].End
+			} else if k+1 < len(toks) && scales[toks[k].Term] && (toks[k].Term == "10" || strings.Contains(text[t.End:toks[k].Start], "out")) || (j < len(toks) && scales[toks[j].Term] && strings.Contains(text[t.End:toks[j].Start], "/")) {
+				// A score out of 10, a murmur's grade out of 6, power out of 5.
+				if j < len(toks) && scales[toks[j].Term] && strings.Contains(text[t.End:toks[j].Start], "/") {
+					q.unit, q.end = "of "+toks[j].Term, toks[j].End // the "/10" belongs to the score
+				} else {
+					q.unit, q.end = "of "+toks[k].Term, toks[k].End
 				}
+				q.class = qMeasure
+				if q.unit == "of 10" {
+					q.unit = "score"
+				}
+			} else if strings.HasPrefix(text[t.End:], "+") || k < len(toks) && toks[k].Term == "plus" && k == i+1 {
+				// A grade: "2+ reflexes", "one plus pitting edema".
+				q.class, q.unit = qMeasure, "plus"
 			} else if k < len(toks) && (toks[k].Term == "year" || toks[k].Term == "yo") {
 				q.class, q.unit = qMeasure, "age"
 			}
@@ -716,6 +723,9 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 	}
 	return out
 }
+
+// scales are the denominators of scores and grades ("3/10", "grade 2 out of 6").
+var scales = map[string]bool{"4": true, "5": true, "6": true, "10": true}
 
 // half reports whether "and a half" starts at toks[k].
 func half(toks []clinicaltext.Token, k int) bool {

@@ -269,3 +269,29 @@ func TestCheckerTokenizedContractions(t *testing.T) {
 		}
 	}
 }
+
+// Grades said in words ("two plus", "grade two out of six") are compared with the note's "2+"
+// and "2/6".
+func TestCheckerGrades(t *testing.T) {
+	x := mustIndex(t, []Segment{
+		{ID: "t1", Speaker: "clinician", StartMS: 0, EndMS: 9000, Text: "on your heart exam i hear a grade two out of six systolic ejection murmur"},
+		{ID: "t2", Speaker: "patient", StartMS: 9500, EndMS: 11000, Text: "okay"},
+		{ID: "t3", Speaker: "clinician", StartMS: 11500, EndMS: 20000, Text: "your reflexes are two plus and symmetric and there is one plus pitting edema in both legs"},
+	})
+	for _, tc := range []struct {
+		text    string
+		verdict Verdict
+	}{
+		{"Grade 2/6 systolic ejection murmur.", Supported},
+		{"Grade 4/6 systolic ejection murmur.", Contradicted},
+		{"Reflexes are 2+ and symmetric.", Supported},
+		{"Reflexes are 3+ and symmetric.", Contradicted},
+		{"1+ pitting edema in the bilateral lower extremities.", Supported},
+		{"3+ pitting edema in the bilateral lower extremities.", Contradicted},
+	} {
+		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
+		if r.Verdict != tc.verdict {
+			t.Errorf("%q: verdict %s (conflicts %+v), want %s", tc.text, r.Verdict, r.Conflicts, tc.verdict)
+		}
+	}
+}
