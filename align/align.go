@@ -24,7 +24,7 @@ import (
 
 // MethodVersion names the alignment method and its parameters. It is recorded with every
 // Result and changes whenever the output for some input may change.
-const MethodVersion = "align-2026.12-bm25ctx-note-qa-roles-bridges-joint-lr3-claims1"
+const MethodVersion = "align-2026.12-bm25ctx-note-qa-roles-bridges-joint-lr3-claims2"
 
 // Limits on inputs. NewIndex and Align reject inputs beyond them with ErrTooLarge.
 const (
