@@ -54,7 +54,8 @@ type Service struct {
 	log         *ledger.Log
 	blobs       *blob.Store
 	states      *stateCache
-	accessTrail bool // see WithAccessTrail
+	accessTrail bool    // see WithAccessTrail
+	check       Checker // see WithChecker; nil means align.Align
 }
 
 // New returns a Service on a log and a blob store.
