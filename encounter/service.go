@@ -4,9 +4,16 @@
 // JSON payload (docs/formats.md), and the current note as a projection of
 // the encounter's chain.
 //
+// It is the one writer of encounter entries: every entry of an encounter's
+// chain (segments, audio, model outputs from any backend or proxy, edits,
+// alignments, resolutions, sign-offs, accesses, redactions) is appended
+// through a Service, under its per-encounter ordering and validation.
+//
 // Every write validates its whole request before appending anything, so a
 // rejected request writes nothing. Writes to one encounter are serialized,
-// so an edit or sign-off is checked against the note it changes.
+// so an edit or sign-off is checked against the note it changes. A write
+// encodes each payload once, appends once, and answers from what the
+// append reports: nothing it wrote is read back.
 package encounter
 
 import (
@@ -18,17 +25,39 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/ledger"
+	"github.com/evidenceledger/evidence/ledger/storage"
 )
 
-// Caller is who makes a request, as authentication established it.
+// Caller is who makes a request, as authentication established it: the
+// tenant, the subject (recorded as the leaf's actor) and the role.
 type Caller struct {
 	Tenant string
 	Actor  string
+	Role   string
+}
+
+// Appender appends entries to the log in order and applies writes that are
+// not appends (payload tombstones); *ledger.Appender on a single node and
+// *cluster.Node in a cluster are Appenders.
+type Appender interface {
+	Append(ctx context.Context, entries []ledger.Entry) (*ledger.Appended, error)
+	Write(ctx context.Context, b *storage.Batch) error
+}
+
+// Keys makes data keys before anything is sealed under them (see
+// WithKeys): appends never make keys, so an encounter's key is made when
+// the encounter is created, and a tenant's audit key before its first
+// access or redaction entry.
+type Keys interface {
+	// EnsureKey makes tenant's data key for scope, an encounter id or ""
+	// for the tenant's audit key, unless it exists.
+	EnsureKey(ctx context.Context, tenant, scope string) error
 }
 
 // Limits on requests.
@@ -52,15 +81,19 @@ var ErrPrecondition = errors.New("encounter: failed precondition")
 // Service records and reads encounters. It is safe for concurrent use.
 type Service struct {
 	log         *ledger.Log
+	app         Appender
 	blobs       *blob.Store
 	states      *stateCache
-	accessTrail bool    // see WithAccessTrail
-	check       Checker // see WithChecker; nil means align.Align
+	accessTrail bool     // see WithAccessTrail
+	check       Checker  // see WithChecker; nil means align.Align
+	keys        Keys     // see WithKeys; nil: keys need not be made
+	auditKeys   sync.Map // tenants whose audit key is known to exist
 }
 
-// New returns a Service on a log and a blob store.
-func New(l *ledger.Log, blobs *blob.Store, opts ...Option) *Service {
-	svc := &Service{log: l, blobs: blobs, states: newStateCache(1024)}
+// New returns a Service that reads the log l, appends through app and keeps
+// recordings in blobs.
+func New(l *ledger.Log, app Appender, blobs *blob.Store, opts ...Option) *Service {
+	svc := &Service{log: l, app: app, blobs: blobs, states: newStateCache(1024)}
 	for _, o := range opts {
 		o(svc)
 	}
@@ -126,7 +159,7 @@ func (svc *Service) appendDecoded(ctx context.Context, c Caller, s *state, kinds
 	for i := range kinds {
 		entries[i] = ledger.Entry{Kind: kinds[i], Tenant: c.Tenant, Encounter: s.id, Actor: c.Actor, Payload: payloads[i]}
 	}
-	a, err := svc.log.Append(ctx, entries)
+	a, err := svc.app.Append(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +183,7 @@ func (svc *Service) replayed(ctx context.Context, c Caller, s *state) (*ledger.A
 	if a == nil || err != nil {
 		return nil, err
 	}
-	leaf, err := ledger.DecodeLeaf(a.Leaves[0])
+	leaf, err := a.Leaf(0)
 	if err != nil {
 		return nil, err
 	}
@@ -161,14 +194,15 @@ func (svc *Service) replayed(ctx context.Context, c Caller, s *state) (*ledger.A
 }
 
 // applyAppended applies entries this state's owner just appended, when
-// they directly follow what the state holds.
+// they directly follow what the state holds; the leaves come from the
+// commit, not from storage.
 func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte, values []any) error {
 	for i, data := range a.Leaves {
-		leaf, err := ledger.DecodeLeaf(data)
+		leaf, err := a.Leaf(i)
 		if err != nil {
 			return err
 		}
-		if leaf.Seq != s.count {
+		if leaf.Seq != s.count || leaf.Tenant != s.tenant || leaf.Encounter != s.id {
 			return s.refresh(l)
 		}
 		e := &ledger.StoredEntry{Index: a.First + int64(i), Data: data, Hash: a.LeafHashes[i], Leaf: leaf}
@@ -229,7 +263,8 @@ func checkLabel(field, s string, required bool) error {
 	return nil
 }
 
-// Create opens a new encounter.
+// Create opens a new encounter. Its data key is made first (see WithKeys),
+// so that the append seals under a key that exists.
 func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef string) (Info, *ledger.Appended, error) {
 	if err := checkText("title", title, MaxTitleBytes, false); err != nil {
 		return Info{}, nil, err
@@ -237,20 +272,26 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 	if err := checkLabel("patient_ref", patientRef, false); err != nil {
 		return Info{}, nil, err
 	}
-	p, err := encodePayload(Opened{V: PayloadVersion, Title: title, PatientRef: patientRef})
+	opened := &Opened{V: PayloadVersion, Title: title, PatientRef: patientRef}
+	p, err := encodePayload(opened)
 	if err != nil {
 		return Info{}, nil, err
 	}
 	id := newID()
+	if svc.keys != nil {
+		if err := svc.keys.EnsureKey(ctx, c.Tenant, id); err != nil {
+			return Info{}, nil, err
+		}
+	}
 	s := svc.states.get(c.Tenant, id)
 	s.mu.Lock()
-	a, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
+	a, err := svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
 	if err != nil {
 		s.mu.Unlock()
 		svc.states.drop(c.Tenant, id)
 		return Info{}, nil, err
 	}
-	if leaf, err := ledger.DecodeLeaf(a.Leaves[0]); err == nil && (leaf.Encounter != id || leaf.Tenant != c.Tenant) {
+	if leaf, err := a.Leaf(0); err == nil && (leaf.Encounter != id || leaf.Tenant != c.Tenant) {
 		// A retried request (ledger.WithRequestID): its first attempt
 		// opened another encounter, which this one reports; the new id
 		// was never used.
@@ -263,7 +304,7 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 		return info, a, err
 	}
 	defer s.mu.Unlock()
-	if err := s.refresh(svc.log); err != nil {
+	if err := s.applyAppended(svc.log, a, [][]byte{p}, []any{opened}); err != nil {
 		return Info{}, nil, err
 	}
 	return s.info(), a, nil

@@ -26,31 +26,31 @@ type encounterServer struct {
 	log *ledger.Log
 }
 
+// caller is who makes a call, as authentication established it.
 func caller(ctx context.Context) (encounter.Caller, error) {
 	id, ok := auth.FromContext(ctx)
 	if !ok {
 		return encounter.Caller{}, status.Error(codes.Unauthenticated, "no credentials")
 	}
-	return encounter.Caller{Tenant: id.Tenant, Actor: id.Subject}, nil
+	return encounter.Caller{Tenant: id.Tenant, Actor: id.Subject, Role: id.Role}, nil
 }
 
 // receipt builds a WriteReceipt for the given leaves, with inclusion
-// proofs against cp when verify is set.
-func (s *encounterServer) receipt(indexes []int64, cp *ledger.Checkpoint, verify bool) (*pb.WriteReceipt, error) {
+// proofs against the checkpoint of a (the write's last append, which
+// covers them all) when verify is set. It answers from what the commit
+// reported (ledger.Appended): nothing the write appended is read back.
+func receipt(a *ledger.Appended, indexes []int64, verify bool) (*pb.WriteReceipt, error) {
+	cp := a.Checkpoint
 	r := &pb.WriteReceipt{LeafIndexes: indexes, Checkpoint: checkpointPB(cp)}
 	if !verify {
 		return r, nil
 	}
 	for _, x := range indexes {
-		p, err := s.log.InclusionProof(x, cp.Size)
+		leaf, p, err := a.InclusionProof(x)
 		if err != nil {
 			return nil, statusOf(err)
 		}
-		e, err := s.log.Entry(x)
-		if err != nil {
-			return nil, statusOf(err)
-		}
-		r.Proofs = append(r.Proofs, &pb.InclusionProof{LeafIndex: x, TreeSize: cp.Size, LeafHash: e.Hash[:], Hashes: hashes(p)})
+		r.Proofs = append(r.Proofs, &pb.InclusionProof{LeafIndex: x, TreeSize: cp.Size, LeafHash: leaf[:], Hashes: hashes(p)})
 	}
 	return r, nil
 }
@@ -77,7 +77,7 @@ func (s *encounterServer) CreateEncounter(ctx context.Context, req *pb.CreateEnc
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, req.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (s *encounterServer) RecordSegments(ctx context.Context, req *pb.RecordSegm
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, req.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +238,7 @@ func (s *encounterServer) RecordAudio(stream pb.EncounterService_RecordAudioServ
 		}
 		return statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, h.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), h.GetVerify())
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func (s *encounterServer) RecordModelOutput(ctx context.Context, req *pb.RecordM
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func (s *encounterServer) RecordEdit(ctx context.Context, req *pb.RecordEditRequ
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +367,7 @@ func (s *encounterServer) ResolveSentence(ctx context.Context, req *pb.ResolveSe
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (s *encounterServer) SignNote(ctx context.Context, req *pb.SignNoteRequest)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}

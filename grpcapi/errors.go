@@ -98,8 +98,6 @@ func statusOf(err error) error {
 		return status.Error(codes.Unavailable, "the cluster has no leader now (an election is under way, or this node cannot reach a quorum); retry")
 	case errors.Is(err, cluster.ErrConflict):
 		return status.Error(codes.Aborted, "a concurrent write on another cluster node created the same key first; retry")
-	case errors.Is(err, cluster.ErrClosed):
-		return status.Error(codes.Unavailable, "the server is shutting down")
 	case errors.Is(err, envelope.ErrUnknownKEK):
 		return status.Error(codes.FailedPrecondition, "the tenant has no key-encryption key in this node's keyring; the operator must add it (in a cluster, on every node)")
 	case errors.Is(err, ledger.ErrClosed):

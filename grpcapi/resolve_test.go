@@ -56,8 +56,8 @@ func TestResolveSentenceAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
-	gs, _ := NewServer(Config{Log: l, Encounters: svc, Auth: inferenceAuth})
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: svc, Auth: inferenceAuth})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

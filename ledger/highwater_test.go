@@ -63,7 +63,7 @@ func checkpointSize(note []byte) (int64, error) {
 	return size, err
 }
 
-func openMarked(t *testing.T, s storage.Store, k *Key, hw HighWater) (*Log, error) {
+func openMarked(t *testing.T, s storage.Store, k *Key, hw HighWater) (*Appender, error) {
 	t.Helper()
 	return Open(s, Options{Origin: testOrigin, Key: k, HighWater: hw})
 }
@@ -86,7 +86,7 @@ func copyStore(t *testing.T, src storage.Store) storage.Store {
 	return dst
 }
 
-func appendN(t *testing.T, l *Log, n int, tag string) {
+func appendN(t *testing.T, l *Appender, n int, tag string) {
 	t.Helper()
 	for i := range n {
 		mustAppend(t, l, segment(fmt.Sprintf("enc-%d", i%3), fmt.Sprintf("%s %d", tag, i)))

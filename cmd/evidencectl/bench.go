@@ -147,7 +147,7 @@ func benchProofsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fill := time.Since(start)
-			inc, con, err := ledgerbench.ProofLatency(l, samples, 1)
+			inc, con, err := ledgerbench.ProofLatency(l.Log, samples, 1)
 			if err != nil {
 				return err
 			}

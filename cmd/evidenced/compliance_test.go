@@ -36,7 +36,7 @@ import (
 type stack struct {
 	cfg    config
 	store  storage.Store
-	log    *ledger.Log
+	log    *ledger.Appender
 	sealer *envelope.Sealer
 	index  *index.Index
 	addr   string
@@ -68,19 +68,25 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 		t.Fatal(err)
 	}
 	blobs := blob.New(s.store, blobSealer)
-	svc := encounter.New(s.log, blobs, encounter.WithAccessTrail())
-	idx, stopIndex, err := startIndex(context.Background(), dataDir, s.log, logger)
+	encOpts := []encounter.Option{encounter.WithAccessTrail()}
+	var keys *envelope.Keys
+	if encrypted {
+		keys = envelope.NewKeys(s.sealer, s.store)
+		encOpts = append(encOpts, encounter.WithKeys(keys))
+	}
+	svc := encounter.New(s.log.Log, s.log, blobs, encOpts...)
+	idx, stopIndex, err := startIndex(context.Background(), dataDir, s.log.Log, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.index = idx
-	inf, err := setupInference(defaultInference(), dataDir, s.log, svc, nil, logger)
+	inf, err := setupInference(defaultInference(), dataDir, s.log.Log, svc, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gcfg := grpcapi.Config{Log: s.log, Encounters: svc, Auth: devAuthenticator, Search: idx, Inference: inf.Pipeline}
+	gcfg := grpcapi.Config{Log: s.log.Log, Encounters: svc, Auth: devAuthenticator, Search: idx, Inference: inf.Pipeline}
 	if encrypted {
-		if gcfg.Compliance, err = newCompliance(s.log, svc, blobs, s.sealer, idx); err != nil {
+		if gcfg.Compliance, err = newCompliance(s.log.Log, svc, blobs, keys, idx); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -155,10 +155,10 @@ func TestThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	o := outs[len(outs)-1]
 	if o.Index != res.Recorded.Change || o.Model.Name != "fake-llm" || o.Model.Version != "3" || o.Backend != "kserve" || len(o.Inputs) != len(segIdx) || o.Note == nil {
 		t.Fatalf("recorded %+v", o.ModelOutput)
 	}
-	testenv.VerifyIncluded(t, l, o.Index)
+	testenv.VerifyIncluded(t, l.Log, o.Index)
 }

@@ -147,14 +147,14 @@ func TestThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	o := outs[len(outs)-1]
 	if o.Model.Name != "fake-model" || o.Model.Version != "fp_2" || o.PromptSHA256 != prompt.TemplateSHA256 || len(o.Inputs) != len(segIdx) ||
 		o.PromptTokens == 0 || o.Parameters["stream"] != "true" || o.Note == nil || res.Recorded.Alignment < 0 {
 		t.Fatalf("recorded %+v", o.ModelOutput)
 	}
-	testenv.VerifyIncluded(t, l, o.Index)
-	testenv.VerifyIncluded(t, l, res.Recorded.Alignment)
+	testenv.VerifyIncluded(t, l.Log, o.Index)
+	testenv.VerifyIncluded(t, l.Log, res.Recorded.Alignment)
 	// The API key is never recorded.
 	for k, v := range o.Parameters {
 		if strings.Contains(v, "sk-test") {

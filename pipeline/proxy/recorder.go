@@ -50,7 +50,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,6 +64,7 @@ type Encounters interface {
 	Create(ctx context.Context, c encounter.Caller, title, patientRef string) (encounter.Info, *ledger.Appended, error)
 	List(ctx context.Context, c encounter.Caller, after string, limit int) ([]encounter.Info, bool, error)
 	RecordModelOutput(ctx context.Context, c encounter.Caller, id string, o encounter.ModelOutput) (*encounter.Recorded, error)
+	RecordCalls(ctx context.Context, c encounter.Caller, id string, outputs []encounter.ModelOutput) (*ledger.Appended, error)
 }
 
 // Errors of the recorder.
@@ -447,7 +447,7 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 		}
 		for _, p := range g.calls {
 			if g.fallback != "" {
-				p.call.Output.Parameters["requested_encounter"] = g.fallback
+				p.call.Output.Parameters[paramRequested] = g.fallback
 			}
 		}
 	}
@@ -487,7 +487,7 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 			case errors.As(err, &inv):
 				// The note breaks a ledger limit: record the call without it.
 				p.call.Output.Note = nil
-				p.call.Output.Parameters["note_rejected"] = clip(inv.Field+": "+inv.Reason, maxValue)
+				p.call.Output.Parameters[paramNoteRejected] = encounter.Fit(inv.Field+": "+inv.Reason, encounter.MaxParameterBytes)
 			case err != nil:
 				return rest(), err
 			default:
@@ -501,27 +501,40 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 	}
 }
 
-// appendPlain appends model_output entries without notes in one append,
-// ps[i] to encounter ids[i].
-//
-// The encounter service does not accept a successful call without a note
-// (a proxied reply that is not a note), so these are appended to the log
-// directly, in the encounter service's own payload encoding. The entry is
-// one the service reads back like any other model_output; it does not
-// change the note. See docs/pipeline.md, "Known gaps".
+// appendPlain records calls whose output is not a note, ps[i] under
+// encounter ids[i], one encounter.Service.RecordCalls per encounter.
 func (r *Recorder) appendPlain(ctx context.Context, ids []string, ps []*pending) error {
-	entries := make([]ledger.Entry, len(ps))
+	var order []string
+	by := map[string][]*pending{}
 	for i, p := range ps {
-		o := p.call.Output
-		o.V = encounter.PayloadVersion
-		payload, err := json.Marshal(o)
-		if err != nil {
-			return err
+		k := p.call.Tenant + "\x00" + ids[i]
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
 		}
-		entries[i] = ledger.Entry{Kind: ledger.KindModelOutput, Tenant: p.call.Tenant, Encounter: ids[i], Actor: p.call.Actor, Payload: payload}
+		by[k] = append(by[k], p)
 	}
-	_, err := r.log.Append(ctx, entries)
-	return err
+	for _, k := range order {
+		calls := by[k]
+		tenant, id, _ := strings.Cut(k, "\x00")
+		outs := make([]encounter.ModelOutput, len(calls))
+		for i, p := range calls {
+			outs[i] = p.call.Output
+		}
+		// The calls of one batch may come from several actors of the
+		// tenant; each append records one actor, so split by actor.
+		start := 0
+		for i := 1; i <= len(calls); i++ {
+			if i < len(calls) && calls[i].call.Actor == calls[start].call.Actor {
+				continue
+			}
+			c := encounter.Caller{Tenant: tenant, Actor: calls[start].call.Actor}
+			if _, err := r.enc.RecordCalls(ctx, c, id, outs[start:i]); err != nil {
+				return err
+			}
+			start = i
+		}
+	}
+	return nil
 }
 
 // settle finishes a call: acknowledges it in the spool and releases its
@@ -575,7 +588,7 @@ func (r *Recorder) resolve(ctx context.Context, c encounter.Caller, named string
 		case !errors.Is(err, ledger.ErrNotFound) && !errors.Is(err, ledger.ErrRedacted) && !errors.As(err, new(*ledger.InvalidError)):
 			return "", "", err
 		}
-		fallback = clip(named, encounter.MaxIDBytes)
+		fallback = encounter.Fit(named, encounter.MaxIDBytes)
 	}
 	id, err = r.defaultEncounter(ctx, c)
 	return id, fallback, err
@@ -662,77 +675,22 @@ func (r *Recorder) dropRecorded(tenant, id string, ps []*pending) ([]*pending, e
 	return out, nil
 }
 
-// Limits that match the encounter service's validation of a model output.
-const (
-	maxLabel  = 128
-	maxValue  = 1024
-	maxParams = 64
-	maxError  = 4096
-)
-
 const paramCallID = "call_id"
 
-// prepare makes a call's output acceptable to the ledger whatever the
-// client sent: labels and values are cut to their limits and stripped of
-// control characters, and the call id is added.
+// Parameters the recorder adds to a call's output: its call id, and when it
+// applies, the encounter it named and why its note was refused.
+const (
+	paramRequested    = "requested_encounter"
+	paramNoteRejected = "note_rejected"
+	reservedParams    = 3
+)
+
+// prepare makes a call's output acceptable to the encounter service
+// whatever the client sent (encounter.FitModelOutput), and adds the call
+// id.
 func prepare(o *encounter.ModelOutput, callID string) {
-	o.Model.Name = clip(o.Model.Name, maxLabel)
-	if strings.TrimSpace(o.Model.Name) == "" {
-		o.Model.Name = "unknown"
-	}
-	o.Model.Version = clip(o.Model.Version, maxLabel)
-	o.Backend = clip(o.Backend, maxLabel)
-	o.Error = clip(o.Error, maxError)
-	params := make(map[string]string, len(o.Parameters)+2)
-	params[paramCallID] = callID
-	for k, v := range o.Parameters {
-		if len(params) >= maxParams-2 { // room for requested_encounter and note_rejected
-			break
-		}
-		k = clip(k, maxLabel)
-		if strings.TrimSpace(k) == "" {
-			continue
-		}
-		if _, ok := params[k]; !ok {
-			params[k] = clip(v, maxValue)
-		}
-	}
-	o.Parameters = params
-	if o.LatencyMS < 0 {
-		o.LatencyMS = 0
-	}
-	if o.Error != "" {
-		o.Note = nil
-	}
-}
-
-// clip makes s valid UTF-8 without control characters and at most max
-// bytes long.
-func clip(s string, max int) string {
-	if len(s) <= max && plainASCII(s) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	for len(s) > max {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
-
-func plainASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	encounter.FitModelOutput(o, reservedParams)
+	o.Parameters[paramCallID] = callID
 }
 
 type metrics struct {

@@ -84,7 +84,7 @@ func TestSpoolStopsAtCorruption(t *testing.T) {
 }
 
 // ledgerOn opens a log and an encounter service on kv.
-func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string) (*encounter.Service, *ledger.Log) {
+func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string) (*encounter.Service, *ledger.Appender) {
 	t.Helper()
 	key, err := ledger.LoadOrCreateKey(keyDir, testenv.Origin)
 	if err != nil {
@@ -94,7 +94,7 @@ func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string) (*encounter.Servi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return encounter.New(l, blob.New(kv, nil)), l
+	return encounter.New(l.Log, l, blob.New(kv, nil)), l
 }
 
 func call(enc string, note bool) Call {
@@ -105,8 +105,8 @@ func call(enc string, note bool) Call {
 	return Call{Caller: testenv.Alice, Encounter: enc, Output: o}
 }
 
-func outputs(t *testing.T, l *ledger.Log, enc string) []testenv.Output {
-	return testenv.ModelOutputs(t, l, testenv.Alice.Tenant, enc)
+func outputs(t *testing.T, l *ledger.Appender, enc string) []testenv.Output {
+	return testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, enc)
 }
 
 // TestCrashedCallsAreRecordedAtRestart: calls the ledger could not take
@@ -117,7 +117,7 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 	visit, _ := testenv.Visit(t, svc, testenv.Alice)
 	l.Close() // the ledger fails under the recorder
 
-	r, err := NewRecorder(svc, l, Options{Dir: dir, Retries: 1})
+	r, err := NewRecorder(svc, l.Log, Options{Dir: dir, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,13 +129,13 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 		tk.Finish(c)
 	}
 	r.Close(ctx)
-	if got := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, visit); len(got) != 0 {
+	if got := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, visit); len(got) != 0 {
 		t.Fatalf("%d recorded into a closed log", len(got))
 	}
 
 	svc2, l2 := ledgerOn(t, kv, keyDir)
 	defer l2.Close()
-	r2, err := NewRecorder(svc2, l2, Options{Dir: dir})
+	r2, err := NewRecorder(svc2, l2.Log, Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +147,10 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", outs)
 	}
 	for _, o := range outs {
-		testenv.VerifyIncluded(t, l2, o.Index)
+		testenv.VerifyIncluded(t, l2.Log, o.Index)
 	}
 	// A third start finds nothing left.
-	r3, _ := NewRecorder(svc2, l2, Options{Dir: dir})
+	r3, _ := NewRecorder(svc2, l2.Log, Options{Dir: dir})
 	r3.Close(ctx)
 	if n := len(outputs(t, l2, visit)); n != 2 {
 		t.Errorf("%d outputs after a third start", n)
@@ -163,7 +163,7 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	svc, l := testenv.New(t)
 	visit, _ := testenv.Visit(t, svc, testenv.Alice)
 	dir := t.TempDir()
-	r, _ := NewRecorder(svc, l, Options{Dir: dir})
+	r, _ := NewRecorder(svc, l.Log, Options{Dir: dir})
 	for _, c := range []Call{call(visit, false), call(visit, true)} {
 		tk, _ := r.Begin()
 		tk.Finish(c)
@@ -195,7 +195,7 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	if calls != 2 {
 		t.Fatalf("%d spooled calls", calls)
 	}
-	r2, _ := NewRecorder(svc, l, Options{Dir: dir})
+	r2, _ := NewRecorder(svc, l.Log, Options{Dir: dir})
 	r2.Close(ctx)
 	outs := outputs(t, l, visit)
 	if len(outs) != 2 {
@@ -218,7 +218,7 @@ func TestPrepareMakesAnyOutputRecordable(t *testing.T) {
 	for i := range 100 {
 		o.Parameters[hex.EncodeToString([]byte{byte(i)})] = "v"
 	}
-	r, _ := NewRecorder(svc, l, Options{})
+	r, _ := NewRecorder(svc, l.Log, Options{})
 	tk, _ := r.Begin()
 	tk.Finish(Call{Caller: testenv.Alice, Encounter: visit, Output: o})
 	r.Close(ctx)
