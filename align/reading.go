@@ -34,6 +34,7 @@ type fact struct {
 	aside      bool   // set apart by "apart from", "besides", "other than": presupposed
 	others     bool   // after "other", "else", "more": a question of other things than these
 	never      bool   // negated by "never": a statement about the past as a whole
+	deniedQA   bool   // asked about and answered "no"
 }
 
 // quantity classes.
@@ -135,7 +136,8 @@ func readSpeech(text string, toks []clinicaltext.Token) reading { return readTex
 // negHeads are the words after which "of" keeps a negation going: "no history of asthma",
 // "no signs of infection".
 var negHeads = map[string]bool{"evid": true, "histori": true, "hx": true, "sign": true, "symptom": true,
-	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true}
+	"episod": true, "complaint": true, "report": true, "featur": true, "suggest": true, "indic": true,
+	"pmhx": true, "pmh": true, "phx": true, "fhx": true, "fh": true, "dhx": true, "use": true, "known": true}
 
 // scopePrepositions end a negation's scope after its head: "no blood in the vomit" denies the
 // blood, not the vomit.
@@ -147,8 +149,8 @@ var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": 
 
 func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 	var r reading
-	negHead := ""       // the first content word a negation covers
-	lastRelative := -1 // start of the last relative named, for pronouns in speech
+	negHead := ""                 // the first content word a negation covers
+	lastRelative := -1            // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
 	negOther := false             // the negation is of "other" or "more" things, not of what it names
 	aside, others := false, false // in the clause: after "apart from", after "other"
@@ -167,7 +169,11 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 			if negCue >= 0 && !listGoesOn(text, toks, i) {
 				negCue = -1
 			}
-			hypo = false
+			// A hypothetical lasts to the end of its sentence or a semicolon ("earlier if
+			// worsening (fever, pain, vomiting)").
+			if strings.Contains(text[min(toks[i-1].End, t.Start):t.Start], ";") {
+				hypo = false
+			}
 		}
 		switch {
 		case t.Flags&clinicaltext.Negation != 0:
@@ -184,6 +190,17 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 						continue
 					}
 					break
+				}
+			}
+			if t.Flags&clinicaltext.Expansion == 0 && absencePredicate(toks, i) {
+				// "antibiotics are not needed", "rash was not seen": the subject is what
+				// is absent.
+				for k := len(r.facts) - 1; k >= 0; k-- {
+					f := &r.facts[k]
+					if breaksClause(text[f.end:t.Start]) {
+						break
+					}
+					f.neg, f.cue = true, min(f.cue, f.start)
 				}
 			}
 			negCue, negLeft, negOther, neverCue, negHead = t.Start, negScopeWords, false, t.Term == "never", ""
@@ -232,6 +249,9 @@ func readText(text string, toks []clinicaltext.Token, speech bool) reading {
 		cat := clinicaltext.CategoryOf(t.Term)
 		if cat == 0 && clinicaltext.LooksLikeDrug(t.Term) {
 			cat = clinicaltext.Drug
+		}
+		if cat == 0 && clinicaltext.LooksLikeProcedure(t.Term) {
+			cat = clinicaltext.Procedure
 		}
 		if t.Start > 0 && text[t.Start-1] == '?' && t.Flags&clinicaltext.Expansion == 0 {
 			hypo = true // "?related to stress": a query, not a finding
@@ -449,6 +469,26 @@ func prevContent(toks []clinicaltext.Token, i int) int {
 	return -1
 }
 
+// absencePredicates say that their subject is absent or not done when negated.
+var absencePredicates = map[string]bool{"need": true, "requir": true, "indic": true, "necessari": true,
+	"given": true, "prescrib": true, "recommend": true, "start": true, "taken": true, "tri": true,
+	"present": true, "seen": true, "found": true, "detect": true, "felt": true, "palpabl": true,
+	"note": true, "observ": true, "elicit": true, "identifi": true, "warrant": true}
+
+// absencePredicate reports whether the negation cue at toks[i] follows a form of "be" and
+// precedes an absence predicate: "X is not needed", "X were not seen".
+func absencePredicate(toks []clinicaltext.Token, i int) bool {
+	if i == 0 || i+1 >= len(toks) {
+		return false
+	}
+	switch toks[i-1].Term {
+	case "is", "are", "was", "were", "be", "been", "being":
+	default:
+		return false
+	}
+	return absencePredicates[toks[i+1].Term]
+}
+
 // postNegates reports whether the negation cue at toks[i] closes its clause ("smoking: nil",
 // "rash - denied", "sputum negative"): no content word follows it before the clause ends.
 func postNegates(toks []clinicaltext.Token, i int, text string) bool {
@@ -535,8 +575,8 @@ var doseUnits = map[string]string{"milligram": "mg", "mg": "mg", "microgram": "m
 	"g": "g", "millilitr": "ml", "ml": "ml", "unit": "unit", "puff": "puff", "tablet": "tablet", "tab": "tablet",
 	"drop": "drop", "spray": "spray", "capsul": "tablet", "pill": "tablet"}
 
-// lengthUnits measure sizes ("0.5 cm", "half a centimetre").
-var lengthUnits = map[string]bool{"cm": true, "centimet": true, "centimetr": true, "mm": true, "millimet": true, "millimetr": true, "inch": true}
+// lengthCM converts units of size to centimetres ("0.5 cm", "half a centimetre", "5 mm").
+var lengthCM = map[string]float64{"cm": 1, "centimet": 1, "centimetr": 1, "mm": 0.1, "millimet": 0.1, "millimetr": 0.1, "inch": 2.54}
 
 // vitals are measurements whose number follows their name ("temperature 38", "BP 140/90").
 var vitals = map[string]bool{"temperatur": true, "temp": true, "pressur": true, "bp": true, "pulse": true,
@@ -629,6 +669,10 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 			q.class, q.unit = qFrequency, "per day"
 			q.lo, q.hi = lo/d, hi/d
 			q.end = max(q.end, toks[k].End)
+		case k < len(toks) && toks[k].Term == "year" && k+1 < len(toks) && toks[k+1].Term == "old":
+			// "a 65-year-old", "41 years old": an age.
+			q.class, q.unit = qMeasure, "age"
+			q.end = max(q.end, toks[k+1].End)
 		case k < len(toks) && durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || k < len(toks) && toks[k].Term == "d" && toks[k].Pos == t.Pos:
 			d := durationDays[toks[k].Term]
 			if half(toks, k+1) || half(toks, i-2) {
@@ -640,12 +684,22 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 		case k < len(toks) && doseUnits[toks[k].Term] != "":
 			q.class, q.unit = qDose, doseUnits[toks[k].Term]
 			q.end = max(q.end, toks[k].End)
+		case k < len(toks) && lengthCM[toks[k].Term] > 0:
+			// A size, in centimetres.
+			f := lengthCM[toks[k].Term]
+			q.class, q.unit, q.lo, q.hi = qMeasure, "cm", lo*f, hi*f
+			q.end = max(q.end, toks[k].End)
 		default:
 			// A measurement: a vital sign's name just before, or "out of 10" after.
 			if v := vitalBefore(toks, i); v != "" {
 				q.class, q.unit = qMeasure, v
 			} else if k+1 < len(toks) && toks[k].Term == "10" || (j < len(toks) && toks[j].Term == "10" && strings.Contains(text[t.End:toks[j].Start], "/")) {
 				q.class, q.unit = qMeasure, "score"
+				if j < len(toks) && toks[j].Term == "10" {
+					q.end = toks[j].End // the "/10" belongs to the score
+				} else if k < len(toks) {
+					q.end = toks[k].End
+				}
 			} else if k < len(toks) && (toks[k].Term == "year" || toks[k].Term == "yo") {
 				q.class, q.unit = qMeasure, "age"
 			}
@@ -688,7 +742,7 @@ func numberAt(toks []clinicaltext.Token, i int) (lo, hi float64, ok bool) {
 	if nw, ok := numberWord[t.Term]; ok {
 		// Only before a unit: "a week", "a couple of days", "few days", "half a centimetre".
 		for k := i + 1; k < len(toks) && k <= i+3; k++ {
-			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthUnits[toks[k].Term]) {
+			if durationDays[toks[k].Term] > 0 && toks[k].Term != "d" || t.Term == "half" && (doseUnits[toks[k].Term] != "" || lengthCM[toks[k].Term] > 0) {
 				return nw[0], nw[1], true
 			}
 			if toks[k].Flags&clinicaltext.Stop == 0 && toks[k].Term != "coupl" {

@@ -151,31 +151,43 @@ func TestTrainVerdict(t *testing.T) {
 		t.Skip("run with -trainverdict to refit verdict.json")
 	}
 	ex := loadVerifyExamples(t, "train")
-	var rows []trainExample
-	for _, e := range ex {
-		y := verdictTarget(e.label)
-		if y < 0 {
-			continue
-		}
-		var r trainExample
-		copy(r.feat[:], e.a.feat[:])
-		r.label = y
-		rows = append(rows, r)
-	}
-	w := fitRaw(rows, numVerdictFeatures, verdictLambda)
-	m := &verdictModel{Features: verdictFeatureNames[:], Weights: w}
-	// The threshold: the lowest that keeps train false flags at or under the bound.
-	// Sentences with conflicts are flagged whatever the model says; the threshold spends the
-	// rest of the false-flag budget.
-	var probs []float64
-	conflicted := 0
-	for _, e := range ex {
-		if e.label.Class == "original" && e.label.Verdict == "supported" {
-			if len(e.a.conflicts) > 0 {
-				conflicted++
+	// The model decides only sentences without conflicts (those are contradicted anyway), so
+	// it learns from those.
+	rowsOf := func(keep func(verifyExample) bool) []trainExample {
+		var rows []trainExample
+		for _, e := range ex {
+			y := verdictTarget(e.label)
+			if y < 0 || len(e.a.conflicts) > 0 || unsaid(&e.a.feat) || !keep(e) {
 				continue
 			}
-			probs = append(probs, m.prob(&e.a.feat))
+			var r trainExample
+			copy(r.feat[:], e.a.feat[:])
+			r.label = y
+			rows = append(rows, r)
+		}
+		return rows
+	}
+	rows := rowsOf(func(verifyExample) bool { return true })
+	w := fitRaw(rows, numVerdictFeatures, verdictLambda)
+	m := &verdictModel{Features: verdictFeatureNames[:], Weights: w}
+	// The threshold is set on out-of-fold probabilities (three folds of train consultations),
+	// which estimate what the model does on consultations it has not seen better than its
+	// probabilities on its own training sentences do. Sentences with conflicts are flagged
+	// whatever the model says; the threshold spends the rest of the false-flag budget.
+	var probs []float64
+	conflicted := 0
+	for k := 0; k < verdictFolds; k++ {
+		wk := fitRaw(rowsOf(func(e verifyExample) bool { return verdictFold(e) != k }), numVerdictFeatures, verdictLambda)
+		mk := &verdictModel{Weights: wk}
+		for _, e := range ex {
+			if verdictFold(e) != k || e.label.Class != "original" || e.label.Verdict != "supported" {
+				continue
+			}
+			if len(e.a.conflicts) > 0 || unsaid(&e.a.feat) {
+				conflicted++ // flagged by rule
+				continue
+			}
+			probs = append(probs, mk.prob(&e.a.feat))
 		}
 	}
 	slices.Sort(probs)
@@ -187,7 +199,7 @@ func TestTrainVerdict(t *testing.T) {
 	k := len(probs) - max(budget, 0)
 	m.Threshold = math.Min(0.99, math.Max(0.01, probs[min(k, len(probs)-1)]+1e-6))
 	catch, major, ff, contra := verdictMetrics(ex, m)
-	m.Note = fmt.Sprintf("TestTrainVerdict: L2 logistic regression (lambda %g) on %d sentences of the train consultations of align/testdata/verify; threshold keeps train false flags <= %.2f. Train: catch %.3f, major %.3f, false_flag %.3f, contra %.3f.",
+	m.Note = fmt.Sprintf("TestTrainVerdict: L2 logistic regression (lambda %g) on %d sentences of the train consultations of align/testdata/verify; threshold keeps out-of-fold train false flags <= %.2f. Train: catch %.3f, major %.3f, false_flag %.3f, contra %.3f.",
 		verdictLambda, len(rows), maxTrainFalseFlag, catch, major, ff, contra)
 	for i, n := range verdictFeatureNames {
 		t.Logf("%-20s %+.3f", n, w[i])
@@ -202,8 +214,20 @@ func TestTrainVerdict(t *testing.T) {
 	}
 }
 
+// verdictFold assigns a train sentence to one of verdictFolds folds by its consultation.
+func verdictFold(e verifyExample) int {
+	id := e.label.SentenceID
+	enc := id[:strings.LastIndex(id, "-s")]
+	h := 0
+	for _, c := range enc {
+		h = h*31 + int(c)
+	}
+	return (h%verdictFolds + verdictFolds) % verdictFolds
+}
+
 // Training settings of the verdict model.
 const (
+	verdictFolds      = 3
 	verdictLambda     = 1.0
 	maxTrainFalseFlag = 0.08
 )

@@ -19,6 +19,7 @@ type transcript struct {
 	readings []reading
 	mentions map[string][]mref // term -> where it is said
 	answerOf [][2]int32        // (question segment, its answer)
+	values   map[string][]mref // "group/value" -> where an attribute value is said
 }
 
 // mref locates one fact of one segment.
@@ -73,9 +74,17 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			tr.answerOf = append(tr.answerOf, [2]int32{int32(q), int32(a)})
 			break
 		}
+		head := -1 // the first concept asked about; what follows a preposition after it is its place
 		for k := range tr.readings[q].facts {
 			f := &tr.readings[q].facts[k]
 			if !asking(q, f) {
+				continue
+			}
+			if head < 0 && !f.expansion && f.cat&(clinicaltext.Symptom|clinicaltext.Condition|clinicaltext.Drug) != 0 {
+				head = k // a concept: "any problems with your vision?" denies the vision problems
+			}
+			if pol == -1 && head >= 0 && k != head && !f.expansion && placeOf(x.segs[q].Text, tr.readings[q].facts[head], *f) {
+				f.asked = false // "any blood in your stool?" "no": no blood; the stool is still there
 				continue
 			}
 			switch {
@@ -84,16 +93,20 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			case !answered || pol == 0 || f.others:
 				f.asked = true
 			case pol == -1:
-				f.neg, f.asked = true, false
+				f.neg, f.asked, f.deniedQA = true, false, !f.neg
 				f.never = f.never || historyQuestion(toks[q])
 			default:
 				f.asked = false
 			}
 		}
 	}
+	tr.values = make(map[string][]mref)
 	for i := range tr.readings {
 		for k, f := range tr.readings[i].facts {
 			tr.mentions[f.term] = append(tr.mentions[f.term], mref{int32(i), int32(k)})
+			if f.group != "" {
+				tr.values[f.group+"/"+f.value] = append(tr.values[f.group+"/"+f.value], mref{int32(i), int32(k)})
+			}
 		}
 	}
 }
@@ -107,6 +120,22 @@ func historyQuestion(toks []clinicaltext.Token) bool {
 	for _, t := range toks {
 		switch t.Term {
 		case "ever", "diagnos", "befor", "previous", "previously", "histori", "past":
+			return true
+		}
+	}
+	return false
+}
+
+// placeOf reports whether fact f, later in a question than its head, follows a preposition
+// after the head ("blood *in* your stool"), so that a "no" denies the head, not f.
+func placeOf(text string, head, f fact) bool {
+	if f.start <= head.end {
+		return false
+	}
+	for _, w := range strings.FieldsFunc(strings.ToLower(text[head.end:f.start]), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z')
+	}) {
+		if scopePrepositions[w] && !(w == "of" && negHeads[head.term]) {
 			return true
 		}
 	}
@@ -223,6 +252,18 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	return verdictFrom(&a, defaultVerdictModel)
 }
 
+// A sentence retrieval finds no evidence for, with at least mostlyUnsaid of its claim weight
+// and unsaidWeight in all found nowhere, is unmentioned whatever the model says: the
+// conversation does not contain it ("Patient owns a purple bicycle").
+const (
+	mostlyUnsaid = 0.9
+	unsaidWeight = 0.5
+)
+
+func unsaid(f *[numVerdictFeatures]float64) bool {
+	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight
+}
+
 // inferredShare is the least share of a sentence's claim weight left unsaid for an
 // assessment that is not flagged to count as inferred rather than supported.
 const inferredShare = 0.25
@@ -279,8 +320,8 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 	}
 	inSaidQuantity := func(f *fact) bool {
 		for i, q := range r.quants {
-			if saidQuantity[i] && f.start >= q.start && f.end <= q.end {
-				return true
+			if f.start >= q.start && f.end <= q.end && (saidQuantity[i] || q.unit == "score" && f.term == "10") {
+				return true // a stated quantity, or the scale of a score ("/10")
 			}
 		}
 		return false
@@ -324,9 +365,13 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 			case f.asked:
 			case x.tr.readings[c.where.seg].facts[c.where.fact].never && !aboutHistory(s):
 				// "I've never had a migraine" denies a past, not today's diagnosis.
+			case f.neg && isExam(s):
+				// "No rash seen": the clinician's examination now, not the history.
 			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
 				// A synonym ("cellulitis" for infection) is too loose to contradict.
-			case conflictCategory(c.f.cat):
+			case conflictCategory(c.f.cat) || !f.neg && c.firm && !c.f.expansion && x.tr.readings[c.where.seg].facts[c.where.fact].deniedQA && specific(c.f.term):
+				// A concept said the other way, or any specific word the patient was asked
+				// about and said "no" to ("difficulty swallowing?" "No.").
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
 				if c.firm && !c.f.expansion {
 					firmNegations++
@@ -525,7 +570,7 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 		// The conversation says otherwise: always shown, whatever the model's estimate.
 		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
 	}
-	if m.prob(&a.feat) < m.Threshold {
+	if m.prob(&a.feat) < m.Threshold && !unsaid(&a.feat) {
 		if a.inference && a.feat[vUnsupShare] >= inferredShare {
 			return Inferred, "", nil, nil
 		}
@@ -556,6 +601,21 @@ func isInference(s Sentence) bool {
 	t := strings.ToLower(s.Section + " " + s.Text)
 	for _, c := range inferenceCues {
 		if strings.Contains(t, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// isExam reports whether a sentence reports an examination ("Ex:", "O/E", "on examination",
+// "seen", "palpation"), whose findings are the clinician's, at the time.
+func isExam(s Sentence) bool {
+	t := strings.ToLower(s.Section + " " + s.Text)
+	if strings.HasPrefix(t, "ex") || strings.HasPrefix(strings.ToLower(strings.TrimSpace(s.Text)), "ex:") {
+		return true
+	}
+	for _, w := range []string{"o/e", "examination", "exam:", "on exam", " seen", "palpation", "inspection", "auscultation", "observed", "noted on"} {
+		if strings.Contains(t, w) {
 			return true
 		}
 	}
@@ -622,6 +682,8 @@ func claimWeight(f *fact) float64 {
 		base = weightBody
 	case f.cat&clinicaltext.Relative != 0, f.group != "":
 		base = weightValue
+	case rareTerm(f.term):
+		base = weightRare
 	default:
 		base = weightWord
 	}
@@ -636,7 +698,32 @@ const (
 	weightValue   = 0.6
 	weightWord    = 0.5
 	weightNumber  = 1.0
+	weightRare    = 0.7
 )
+
+// rareTerm reports whether an analysed term is a specific word no table knows: rarer than
+// general English's 60,000 most frequent words ("percocet", "sarcoidosis", "fundoscopy"), at
+// least six letters, and not two common words run together ("roomshare", "hayfever").
+func rareTerm(t string) bool {
+	if len(t) < 6 || clinicaltext.WordRank(t) != 0 || !isASCIILower(t) {
+		return false
+	}
+	for i := 3; i <= len(t)-3; i++ {
+		if a, b := clinicaltext.WordRank(t[:i]), clinicaltext.WordRank(clinicaltext.Stem(t[i:])); a > 0 && a <= 30 && b > 0 && b <= 30 {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIILower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
 
 func quantityWeight(q quantity) float64 {
 	if q.class == qDose {
@@ -683,6 +770,9 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 					break
 				}
 			}
+		}
+		if len(ms) == 0 && f.group != "" {
+			ms = x.tr.values[f.group+"/"+f.value] // "cramp" for "crampy", "smoke" for "smoker"
 		}
 		if len(ms) == 0 {
 			if m, ok := x.classSaid(f); ok {
@@ -761,6 +851,10 @@ var genericDrugWords = map[string]bool{"drug": true, "medic": true, "medicin": t
 
 // classSaid finds an affirmed mention of a specific class of drug f ("inhaler" for
 // salbutamol, "antibiotics" for amoxicillin): a note may name the drug of a class discussed.
+//
+// A class said together with another drug of that class ("painkillers, paracetamol would be
+// advisable") names that drug, not f: then classSaid does not back f and drugNamedWithClass
+// finds the other drug.
 func (x *Index) classSaid(f *fact) (mref, bool) {
 	for _, cl := range clinicaltext.DrugClasses(f.term) {
 		if genericDrugWords[cl] {
@@ -768,7 +862,28 @@ func (x *Index) classSaid(f *fact) (mref, bool) {
 		}
 		for _, m := range x.tr.mentions[cl] {
 			if g := x.tr.readings[m.seg].facts[m.fact]; !g.asked && g.neg == f.neg && g.other == f.other {
+				if _, named := x.drugNamedWithClass(f, cl, m.seg); named {
+					continue
+				}
 				return m, true
+			}
+		}
+	}
+	return mref{}, false
+}
+
+// drugNamedWithClass finds, in segment s or its neighbours, a drug other than f that belongs
+// to class cl.
+func (x *Index) drugNamedWithClass(f *fact, cl string, s int32) (mref, bool) {
+	for t := max(0, s-1); t <= min(s+1, int32(len(x.segs)-1)); t++ {
+		for k, g := range x.tr.readings[t].facts {
+			if g.term == f.term || g.term == cl || g.cat&clinicaltext.Drug == 0 || genericDrugWords[g.term] || g.neg || g.asked {
+				continue
+			}
+			for _, c := range clinicaltext.DrugClasses(g.term) {
+				if c == cl {
+					return mref{t, int32(k)}, true
+				}
 			}
 		}
 	}
@@ -889,6 +1004,13 @@ func (x *Index) drugConflict(f *fact, ev evidence) (mref, bool) {
 		if denied != nil && !affirmed {
 			return *denied, true
 		}
+		for _, m := range x.tr.mentions[cl] {
+			if g := x.tr.readings[m.seg].facts[m.fact]; !g.asked && g.neg == f.neg {
+				if other, ok := x.drugNamedWithClass(f, cl, m.seg); ok {
+					return other, true
+				}
+			}
+		}
 	}
 	return x.kindInEvidence(f, ev, clinicaltext.Drug)
 }
@@ -932,43 +1054,69 @@ func verySpecific(term string) bool {
 // groupConflict finds, for an attribute value of the sentence ("right", "dry"), the evidence
 // giving the same attribute another value and never this one.
 func (x *Index) groupConflict(f *fact, r reading, ev evidence) (mref, bool) {
-	same, other := false, mref{}
-	found := false
-	rank := math.MaxInt
-	for s, rk := range ev {
-		for k, g := range x.tr.readings[s].facts {
-			if g.group != f.group || g.asked {
-				continue
-			}
-			if g.value == f.value {
-				if g.neg == f.neg {
-					same = true
+	// Look in the evidence, then in the segments next to it (the answer to "is it there all
+	// the time, or does it come and go?" may lie just outside).
+	scan := func(segs func(yield func(int32, int) bool)) (same bool, other mref, found bool) {
+		rank := math.MaxInt
+		for s, rk := range segs {
+			for k, g := range x.tr.readings[s].facts {
+				if g.group != f.group || g.asked {
+					continue
 				}
-				continue
-			}
-			if g.neg && f.group != "side" && f.group != "vertical" {
-				continue // "not sharp" is no other quality; "can't move my left arm" is a side
-			}
-			if rk < rank || rk == rank && s < other.seg {
-				other, rank, found = mref{s, int32(k)}, rk, true
+				if g.value == f.value {
+					if g.neg == f.neg {
+						same = true
+					}
+					continue
+				}
+				if g.neg && f.group != "side" && f.group != "vertical" {
+					continue // "not sharp" is no other quality; "can't move my left arm" is a side
+				}
+				if rk < rank || rk == rank && s < other.seg {
+					other, rank, found = mref{s, int32(k)}, rk, true
+				}
 			}
 		}
+		return same, other, found
+	}
+	inEvidence := func(yield func(int32, int) bool) {
+		for s, rk := range ev {
+			if !yield(s, rk) {
+				return
+			}
+		}
+	}
+	nextTo := func(yield func(int32, int) bool) {
+		for s := range x.tr.readings {
+			if _, in := ev[int32(s)]; !in && x.near(int32(s), ev) && !yield(int32(s), nearSegments) {
+				return
+			}
+		}
+	}
+	same, other, found := scan(inEvidence)
+	if !same && !found {
+		same, other, found = scan(nextTo)
 	}
 	if same || !found {
 		return mref{}, false
 	}
-	// The same value said elsewhere near the evidence settles it.
-	for s := range x.tr.readings {
-		if !x.near(int32(s), ev) {
-			continue
-		}
-		for _, g := range x.tr.readings[s].facts {
-			if g.group == f.group && g.value == f.value && !g.asked && g.neg == f.neg {
-				return mref{}, false
-			}
-		}
+	// The same value said near the evidence settles it.
+	if _, ok := x.valueSaid(f, ev); ok {
+		return mref{}, false
 	}
 	return other, true
+}
+
+// valueSaid finds where the conversation states f's value of its attribute ("cramp" for
+// "crampy") the way the sentence does, not asked; with ev, only near that evidence.
+func (x *Index) valueSaid(f *fact, ev evidence) (mref, bool) {
+	for _, m := range x.tr.values[f.group+"/"+f.value] {
+		g := x.tr.readings[m.seg].facts[m.fact]
+		if !g.asked && g.neg == f.neg && (ev == nil || x.near(m.seg, ev)) {
+			return m, true
+		}
+	}
+	return mref{}, false
 }
 
 // twoValues reports whether the sentence gives two values of f's group.

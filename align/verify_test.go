@@ -33,6 +33,7 @@ func TestCheckerCatchesTheIssueExamples(t *testing.T) {
 		{ID: "true-duration", Section: "History", Text: "3/7 hx of diarrhea, mainly watery."},
 		{ID: "duration", Section: "History", Text: "Diarrhea for the last 3 weeks."},
 		{ID: "plan", Section: "Plan", Text: "Plan: amoxicillin 500mg three times a day."},
+		{ID: "true-plan", Section: "Plan", Text: "Antibiotics are not needed at this stage."},
 	}
 	want := map[string]struct {
 		verdict Verdict
@@ -47,6 +48,7 @@ func TestCheckerCatchesTheIssueExamples(t *testing.T) {
 		"true-duration": {Supported, nil},
 		"duration":      {Contradicted, []ConflictKind{ConflictDuration}},
 		"plan":          {"flagged", nil},
+		"true-plan":     {Supported, nil},
 	}
 	for i, r := range x.CheckNote(note) {
 		s := note[i]
@@ -128,7 +130,10 @@ func TestCheckerUnmentioned(t *testing.T) {
 // stool?" denies blood; "Yes, I get really breathless" affirms breathlessness; a relative's
 // condition is not the patient's.
 func TestCheckerQuestionsAndAnswers(t *testing.T) {
-	segs := append(visit(), Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."})
+	segs := append(visit(),
+		Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."},
+		Segment{ID: "s17", Speaker: "clinician", StartMS: 85000, EndMS: 88000, Text: "Any difficulty swallowing?"},
+		Segment{ID: "s18", Speaker: "patient", StartMS: 88500, EndMS: 89000, Text: "No."})
 	x := mustIndex(t, segs)
 	for _, tc := range []struct {
 		text    string
@@ -144,6 +149,10 @@ func TestCheckerQuestionsAndAnswers(t *testing.T) {
 		{"PMH: asthma.", false},
 		{"Non-smoker.", false},
 		{"Smokes 20 a day.", true},
+		{"No difficulty swallowing.", false},
+		{"Difficulty swallowing.", true},
+		{"Patient owns a purple bicycle.", true},
+		{"Xylophone quartzite glockenspiel.", true},
 	} {
 		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
 		if r.Verdict.Flagged() != tc.flagged {

@@ -56,7 +56,7 @@ func TestZZDump(t *testing.T) {
 		if os.Getenv("VDUMP") == "orig" && e.label.Class != "original" || os.Getenv("VDUMP") != "orig" && e.label.Class != os.Getenv("VDUMP") {
 			continue
 		}
-		if e.label.Class == "original" && (e.label.Verdict != "supported" || e.label.Doubtful) {
+		if e.label.Class == "original" && (e.label.Verdict != "supported" || e.label.Doubtful && os.Getenv("VDOUBT") == "") {
 			continue
 		}
 		p := defaultVerdictModel.prob(&e.a.feat)
@@ -122,5 +122,30 @@ func TestZZStats(t *testing.T) {
 	}
 	for k, c := range by {
 		fmt.Printf("%-20s orig %3d (%.3f)  alt %3d (%.3f)\n", k, c.orig, float64(c.orig)/float64(nOrig), c.alt, float64(c.alt)/float64(nAlt))
+	}
+}
+
+func TestZZAgg(t *testing.T) {
+	if os.Getenv("VAGG") == "" {
+		t.Skip()
+	}
+	for _, split := range []string{"train", "test"} {
+		var n, byConf, byLR int
+		kinds := map[ConflictKind]int{}
+		for _, e := range loadVerifyExamples(t, split) {
+			if e.label.Class != "original" || e.label.Verdict != "supported" {
+				continue
+			}
+			n++
+			if len(e.a.conflicts) > 0 {
+				byConf++
+				for _, c := range e.a.conflicts {
+					kinds[c.Kind]++
+				}
+			} else if defaultVerdictModel.prob(&e.a.feat) >= defaultVerdictModel.Threshold {
+				byLR++
+			}
+		}
+		fmt.Printf("%s: originals %d, flagged by conflicts %d (%.3f), by the model %d (%.3f) %v\n", split, n, byConf, float64(byConf)/float64(n), byLR, float64(byLR)/float64(n), kinds)
 	}
 }

@@ -199,6 +199,25 @@ var drugSuffixes = []string{"cillin", "mycin", "cyclin", "floxacin", "azol", "pr
 	"lukast", "terol", "solon", "tadol", "setron", "zosin", "tropium", "nazol", "vudin", "navir",
 	"semid", "thiazid", "azepin", "ipramin", "triptylin", "peridon", "apin", "oxacin"}
 
+// procedureSuffixes end names of tests, operations and the specialties and specialists a
+// patient is referred to ("colonoscopy", "appendectomy", "angiogram", "cardiologist").
+var procedureSuffixes = []string{"scopi", "ectomi", "otomi", "ostomi", "plasti", "gram", "graphi", "olog", "ologist", "therapi", "therapist"}
+
+// LooksLikeProcedure reports whether an analysed term that no table names is probably a test,
+// an operation or a specialty: at least seven letters, not among general English's 15,000
+// most frequent words, ending like one.
+func LooksLikeProcedure(term string) bool {
+	if r := wordRank[term]; len(term) < 7 || conc.cat[term] != 0 || r != 0 && r <= 15 {
+		return false
+	}
+	for _, s := range procedureSuffixes {
+		if strings.HasSuffix(term, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // LooksLikeDrug reports whether an analysed term that no table names is probably a drug: a
 // word rarer than general English's 60,000 most frequent that ends like a generic drug name
 // ("tapentadol", "dapagliflozin").

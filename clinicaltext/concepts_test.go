@@ -55,3 +55,12 @@ func TestWordRank(t *testing.T) {
 		}
 	}
 }
+
+func TestLooksLikeProcedure(t *testing.T) {
+	for w, want := range map[string]bool{"bronchoscopy": true, "cardiologist": true, "angiogram": true,
+		"ureteroscopy": true, "telegram": false, "happy": false, "dermatology": false /* in concepts.tsv already */} {
+		if got := LooksLikeProcedure(Stem(w)); got != want {
+			t.Errorf("LooksLikeProcedure(%q) = %v, want %v", w, got, want)
+		}
+	}
+}

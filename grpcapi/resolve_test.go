@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/evidenceledger/evidence/align"
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
@@ -192,5 +193,73 @@ func TestResolveSentenceAPI(t *testing.T) {
 	}
 	if res := ar.GetResults(); res[0].GetVerdict() != pb.Verdict_VERDICT_CONTRADICTED || len(res[0].GetConflicts()) != 1 || res[1].GetVerdict() != pb.Verdict_VERDICT_SUPPORTED || ar.GetMethod() == "" {
 		t.Errorf("Align results %v", ar)
+	}
+}
+
+// Only a role that may sign may resolve: the others are refused by the
+// policy before the service sees the request, and nothing is written.
+func TestResolveSentenceRoles(t *testing.T) {
+	key, err := ledger.LoadOrCreateKey(t.TempDir(), "evidence.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memstore.New()
+	l, err := ledger.Open(store, ledger.Options{Origin: "evidence.test/log", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
+	byRole := func(ctx context.Context, _ string) (auth.Identity, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get("x-role"); len(v) == 1 {
+			return auth.Identity{Tenant: "clinic-a", Subject: "who." + v[0], Role: v[0]}, nil
+		}
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	policy := &auth.Policy{Callers: auth.NewLimiter(1000, 1000), Failures: auth.NewLimiter(1000, 1000)}
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: svc, Auth: byRole, Policy: policy})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	enc := pb.NewEncounterServiceClient(conn)
+	as := func(role string) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "x-role", role)
+	}
+	c, err := enc.CreateEncounter(as(auth.RolePipeline), &pb.CreateEncounterRequest{Title: "Cough"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.GetEncounter().GetEncounterId()
+	if _, err := enc.RecordSegments(as(auth.RolePipeline), &pb.RecordSegmentsRequest{EncounterId: id, Segments: []*pb.Segment{
+		{SegmentId: "s1", SpeakerRole: pb.SpeakerRole_SPEAKER_ROLE_PATIENT, Text: "A cough for three days, no fever.", EndMs: 3000}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.RecordModelOutput(as(auth.RolePipeline), &pb.RecordModelOutputRequest{EncounterId: id, Model: &pb.ModelRef{Name: "m"},
+		Note: &pb.DraftNote{Sections: []*pb.DraftSection{{Name: "Plan", Sentences: []*pb.DraftSentence{{SentenceId: "P1", Text: "Amoxicillin 500 mg."}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := &pb.ResolveSentenceRequest{EncounterId: id, SentenceId: "P1", Verdict: pb.Verdict_VERDICT_UNMENTIONED,
+		Action: pb.ResolutionAction_RESOLUTION_ACTION_CONFIRM, Reason: "prescribed at the desk"}
+	size := l.Size()
+	for _, role := range []string{auth.RolePipeline, auth.RoleAuditor, auth.RoleAdmin} {
+		_, err := enc.ResolveSentence(as(role), req)
+		if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), role) {
+			t.Errorf("%s: %v, want PermissionDenied naming the role", role, err)
+		}
+	}
+	if l.Size() != size {
+		t.Fatalf("refused resolutions wrote %d entries", l.Size()-size)
+	}
+	if _, err := enc.ResolveSentence(as(auth.RoleClinician), req); err != nil {
+		t.Fatalf("clinician: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/evidenceledger/evidence/ledger/storage"
 	"github.com/evidenceledger/evidence/ledger/tree"
 )
@@ -205,6 +207,9 @@ func (l *Log) loadState() (*Checkpoint, error) {
 
 // Origin returns the log's origin.
 func (l *Log) Origin() string { return l.opts.Origin }
+
+// Key returns the checkpoint verifier.
+func (l *Log) Key() note.Verifier { return l.opts.Key.Verifier() }
 
 // VerifierKey returns the checkpoint verifier key ("name+hash+key").
 func (l *Log) VerifierKey() string { return l.opts.Key.VerifierKey() }

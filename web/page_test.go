@@ -447,12 +447,20 @@ func TestInlineEdit(t *testing.T) {
 	if got := eval[string](tb, `document.querySelector('#detail-`+target+` .diff del').textContent`); got != old.GetText() {
 		t.Errorf("before: %q, want %q", got, old.GetText())
 	}
-	// ...and is re-aligned: the highlights are the new evidence.
+	// ...and is re-aligned and re-verified: the highlights are the new
+	// evidence, or, if the checker finds the new text contradicted, the
+	// words that contradict it.
 	got, want := pageMarks(tb), expectedMarks(x, v.segText)
-	if !slices.Equal(got, want) {
-		t.Errorf("highlights after the edit:\n got %v\nwant %v", got, want)
+	if x.GetVerdict() == pb.Verdict_VERDICT_CONTRADICTED && len(x.GetConflicts()) > 0 {
+		got, want = conflictMarks(tb), expectedConflictMarks(x, v.segText)
 	}
-	if slices.Equal(want, expectedMarks(old, v.segText)) {
+	if !slices.Equal(got, want) {
+		t.Errorf("highlights after the edit (verdict %s):\n got %v\nwant %v", verdictName(x.GetVerdict()), got, want)
+	}
+	if got := eval[string](tb, `document.querySelector('`+sel(target)+`').dataset.verdict`); got != verdictName(x.GetVerdict()) {
+		t.Errorf("data-verdict after the edit %q, the note's %q", got, verdictName(x.GetVerdict()))
+	}
+	if slices.Equal(expectedMarks(x, v.segText), expectedMarks(old, v.segText)) {
 		t.Errorf("the new text's evidence equals the old; the test cannot see a re-alignment")
 	}
 	// The new entries are verified in the browser too.

@@ -189,9 +189,18 @@ func TestFlaggedSentencesAndSignOff(t *testing.T) {
 	}
 	t.Logf("the corrected sentence %q is %s", fixed, verdictName(x.GetVerdict()))
 
-	// Resolve the unmentioned sentence, and the edited one if the checker
-	// still flags it, by confirming with a reason.
-	for _, id := range []string{unmentioned.GetSentenceId(), contra.GetSentenceId()} {
+	// Resolve the unmentioned sentence, and every other flag left (the
+	// edited sentence if the checker still flags it, or a sentence the
+	// checker flags wrongly), by confirming with a reason.
+	ids := []string{unmentioned.GetSentenceId()}
+	for _, sec := range v.note.GetSections() {
+		for _, x := range sec.GetSentences() {
+			if x.GetSentenceId() != unmentioned.GetSentenceId() && v.sentenceNeedsResolution(x.GetSentenceId()) {
+				ids = append(ids, x.GetSentenceId())
+			}
+		}
+	}
+	for _, id := range ids {
 		if !v.sentenceNeedsResolution(id) {
 			continue
 		}

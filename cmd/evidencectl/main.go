@@ -48,6 +48,10 @@ type globals struct {
 	// certificate and key for mTLS, and the name to verify.
 	tlsCA, tlsCert, tlsKey, serverName string
 	useTLS                             bool
+	// witnesses are pinned witness keys; witnessQuorum how many must
+	// have cosigned a checkpoint for it to be trusted.
+	witnesses     []string
+	witnessQuorum int
 }
 
 func main() {
@@ -110,6 +114,8 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringVar(&g.tlsCert, "cert", os.Getenv("EVIDENCE_CERT"), "PEM client certificate for mTLS; turns on TLS (EVIDENCE_CERT)")
 	f.StringVar(&g.tlsKey, "key", os.Getenv("EVIDENCE_KEY"), "PEM private key of --cert (EVIDENCE_KEY)")
 	f.StringVar(&g.serverName, "server-name", os.Getenv("EVIDENCE_SERVER_NAME"), "name to verify in the server's certificate (default: the --server host)")
+	f.StringArrayVar(&g.witnesses, "witness-key", nil, "trust only checkpoints cosigned by this witness (a cosignature/v1 verifier key); repeatable")
+	f.IntVar(&g.witnessQuorum, "witness-quorum", 0, "cosignatures from --witness-key keys a checkpoint needs (0: all)")
 	f.BoolVar(&g.useTLS, "tls", os.Getenv("EVIDENCE_TLS") != "", "use TLS with the system's CAs (EVIDENCE_TLS); implied by --ca and --cert")
 	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), recoverCmd(g), searchCmd(g), indexCmd(g), clusterCmd(g), keyringCmd(g))
 	root.AddCommand(complianceCmds(g)...)
@@ -145,7 +151,7 @@ func (g *globals) dial() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(g.server, client.Options{Token: g.bearer(), StatePath: g.state, VerifierKey: g.verifierKey, TLS: tc})
+	return client.Dial(g.server, client.Options{Token: g.bearer(), StatePath: g.state, VerifierKey: g.verifierKey, TLS: tc, Witnesses: g.witnesses, WitnessQuorum: g.witnessQuorum})
 }
 
 // tlsConfig returns the TLS configuration of the flags, or nil for

@@ -177,7 +177,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		eraser = idx
 	}
 	defer stopIndex()
-	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, reg, logger)
+	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, sealer, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -187,6 +187,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	gcfg := grpcapi.Config{Log: log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy, Logger: logger, Registry: reg,
 		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}
+	witnessCtx, stopWitnessing := context.WithCancel(ctx)
+	defer stopWitnessing()
+	sub, err := startWitnessing(witnessCtx, cfg.Witness, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	if sub != nil {
+		gcfg.Witnessed = sub.Witnessed
+	}
 	if mem != nil {
 		gcfg.Cluster = mem.node
 		reg.MustRegister(mem.node.Collectors()...)

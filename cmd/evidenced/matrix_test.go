@@ -171,7 +171,7 @@ func newMatrixServer(t testing.TB) *matrixServer {
 	m.kserve = kaddr
 	icfg := defaultInference()
 	icfg.OpenAIUpstream, icfg.KServeUpstream = chat.URL, kaddr
-	inf, err := setupInference(icfg, data, m.log.Log, m.svc, nil, logger)
+	inf, err := setupInference(icfg, data, m.log.Log, m.svc, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
@@ -153,6 +154,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithReadOnly(opts.ReadOnly).
+		// Badger checks no table checksum by default: a damaged block
+		// would be read as data. Check each block as it is read, and a
+		// read-only open (verification) each whole table too.
+		WithChecksumVerificationMode(checksumMode(opts.ReadOnly)).
 		WithLogger(newLogger(opts.Logger))
 	db, err := badger.Open(bo)
 	// Badger wraps this error with %+v (y.Wrap), which drops the chain:
@@ -164,6 +169,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
 	return &Store{db: db, readOnly: opts.ReadOnly}, nil
+}
+
+func checksumMode(readOnly bool) options.ChecksumVerificationMode {
+	if readOnly {
+		return options.OnTableAndBlockRead
+	}
+	return options.OnBlockRead
 }
 
 // openCopy opens a read-write copy of the database in dir, for a read-only
