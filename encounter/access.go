@@ -126,7 +126,7 @@ func (svc *Service) RecordAccess(ctx context.Context, c Caller, encounter string
 	if err != nil {
 		return -1, err
 	}
-	if err := svc.ensureAuditKey(ctx, c.Tenant); err != nil {
+	if err := svc.EnsureAuditKey(ctx, c.Tenant); err != nil {
 		return -1, err
 	}
 	app, err := svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindAccess, Tenant: c.Tenant, Encounter: encounter, Actor: c.Actor, Payload: p}})
@@ -144,9 +144,10 @@ func WithKeys(k Keys) Option {
 	return func(s *Service) { s.keys = k }
 }
 
-// ensureAuditKey makes the tenant's audit key, once per tenant and
-// process.
-func (svc *Service) ensureAuditKey(ctx context.Context, tenant string) error {
+// EnsureAuditKey makes the tenant's audit key (WithKeys), under which its
+// access and redaction payloads, and records the proxies keep outside the
+// ledger, are sealed; once per tenant and process.
+func (svc *Service) EnsureAuditKey(ctx context.Context, tenant string) error {
 	if svc.keys == nil {
 		return nil
 	}
@@ -262,7 +263,7 @@ func (svc *Service) RecordRedaction(ctx context.Context, c Caller, id string, r 
 	if err != nil {
 		return nil, err
 	}
-	if err := svc.ensureAuditKey(ctx, c.Tenant); err != nil {
+	if err := svc.EnsureAuditKey(ctx, c.Tenant); err != nil {
 		return nil, err
 	}
 	s := svc.states.get(c.Tenant, id)

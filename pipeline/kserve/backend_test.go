@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/evidenceledger/evidence/encounter"
 	inferencepb "github.com/evidenceledger/evidence/grpcapi/gen/inference"
 	"github.com/evidenceledger/evidence/pipeline"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
@@ -20,7 +21,7 @@ import (
 
 var ctx = context.Background()
 
-var segs = []pipeline.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
+var segs = []encounter.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
 
 func serve(t *testing.T, k *upstreamtest.KServe) string {
 	t.Helper()

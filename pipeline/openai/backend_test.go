@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
 	"github.com/evidenceledger/evidence/pipeline/openai"
@@ -20,7 +21,7 @@ import (
 
 var ctx = context.Background()
 
-var segs = []pipeline.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
+var segs = []encounter.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
 
 func backend(t *testing.T, url string, mod func(*openai.Config)) *openai.Backend {
 	t.Helper()
