@@ -390,10 +390,18 @@ func (a *Appender) commit() {
 	close(a.done)
 }
 
-// syncer waits for each applied batch to become durable, in order, then
-// publishes its checkpoint and acknowledges its requests.
+// syncer waits for each applied batch to become durable, in order, hands
+// its checkpoint to the high-water mark's writer, and passes it on to the
+// publisher.
 func (a *Appender) syncer(in <-chan inflight, done chan<- struct{}) {
-	defer close(done)
+	durable := make(chan *batch, a.opts.PipelineDepth)
+	published := make(chan struct{})
+	go a.publisher(durable, published)
+	defer func() {
+		close(durable)
+		<-published
+		close(done)
+	}()
 	for f := range in {
 		err := a.failure()
 		if err == nil && f.wait != nil {
@@ -402,7 +410,7 @@ func (a *Appender) syncer(in <-chan inflight, done chan<- struct{}) {
 			}
 		}
 		if err == nil && a.hw != nil {
-			if werr := a.hw.advance(f.b.cp); werr != nil {
+			if werr := a.hw.handOver(f.b.cp); werr != nil {
 				err = a.setFailed(fmt.Errorf("high-water checkpoint: %w", werr))
 			}
 		}
@@ -412,8 +420,31 @@ func (a *Appender) syncer(in <-chan inflight, done chan<- struct{}) {
 			continue
 		}
 		a.m.committedBatch.Store(f.b.no)
-		a.publish(f.b)
-		a.Log.finish(f.b)
+		durable <- f.b
+	}
+}
+
+// publisher publishes each durable batch, in order, once the high-water
+// mark holds the checkpoint of the batch before it, and acknowledges its
+// requests.
+func (a *Appender) publisher(in <-chan *batch, done chan<- struct{}) {
+	defer close(done)
+	prev := a.Checkpoint().Size
+	for b := range in {
+		err := a.failure()
+		if err == nil && a.hw != nil {
+			if werr := a.hw.stored(prev); werr != nil {
+				err = a.setFailed(fmt.Errorf("high-water checkpoint: %w", werr))
+			}
+		}
+		if err != nil {
+			b.fail(err)
+			<-a.slots
+			continue
+		}
+		prev = b.cp.Size
+		a.publish(b)
+		a.Log.finish(b)
 		<-a.slots
 	}
 }

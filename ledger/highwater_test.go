@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,5 +305,47 @@ func TestHighWaterOnDisk(t *testing.T) {
 				t.Fatalf("open of the smaller copy: %v", err)
 			}
 		})
+	}
+}
+
+// TestHighWaterFileWrites: notes that fit in a sector and are no shorter
+// than the file are written over it in place (the file keeps its inode);
+// a shorter one, a long one and the first replace it by a rename. Every
+// note reads back exactly.
+func TestHighWaterFileWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), HighWaterFileName)
+	hw := HighWaterFile(path)
+	inode := func() uint64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	store := func(note string) {
+		t.Helper()
+		if err := hw.Store([]byte(note)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := hw.Load()
+		if err != nil || string(got) != note {
+			t.Fatalf("Load = %q, %v; want %q", got, err, note)
+		}
+	}
+	store("first note\n")
+	first := inode()
+	store("second note\n") // same length: in place
+	store("a longer third note\n")
+	if inode() != first {
+		t.Fatal("a note that fits was not written in place")
+	}
+	store("short\n") // shorter: renamed
+	if inode() == first {
+		t.Fatal("a shorter note was written in place, leaving the old one's tail")
+	}
+	renamed := inode()
+	store(strings.Repeat("x", atomicWrite+1))
+	if inode() == renamed {
+		t.Fatal("a note longer than a sector was written in place")
 	}
 }

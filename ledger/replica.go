@@ -371,7 +371,7 @@ func (r *Replica) commit(b *batch) error {
 	}
 	r.m.committedBatch.Store(b.no)
 	if r.sy == nil && r.hw != nil {
-		if err := r.hw.advance(b.cp); err != nil {
+		if err := r.hw.handOver(b.cp); err != nil {
 			return r.setFailed(fmt.Errorf("high-water checkpoint: %w", err))
 		}
 	}
@@ -401,7 +401,7 @@ func (r *Replica) Sync() error {
 		return r.setFailed(fmt.Errorf("sync: %w", err))
 	}
 	if r.hw != nil {
-		if err := r.hw.advance(cp); err != nil {
+		if err := r.hw.handOver(cp); err != nil {
 			return r.setFailed(fmt.Errorf("high-water checkpoint: %w", err))
 		}
 	}

@@ -206,8 +206,8 @@ func (r *Replica) reload() error {
 	}
 	if r.hw != nil {
 		// A snapshot is installed only on a member behind it, so the mark
-		// only moves forward (advance ignores an older checkpoint).
-		if err := r.hw.advance(cp); err != nil {
+		// only moves forward (an older checkpoint is ignored).
+		if err := r.hw.handOver(cp); err != nil {
 			return err
 		}
 	}
