@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
@@ -58,6 +59,20 @@ const proxiedNote = "Subjective: The proxied patient reports a marigold-coloured
 
 // proxiedTexts are distinctive parts of proxiedNote.
 var proxiedTexts = []string{"marigold-coloured rash on both forearms", "proxied emollient twice daily"}
+
+// waitSpooled waits until the proxy's spool holds something.
+func waitSpooled(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.Size() > 0 {
+				return
+			}
+		}
+	}
+	t.Fatal("nothing was spooled")
+}
 
 // proxyCalls sends n chat completions through the stack's recording proxy.
 func proxyCalls(t *testing.T, s *stack, n int) {
@@ -259,8 +274,12 @@ func TestEncryptionAtRest(t *testing.T) {
 				c.Close()
 				proxyCalls(t, s, 5)
 				waitApplied(t, s.index, s.log.Size())
-				// The proxy's spool holds the calls (its active segment
-				// stays while the server runs).
+				// Calls that cannot be recorded wait in the proxy's spool
+				// (its active segment stays while the server runs): close
+				// the log under the proxy and send more.
+				s.log.Close()
+				proxyCalls(t, s, 2)
+				waitSpooled(t, filepath.Join(dir, "proxy-spool"))
 				inSpool := found(t, filepath.Join(dir, "proxy-spool"), proxiedTexts)
 				// Scan while the server runs (the engines' write-ahead logs
 				// hold recent writes uncompressed) and again once stopped
