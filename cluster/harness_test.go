@@ -153,7 +153,12 @@ func (tn *testNet) start(n *testNode, bootstrap bool) {
 // its ledger store keeps only what was synced when it stopped (raft's log
 // keeps everything, as its writes are synced), so that its next start
 // applies again, from raft's log, what the store lost.
-func (tn *testNet) stop(n *testNode) {
+func (tn *testNet) stop(n *testNode) { tn.halt(n, true) }
+
+// shutdown stops a node cleanly: its store keeps everything it applied.
+func (tn *testNet) shutdown(n *testNode) { tn.halt(n, false) }
+
+func (tn *testNet) halt(n *testNode, crash bool) {
 	n.mu.Lock()
 	if n.mu.stopped || n.mu.node == nil {
 		n.mu.Unlock()
@@ -166,7 +171,9 @@ func (tn *testNet) stop(n *testNode) {
 	crashed := n.store.crash()
 	node.Close()
 	l.Close()
-	n.store = crashed
+	if crash {
+		n.store = crashed
+	}
 	inmem.DisconnectAll()
 	tn.mu.Lock()
 	for _, o := range tn.nodes {

@@ -204,7 +204,7 @@ type NodeStatus struct {
 	LeaderAddr  string // its raft address
 	LastIndex   uint64 // last raft index in this node's log
 	CommitIndex uint64
-	Applied     uint64 // raft index durable in the ledger
+	Applied     uint64 // raft index applied to the ledger
 	TreeSize    int64
 	RootHash    ledger.Hash
 	Members     []Member

@@ -46,7 +46,7 @@ func TestBootstrapFromBackup(t *testing.T) {
 	}
 	tn.converge(nil, nodes...)
 	for _, n := range nodes {
-		tn.stop(n)
+		tn.shutdown(n)
 	}
 	backup := copyStore(t, nodes[0].store)
 

@@ -55,7 +55,7 @@ func startCtlServer(t *testing.T) *ctlServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer})
+	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer, HighWater: ledger.HighWaterFile(filepath.Join(dir, ledger.HighWaterFileName))})
 	if err != nil {
 		t.Fatal(err)
 	}
