@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/evidenceledger/evidence/grpcapi/client"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/ledger/storage"
+	pebblestore "github.com/evidenceledger/evidence/ledger/storage/pebble"
 )
 
 // kill ends the server with SIGKILL, as a crash would.
@@ -352,4 +355,47 @@ func trustedNote(t *testing.T, state string) []byte {
 		t.Fatalf("state file: %v", err)
 	}
 	return st.Checkpoint
+}
+
+// TestVerifyChecksBlobs checks that evidencectl verify --data-dir reads
+// back every blob (audio recording) against its hash: a changed byte of a
+// stored, sealed chunk is a problem, exit status 3.
+func TestVerifyChecksBlobs(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data, "--search=false")
+	c := s.client(t, "", "pipeline")
+	id := recordVisit(t, c)
+	recordAudio(t, c, id, 100<<10)
+	s.stop()
+	out, code := offlineVerify(t, data)
+	if code != 0 || !regexp.MustCompile(`blobs checked\s+1\n`).MatchString(out) {
+		t.Fatalf("verify of the intact directory: exit %d\n%s", code, out)
+	}
+	// Change one byte of the recording's second chunk, as stored.
+	st, err := pebblestore.Open(filepath.Join(data, "pebble"), pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key, val []byte
+	n := 0
+	st.Scan([]byte{'B'}, []byte{'C'}, func(k, v []byte) error {
+		if n++; n == 2 {
+			key, val = slices.Clone(k), slices.Clone(v)
+		}
+		return nil
+	})
+	if key == nil {
+		t.Fatalf("the store holds %d blob chunks, want 2", n)
+	}
+	val[len(val)/2] ^= 0x01
+	var b storage.Batch
+	b.Set(key, val)
+	if err := st.Write(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out, code = offlineVerify(t, data)
+	if code != 3 || !strings.Contains(out, "blob ") || !strings.Contains(out, "does not read back whole") {
+		t.Fatalf("verify of a changed blob chunk: exit %d, want 3 and a blob problem\n%s", code, out)
+	}
 }
