@@ -55,7 +55,10 @@ func startCtlServer(t *testing.T) *ctlServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer, HighWater: ledger.HighWaterFile(filepath.Join(dir, ledger.HighWaterFileName))})
+	// The high-water checkpoint, as the server keeps it: verify --data-dir
+	// holds the store to it.
+	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer,
+		HighWater: ledger.HighWaterFile(filepath.Join(dir, ledger.HighWaterFileName))})
 	if err != nil {
 		t.Fatal(err)
 	}

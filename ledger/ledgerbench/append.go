@@ -36,6 +36,11 @@ type Config struct {
 	Window      int    // appends each appender keeps in flight; 1 waits for each
 	PayloadSize int
 	Encounters  int // entries are spread over this many encounters
+	// HighWater keeps the log's high-water checkpoint in the file
+	// Dir+".highwater", as the server does (ledger.Options.HighWater).
+	HighWater bool
+	// NoRaw skips the raw run: Raw, RawPerSec and LedgerRawRate stay zero.
+	NoRaw bool
 }
 
 // Result is what a run measured.
@@ -50,11 +55,17 @@ type Result struct {
 	LedgerPerSec  float64
 	RawPerSec     float64
 	LedgerRawRate float64
+	// CPU is the process's CPU time (user and system, every goroutine
+	// and the store's background work) during the ledger run, and
+	// CPUPerEntry that divided by the entries; zero where the platform
+	// does not report it.
+	CPU         time.Duration
+	CPUPerEntry time.Duration
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d entries in %d batches: ledger %.0f entries/s (p50 %v, p99 %v), raw %.0f entries/s, ledger/raw %.2f, %.1f MiB written",
-		r.Entries, r.Batches, r.LedgerPerSec, r.LatencyP50, r.LatencyP99, r.RawPerSec, r.LedgerRawRate, float64(r.BytesWritten)/(1<<20))
+	return fmt.Sprintf("%d entries in %d batches: ledger %.0f entries/s (p50 %v, p99 %v, CPU %v per entry), raw %.0f entries/s, ledger/raw %.2f, %.1f MiB written",
+		r.Entries, r.Batches, r.LedgerPerSec, r.LatencyP50, r.LatencyP99, r.CPUPerEntry, r.RawPerSec, r.LedgerRawRate, float64(r.BytesWritten)/(1<<20))
 }
 
 // recorder keeps the shape of every batch written through it, encoded
@@ -179,6 +190,9 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	}
 	rec := &recorder{Store: s}
 	opts := ledger.Options{Origin: origin, Key: key}
+	if cfg.HighWater {
+		opts.HighWater = ledger.HighWaterFile(cfg.Dir + ".highwater")
+	}
 	l, err := ledger.Open(rec, opts)
 	if err != nil {
 		return Result{}, err
@@ -192,6 +206,7 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	var next atomic.Int64
 	lat := make([][]time.Duration, cfg.Appenders)
 	errs := make(chan error, cfg.Appenders)
+	cpu0 := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Appenders {
@@ -239,6 +254,7 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	l.Close()
 	// Close the ledger's store so that its background compactions do not
 	// compete with the raw run for the disk.
@@ -251,18 +267,21 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 	default:
 	}
 
-	raw, err := cfg.Open(cfg.Dir + "-raw")
-	if err != nil {
-		return Result{}, err
+	var rawElapsed time.Duration
+	if !cfg.NoRaw {
+		raw, err := cfg.Open(cfg.Dir + "-raw")
+		if err != nil {
+			return Result{}, err
+		}
+		defer raw.Close()
+		batches := rec.decode()
+		runtime.GC()
+		rawStart := time.Now()
+		if err := replay(raw, batches, l.PipelineDepth()); err != nil {
+			return Result{}, err
+		}
+		rawElapsed = time.Since(rawStart)
 	}
-	defer raw.Close()
-	batches := rec.decode()
-	runtime.GC()
-	rawStart := time.Now()
-	if err := replay(raw, batches, l.PipelineDepth()); err != nil {
-		return Result{}, err
-	}
-	rawElapsed := time.Since(rawStart)
 
 	var all []time.Duration
 	for _, l := range lat {
@@ -276,13 +295,17 @@ func Append(ctx context.Context, cfg Config, key *ledger.Key, origin string) (Re
 		Raw:          rawElapsed,
 		BytesWritten: rec.bytes,
 		LedgerPerSec: float64(cfg.Entries) / elapsed.Seconds(),
-		RawPerSec:    float64(cfg.Entries) / rawElapsed.Seconds(),
+		CPU:          cpu,
+		CPUPerEntry:  cpu / time.Duration(max(cfg.Entries, 1)),
 	}
 	if len(all) > 0 {
 		r.LatencyP50 = all[len(all)/2]
 		r.LatencyP99 = all[len(all)*99/100]
 	}
-	r.LedgerRawRate = r.LedgerPerSec / r.RawPerSec
+	if !cfg.NoRaw {
+		r.RawPerSec = float64(cfg.Entries) / rawElapsed.Seconds()
+		r.LedgerRawRate = r.LedgerPerSec / r.RawPerSec
+	}
 	return r, nil
 }
 
