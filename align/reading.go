@@ -148,7 +148,7 @@ var scopePrepositions = map[string]bool{"in": true, "on": true, "at": true, "fro
 var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": true, "her": true, "his": true, "their": true, "them": true}
 
 func readText(text string, toks []clinicaltext.Token, speech bool) reading {
-	var r reading
+	r := reading{facts: make([]fact, 0, len(toks))}
 	negHead := ""                 // the first content word a negation covers
 	lastRelative := -1            // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
@@ -420,6 +420,10 @@ var phraseValues = []struct{ phrase, group, value string }{
 // valuePhrases finds the phraseValues in text, said the way the fact under them is.
 func valuePhrases(text string, facts []fact) []fact {
 	var out []fact
+	if !strings.Contains(text, " and ") && !strings.Contains(text, "time") && !strings.Contains(text, "while") &&
+		!strings.Contains(text, "often") && !strings.Contains(text, "ittle") {
+		return nil // none of the phrases can be here
+	}
 	lower := strings.ToLower(text)
 	for _, p := range phraseValues {
 		from := 0

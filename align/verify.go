@@ -255,13 +255,18 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 // A sentence retrieval finds no evidence for, with at least mostlyUnsaid of its claim weight
 // and unsaidWeight in all found nowhere, is unmentioned whatever the model says: the
 // conversation does not contain it ("Patient owns a purple bicycle").
+// So is one whose main claim is a weighty one found nowhere (a drug, condition, procedure or
+// number said of nothing in the conversation: "Past medical history: diabetes.").
 const (
-	mostlyUnsaid = 0.9
-	unsaidWeight = 0.5
+	mostlyUnsaid     = 0.9
+	unsaidWeight     = 0.5
+	unsaidClaim      = 0.8
+	unsaidClaimShare = 0.5
 )
 
 func unsaid(f *[numVerdictFeatures]float64) bool {
-	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight
+	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight ||
+		f[vMaxAbsent] >= unsaidClaim && f[vUnsupShare] >= unsaidClaimShare
 }
 
 // inferredShare is the least share of a sentence's claim weight left unsaid for an
@@ -792,6 +797,30 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	}
 	best := func(inEv bool) (claimCheck, bool) {
 		var neg, other, asked *mref
+		if inEv {
+			// In the evidence, the best-ranked definite mention of the same person decides
+			// (later in the visit wins a tie: "no... actually I did vomit at the start").
+			var pick *mref
+			for i := range ms {
+				m := ms[i]
+				if _, ok := ev[m.seg]; !ok {
+					continue
+				}
+				g := &x.tr.readings[m.seg].facts[m.fact]
+				if g.asked || g.other != f.other || surface && g.expansion {
+					continue
+				}
+				if pick == nil || ev[m.seg] < ev[pick.seg] || ev[m.seg] == ev[pick.seg] && m.seg > pick.seg {
+					pick = &ms[i]
+				}
+			}
+			if pick != nil {
+				if x.tr.readings[pick.seg].facts[pick.fact].neg != f.neg {
+					return claimCheck{f: f, st: stNegated, where: *pick}, true
+				}
+				return claimCheck{f: f, st: stFound, where: *pick}, true
+			}
+		}
 		for i := range ms {
 			m := ms[i]
 			if _, ok := ev[m.seg]; ok != inEv && inEv {

@@ -1,6 +1,7 @@
 package align
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -225,4 +226,23 @@ func FuzzCheck(f *testing.F) {
 		s := Sentence{ID: "f", Section: "History", Text: sentence}
 		checkResultShape(t, s, x, x.CheckNote([]Sentence{s})[0])
 	})
+}
+
+// TestCheckerDeterministic checks that the same note against the same transcript gives the
+// same results every time, whatever the order maps are walked in.
+func TestCheckerDeterministic(t *testing.T) {
+	segs := demoConsultation(t)
+	note := []Sentence{
+		{ID: "a", Section: "History", Text: "Blood in stool."},
+		{ID: "b", Section: "History", Text: "Right upper quadrant pain, constant, for 3 weeks."},
+		{ID: "c", Section: "PMH", Text: "PMH: diabetes, mother has asthma."},
+		{ID: "d", Section: "Plan", Text: "Plan: amoxicillin 500mg three times a day; refer to gastroenterology."},
+		{ID: "e", Section: "History", Text: "Fever on first day, nil since."},
+	}
+	first := mustIndex(t, segs).CheckNote(note)
+	for i := 0; i < 5; i++ {
+		if got := mustIndex(t, segs).CheckNote(note); !reflect.DeepEqual(got, first) {
+			t.Fatalf("run %d differs:\n%+v\nwant\n%+v", i, got, first)
+		}
+	}
 }
