@@ -186,16 +186,16 @@ func (svc *Service) Forget(c Caller, id string) {
 }
 
 func (c *stateCache) drop(tenant, id string) {
-	k := tenant + "\x00" + id
+	k := cacheKey(tenant, id)
 	c.mu.Lock()
 	el, ok := c.mu.items[k]
+	var s *state
 	if ok {
-		c.mu.lru.Remove(el)
-		delete(c.mu.items, k)
+		s = el.Value.(*cached).s
+		c.removeLocked(el)
 	}
 	c.mu.Unlock()
 	if ok {
-		s := el.Value.(*state)
 		s.mu.Lock()
 		s.forget()
 		s.mu.Unlock()
