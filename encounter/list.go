@@ -96,8 +96,9 @@ const (
 	MaxPageSize     = 500
 )
 
-// maxCatchUp bounds how long Find waits for the summary view.
-const maxCatchUp = 5 * time.Second
+// maxCatchUp bounds how long Find waits for the summary view (a variable
+// for tests).
+var maxCatchUp = 5 * time.Second
 
 // ListQuery asks Find for one page.
 type ListQuery struct {

@@ -1,6 +1,7 @@
 package encounter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -214,4 +215,28 @@ func TestStateCacheBytes(t *testing.T) {
 	svc.states.release(pinned)
 	svc.states.release(pinned)
 	pinned.mu.Unlock()
+}
+
+// behindView is a summary view that never catches up.
+type behindView struct{}
+
+func (behindView) Summaries(ctx context.Context, _ string, _ Filter, _ *Cursor, _ int, _ int64) ([]Info, *Cursor, int64, error) {
+	<-ctx.Done()
+	return nil, nil, 0, ctx.Err()
+}
+
+// TestFindBehind: a summary view that does not reach the log's size in
+// time is ErrBehind, unless the caller gave up first.
+func TestFindBehind(t *testing.T) {
+	defer func(d time.Duration) { maxCatchUp = d }(maxCatchUp)
+	maxCatchUp = 50 * time.Millisecond
+	svc, _, _ := clockedService(t, WithSummaries(behindView{}))
+	if _, err := svc.Find(ctx, alice, ListQuery{}); !errors.Is(err, ErrBehind) {
+		t.Fatalf("a view behind the log: %v, want ErrBehind", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if _, err := svc.Find(cctx, alice, ListQuery{}); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrBehind) {
+		t.Fatalf("a caller's own deadline: %v", err)
+	}
 }

@@ -109,7 +109,7 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringVar(&g.tlsKey, "key", os.Getenv("EVIDENCE_KEY"), "PEM private key of --cert (EVIDENCE_KEY)")
 	f.StringVar(&g.serverName, "server-name", os.Getenv("EVIDENCE_SERVER_NAME"), "name to verify in the server's certificate (default: the --server host)")
 	f.BoolVar(&g.useTLS, "tls", os.Getenv("EVIDENCE_TLS") != "", "use TLS with the system's CAs (EVIDENCE_TLS); implied by --ca and --cert")
-	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g), clusterCmd(g), keyringCmd(g))
+	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g), summariesCmd(g), clusterCmd(g), keyringCmd(g))
 	root.AddCommand(complianceCmds(g)...)
 	return root
 }

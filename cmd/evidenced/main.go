@@ -157,7 +157,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
 	blobs := blob.New(writes, sealer)
-	svc := encounter.New(log, blobs, encounter.WithAccessTrail())
+	// The encounter summaries are a view of the log that the visit list
+	// reads; every node, cluster member or not, keeps its own.
+	sums, stopSummaries, err := startSummaries(ctx, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSummaries()
+	svc := encounter.New(log, blobs, encounter.WithAccessTrail(), encounter.WithSummaries(sums),
+		encounter.WithStateCacheBytes(int64(cfg.StateCacheMB)<<20))
+	reg.MustRegister(newReadCollector(svc, sums))
 	// The search index is a view of the log, optional for nodes that only
 	// ingest; without it SearchService is not served.
 	var idx *index.Index
@@ -264,6 +273,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		logger.Error("proxied calls left in the spool for the next start", "error", err.Error())
 	}
 	stopIndex()
+	stopSummaries()
 	// Raft stops applying before the log closes.
 	closeMember()
 	// Close drains appends already accepted before storage closes.

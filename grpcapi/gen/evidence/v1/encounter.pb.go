@@ -22,6 +22,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NoteStatus is where an encounter's note stands.
+type NoteStatus int32
+
+const (
+	NoteStatus_NOTE_STATUS_UNSPECIFIED NoteStatus = 0
+	// No model output has drafted a note yet.
+	NoteStatus_NOTE_STATUS_NONE NoteStatus = 1
+	// A note exists and its current version is not signed.
+	NoteStatus_NOTE_STATUS_DRAFTED NoteStatus = 2
+	// The latest sign-off covers exactly the current version.
+	NoteStatus_NOTE_STATUS_SIGNED NoteStatus = 3
+)
+
+// Enum value maps for NoteStatus.
+var (
+	NoteStatus_name = map[int32]string{
+		0: "NOTE_STATUS_UNSPECIFIED",
+		1: "NOTE_STATUS_NONE",
+		2: "NOTE_STATUS_DRAFTED",
+		3: "NOTE_STATUS_SIGNED",
+	}
+	NoteStatus_value = map[string]int32{
+		"NOTE_STATUS_UNSPECIFIED": 0,
+		"NOTE_STATUS_NONE":        1,
+		"NOTE_STATUS_DRAFTED":     2,
+		"NOTE_STATUS_SIGNED":      3,
+	}
+)
+
+func (x NoteStatus) Enum() *NoteStatus {
+	p := new(NoteStatus)
+	*p = x
+	return p
+}
+
+func (x NoteStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NoteStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[0].Descriptor()
+}
+
+func (NoteStatus) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[0]
+}
+
+func (x NoteStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NoteStatus.Descriptor instead.
+func (NoteStatus) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{0}
+}
+
 // SpeakerRole is who spoke a segment.
 type SpeakerRole int32
 
@@ -59,11 +115,11 @@ func (x SpeakerRole) String() string {
 }
 
 func (SpeakerRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[0].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[1].Descriptor()
 }
 
 func (SpeakerRole) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[0]
+	return &file_evidence_v1_encounter_proto_enumTypes[1]
 }
 
 func (x SpeakerRole) Number() protoreflect.EnumNumber {
@@ -72,7 +128,7 @@ func (x SpeakerRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SpeakerRole.Descriptor instead.
 func (SpeakerRole) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{0}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{1}
 }
 
 // EditAction is what an edit does to a sentence.
@@ -112,11 +168,11 @@ func (x EditAction) String() string {
 }
 
 func (EditAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[1].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[2].Descriptor()
 }
 
 func (EditAction) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[1]
+	return &file_evidence_v1_encounter_proto_enumTypes[2]
 }
 
 func (x EditAction) Number() protoreflect.EnumNumber {
@@ -125,7 +181,7 @@ func (x EditAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EditAction.Descriptor instead.
 func (EditAction) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{1}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{2}
 }
 
 type Encounter struct {
@@ -136,8 +192,20 @@ type Encounter struct {
 	PatientRef string                 `protobuf:"bytes,3,opt,name=patient_ref,json=patientRef,proto3" json:"patient_ref,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Entries in the encounter's chain, and the leaf index of the last one.
-	EntryCount    int64 `protobuf:"varint,5,opt,name=entry_count,json=entryCount,proto3" json:"entry_count,omitempty"`
-	HeadIndex     int64 `protobuf:"varint,6,opt,name=head_index,json=headIndex,proto3" json:"head_index,omitempty"`
+	EntryCount int64 `protobuf:"varint,5,opt,name=entry_count,json=entryCount,proto3" json:"entry_count,omitempty"`
+	HeadIndex  int64 `protobuf:"varint,6,opt,name=head_index,json=headIndex,proto3" json:"head_index,omitempty"`
+	// When the encounter was last written: the time of its latest entry
+	// that is not an access entry (reads do not change it).
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	NoteStatus NoteStatus             `protobuf:"varint,8,opt,name=note_status,json=noteStatus,proto3,enum=evidence.v1.NoteStatus" json:"note_status,omitempty"`
+	// Sentences of the current note that are flagged for review (no
+	// evidence supports them), and those of them still unresolved (not
+	// acknowledged by a sign-off).
+	FlaggedSentences    int32 `protobuf:"varint,9,opt,name=flagged_sentences,json=flaggedSentences,proto3" json:"flagged_sentences,omitempty"`
+	UnresolvedSentences int32 `protobuf:"varint,10,opt,name=unresolved_sentences,json=unresolvedSentences,proto3" json:"unresolved_sentences,omitempty"`
+	// The encounter was crypto-shredded: its title, patient reference and
+	// note are gone.
+	Redacted      bool `protobuf:"varint,11,opt,name=redacted,proto3" json:"redacted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +280,41 @@ func (x *Encounter) GetHeadIndex() int64 {
 		return x.HeadIndex
 	}
 	return 0
+}
+
+func (x *Encounter) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Encounter) GetNoteStatus() NoteStatus {
+	if x != nil {
+		return x.NoteStatus
+	}
+	return NoteStatus_NOTE_STATUS_UNSPECIFIED
+}
+
+func (x *Encounter) GetFlaggedSentences() int32 {
+	if x != nil {
+		return x.FlaggedSentences
+	}
+	return 0
+}
+
+func (x *Encounter) GetUnresolvedSentences() int32 {
+	if x != nil {
+		return x.UnresolvedSentences
+	}
+	return 0
+}
+
+func (x *Encounter) GetRedacted() bool {
+	if x != nil {
+		return x.Redacted
+	}
+	return false
 }
 
 type CreateEncounterRequest struct {
@@ -330,8 +433,19 @@ func (x *CreateEncounterResponse) GetReceipt() *WriteReceipt {
 type ListEncountersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many; 0 means 50, and more than 500 is capped at 500.
-	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, with the same filters.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only encounters last written at or after the start and before the end
+	// (update_time); either may be unset.
+	UpdateTimeStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=update_time_start,json=updateTimeStart,proto3" json:"update_time_start,omitempty"`
+	UpdateTimeEnd   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time_end,json=updateTimeEnd,proto3" json:"update_time_end,omitempty"`
+	// Only notes in this status; UNSPECIFIED lists all.
+	NoteStatus NoteStatus `protobuf:"varint,5,opt,name=note_status,json=noteStatus,proto3,enum=evidence.v1.NoteStatus" json:"note_status,omitempty"`
+	// Only encounters with at least one unresolved flagged sentence.
+	HasUnresolvedFlags bool `protobuf:"varint,6,opt,name=has_unresolved_flags,json=hasUnresolvedFlags,proto3" json:"has_unresolved_flags,omitempty"`
+	// Only encounters opened with exactly this patient reference.
+	PatientRef    string `protobuf:"bytes,7,opt,name=patient_ref,json=patientRef,proto3" json:"patient_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -380,10 +494,51 @@ func (x *ListEncountersRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListEncountersRequest) GetUpdateTimeStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeStart
+	}
+	return nil
+}
+
+func (x *ListEncountersRequest) GetUpdateTimeEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeEnd
+	}
+	return nil
+}
+
+func (x *ListEncountersRequest) GetNoteStatus() NoteStatus {
+	if x != nil {
+		return x.NoteStatus
+	}
+	return NoteStatus_NOTE_STATUS_UNSPECIFIED
+}
+
+func (x *ListEncountersRequest) GetHasUnresolvedFlags() bool {
+	if x != nil {
+		return x.HasUnresolvedFlags
+	}
+	return false
+}
+
+func (x *ListEncountersRequest) GetPatientRef() string {
+	if x != nil {
+		return x.PatientRef
+	}
+	return ""
+}
+
 type ListEncountersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Encounters    []*Encounter           `protobuf:"bytes,1,rep,name=encounters,proto3" json:"encounters,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Encounters []*Encounter           `protobuf:"bytes,1,rep,name=encounters,proto3" json:"encounters,omitempty"`
+	// Continues the listing; empty after the last page. A page may hold
+	// fewer than page_size encounters and still be followed by more (the
+	// server bounds the work of one page).
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The number of log entries the page reflects: it includes every
+	// entry the log held when the request came.
+	TreeSize      int64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +585,13 @@ func (x *ListEncountersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListEncountersResponse) GetTreeSize() int64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
 }
 
 type GetEncounterRequest struct {
@@ -2736,7 +2898,7 @@ var File_evidence_v1_encounter_proto protoreflect.FileDescriptor
 
 const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\n" +
-	"\x1bevidence/v1/encounter.proto\x12\vevidence.v1\x1a\x18evidence/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n" +
+	"\x1bevidence/v1/encounter.proto\x12\vevidence.v1\x1a\x18evidence/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x03\n" +
 	"\tEncounter\x12!\n" +
 	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x1f\n" +
@@ -2747,7 +2909,15 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\ventry_count\x18\x05 \x01(\x03R\n" +
 	"entryCount\x12\x1d\n" +
 	"\n" +
-	"head_index\x18\x06 \x01(\x03R\theadIndex\"g\n" +
+	"head_index\x18\x06 \x01(\x03R\theadIndex\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x128\n" +
+	"\vnote_status\x18\b \x01(\x0e2\x17.evidence.v1.NoteStatusR\n" +
+	"noteStatus\x12+\n" +
+	"\x11flagged_sentences\x18\t \x01(\x05R\x10flaggedSentences\x121\n" +
+	"\x14unresolved_sentences\x18\n" +
+	" \x01(\x05R\x13unresolvedSentences\x12\x1a\n" +
+	"\bredacted\x18\v \x01(\bR\bredacted\"g\n" +
 	"\x16CreateEncounterRequest\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x1f\n" +
 	"\vpatient_ref\x18\x02 \x01(\tR\n" +
@@ -2755,16 +2925,24 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\x06verify\x18\x03 \x01(\bR\x06verify\"\x84\x01\n" +
 	"\x17CreateEncounterResponse\x124\n" +
 	"\tencounter\x18\x01 \x01(\v2\x16.evidence.v1.EncounterR\tencounter\x123\n" +
-	"\areceipt\x18\x02 \x01(\v2\x19.evidence.v1.WriteReceiptR\areceipt\"S\n" +
+	"\areceipt\x18\x02 \x01(\v2\x19.evidence.v1.WriteReceiptR\areceipt\"\xec\x02\n" +
 	"\x15ListEncountersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"x\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12F\n" +
+	"\x11update_time_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fupdateTimeStart\x12B\n" +
+	"\x0fupdate_time_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rupdateTimeEnd\x128\n" +
+	"\vnote_status\x18\x05 \x01(\x0e2\x17.evidence.v1.NoteStatusR\n" +
+	"noteStatus\x120\n" +
+	"\x14has_unresolved_flags\x18\x06 \x01(\bR\x12hasUnresolvedFlags\x12\x1f\n" +
+	"\vpatient_ref\x18\a \x01(\tR\n" +
+	"patientRef\"\x95\x01\n" +
 	"\x16ListEncountersResponse\x126\n" +
 	"\n" +
 	"encounters\x18\x01 \x03(\v2\x16.evidence.v1.EncounterR\n" +
 	"encounters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"8\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1b\n" +
+	"\ttree_size\x18\x03 \x01(\x03R\btreeSize\"8\n" +
 	"\x13GetEncounterRequest\x12!\n" +
 	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\"L\n" +
 	"\x14GetEncounterResponse\x124\n" +
@@ -2971,7 +3149,13 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"recordTime\x12\x1b\n" +
 	"\tnote_hash\x18\x04 \x01(\fR\bnoteHash\x12\x1c\n" +
 	"\tstatement\x18\x05 \x01(\tR\tstatement\x12:\n" +
-	"\x19acknowledged_sentence_ids\x18\x06 \x03(\tR\x17acknowledgedSentenceIds*y\n" +
+	"\x19acknowledged_sentence_ids\x18\x06 \x03(\tR\x17acknowledgedSentenceIds*p\n" +
+	"\n" +
+	"NoteStatus\x12\x1b\n" +
+	"\x17NOTE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10NOTE_STATUS_NONE\x10\x01\x12\x17\n" +
+	"\x13NOTE_STATUS_DRAFTED\x10\x02\x12\x16\n" +
+	"\x12NOTE_STATUS_SIGNED\x10\x03*y\n" +
 	"\vSpeakerRole\x12\x1c\n" +
 	"\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SPEAKER_ROLE_CLINICIAN\x10\x01\x12\x18\n" +
@@ -3008,120 +3192,126 @@ func file_evidence_v1_encounter_proto_rawDescGZIP() []byte {
 	return file_evidence_v1_encounter_proto_rawDescData
 }
 
-var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_evidence_v1_encounter_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_evidence_v1_encounter_proto_goTypes = []any{
-	(SpeakerRole)(0),                  // 0: evidence.v1.SpeakerRole
-	(EditAction)(0),                   // 1: evidence.v1.EditAction
-	(*Encounter)(nil),                 // 2: evidence.v1.Encounter
-	(*CreateEncounterRequest)(nil),    // 3: evidence.v1.CreateEncounterRequest
-	(*CreateEncounterResponse)(nil),   // 4: evidence.v1.CreateEncounterResponse
-	(*ListEncountersRequest)(nil),     // 5: evidence.v1.ListEncountersRequest
-	(*ListEncountersResponse)(nil),    // 6: evidence.v1.ListEncountersResponse
-	(*GetEncounterRequest)(nil),       // 7: evidence.v1.GetEncounterRequest
-	(*GetEncounterResponse)(nil),      // 8: evidence.v1.GetEncounterResponse
-	(*Word)(nil),                      // 9: evidence.v1.Word
-	(*Segment)(nil),                   // 10: evidence.v1.Segment
-	(*RecordSegmentsRequest)(nil),     // 11: evidence.v1.RecordSegmentsRequest
-	(*RecordSegmentsResponse)(nil),    // 12: evidence.v1.RecordSegmentsResponse
-	(*AudioHeader)(nil),               // 13: evidence.v1.AudioHeader
-	(*RecordAudioRequest)(nil),        // 14: evidence.v1.RecordAudioRequest
-	(*RecordAudioResponse)(nil),       // 15: evidence.v1.RecordAudioResponse
-	(*Audio)(nil),                     // 16: evidence.v1.Audio
-	(*ModelRef)(nil),                  // 17: evidence.v1.ModelRef
-	(*DraftNote)(nil),                 // 18: evidence.v1.DraftNote
-	(*DraftSection)(nil),              // 19: evidence.v1.DraftSection
-	(*DraftSentence)(nil),             // 20: evidence.v1.DraftSentence
-	(*TokenUsage)(nil),                // 21: evidence.v1.TokenUsage
-	(*RecordModelOutputRequest)(nil),  // 22: evidence.v1.RecordModelOutputRequest
-	(*RecordModelOutputResponse)(nil), // 23: evidence.v1.RecordModelOutputResponse
-	(*RecordEditRequest)(nil),         // 24: evidence.v1.RecordEditRequest
-	(*RecordEditResponse)(nil),        // 25: evidence.v1.RecordEditResponse
-	(*SignNoteRequest)(nil),           // 26: evidence.v1.SignNoteRequest
-	(*SignNoteResponse)(nil),          // 27: evidence.v1.SignNoteResponse
-	(*GetTranscriptRequest)(nil),      // 28: evidence.v1.GetTranscriptRequest
-	(*GetTranscriptResponse)(nil),     // 29: evidence.v1.GetTranscriptResponse
-	(*GetNoteRequest)(nil),            // 30: evidence.v1.GetNoteRequest
-	(*GetNoteResponse)(nil),           // 31: evidence.v1.GetNoteResponse
-	(*Note)(nil),                      // 32: evidence.v1.Note
-	(*Section)(nil),                   // 33: evidence.v1.Section
-	(*Sentence)(nil),                  // 34: evidence.v1.Sentence
-	(*EvidenceSpan)(nil),              // 35: evidence.v1.EvidenceSpan
-	(*Provenance)(nil),                // 36: evidence.v1.Provenance
-	(*SentenceVersion)(nil),           // 37: evidence.v1.SentenceVersion
-	(*Signoff)(nil),                   // 38: evidence.v1.Signoff
-	nil,                               // 39: evidence.v1.RecordModelOutputRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
-	(*WriteReceipt)(nil),              // 41: evidence.v1.WriteReceipt
-	(EntryKind)(0),                    // 42: evidence.v1.EntryKind
+	(NoteStatus)(0),                   // 0: evidence.v1.NoteStatus
+	(SpeakerRole)(0),                  // 1: evidence.v1.SpeakerRole
+	(EditAction)(0),                   // 2: evidence.v1.EditAction
+	(*Encounter)(nil),                 // 3: evidence.v1.Encounter
+	(*CreateEncounterRequest)(nil),    // 4: evidence.v1.CreateEncounterRequest
+	(*CreateEncounterResponse)(nil),   // 5: evidence.v1.CreateEncounterResponse
+	(*ListEncountersRequest)(nil),     // 6: evidence.v1.ListEncountersRequest
+	(*ListEncountersResponse)(nil),    // 7: evidence.v1.ListEncountersResponse
+	(*GetEncounterRequest)(nil),       // 8: evidence.v1.GetEncounterRequest
+	(*GetEncounterResponse)(nil),      // 9: evidence.v1.GetEncounterResponse
+	(*Word)(nil),                      // 10: evidence.v1.Word
+	(*Segment)(nil),                   // 11: evidence.v1.Segment
+	(*RecordSegmentsRequest)(nil),     // 12: evidence.v1.RecordSegmentsRequest
+	(*RecordSegmentsResponse)(nil),    // 13: evidence.v1.RecordSegmentsResponse
+	(*AudioHeader)(nil),               // 14: evidence.v1.AudioHeader
+	(*RecordAudioRequest)(nil),        // 15: evidence.v1.RecordAudioRequest
+	(*RecordAudioResponse)(nil),       // 16: evidence.v1.RecordAudioResponse
+	(*Audio)(nil),                     // 17: evidence.v1.Audio
+	(*ModelRef)(nil),                  // 18: evidence.v1.ModelRef
+	(*DraftNote)(nil),                 // 19: evidence.v1.DraftNote
+	(*DraftSection)(nil),              // 20: evidence.v1.DraftSection
+	(*DraftSentence)(nil),             // 21: evidence.v1.DraftSentence
+	(*TokenUsage)(nil),                // 22: evidence.v1.TokenUsage
+	(*RecordModelOutputRequest)(nil),  // 23: evidence.v1.RecordModelOutputRequest
+	(*RecordModelOutputResponse)(nil), // 24: evidence.v1.RecordModelOutputResponse
+	(*RecordEditRequest)(nil),         // 25: evidence.v1.RecordEditRequest
+	(*RecordEditResponse)(nil),        // 26: evidence.v1.RecordEditResponse
+	(*SignNoteRequest)(nil),           // 27: evidence.v1.SignNoteRequest
+	(*SignNoteResponse)(nil),          // 28: evidence.v1.SignNoteResponse
+	(*GetTranscriptRequest)(nil),      // 29: evidence.v1.GetTranscriptRequest
+	(*GetTranscriptResponse)(nil),     // 30: evidence.v1.GetTranscriptResponse
+	(*GetNoteRequest)(nil),            // 31: evidence.v1.GetNoteRequest
+	(*GetNoteResponse)(nil),           // 32: evidence.v1.GetNoteResponse
+	(*Note)(nil),                      // 33: evidence.v1.Note
+	(*Section)(nil),                   // 34: evidence.v1.Section
+	(*Sentence)(nil),                  // 35: evidence.v1.Sentence
+	(*EvidenceSpan)(nil),              // 36: evidence.v1.EvidenceSpan
+	(*Provenance)(nil),                // 37: evidence.v1.Provenance
+	(*SentenceVersion)(nil),           // 38: evidence.v1.SentenceVersion
+	(*Signoff)(nil),                   // 39: evidence.v1.Signoff
+	nil,                               // 40: evidence.v1.RecordModelOutputRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
+	(*WriteReceipt)(nil),              // 42: evidence.v1.WriteReceipt
+	(EntryKind)(0),                    // 43: evidence.v1.EntryKind
 }
 var file_evidence_v1_encounter_proto_depIdxs = []int32{
-	40, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 1: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
-	41, // 2: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	2,  // 3: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
-	2,  // 4: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
-	0,  // 5: evidence.v1.Segment.speaker_role:type_name -> evidence.v1.SpeakerRole
-	9,  // 6: evidence.v1.Segment.words:type_name -> evidence.v1.Word
-	40, // 7: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
-	10, // 8: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
-	41, // 9: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	13, // 10: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
-	41, // 11: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	19, // 12: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
-	20, // 13: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
-	17, // 14: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
-	39, // 15: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
-	18, // 16: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
-	21, // 17: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
-	41, // 18: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	32, // 19: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
-	1,  // 20: evidence.v1.RecordEditRequest.action:type_name -> evidence.v1.EditAction
-	41, // 21: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	32, // 22: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
-	41, // 23: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	32, // 24: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
-	10, // 25: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
-	16, // 26: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
-	32, // 27: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
-	33, // 28: evidence.v1.Note.sections:type_name -> evidence.v1.Section
-	17, // 29: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
-	38, // 30: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
-	34, // 31: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
-	35, // 32: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
-	36, // 33: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
-	0,  // 34: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
-	37, // 35: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
-	42, // 36: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
-	1,  // 37: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
-	40, // 38: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
-	17, // 39: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
-	40, // 40: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
-	3,  // 41: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
-	5,  // 42: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
-	7,  // 43: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
-	11, // 44: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
-	14, // 45: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
-	22, // 46: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
-	24, // 47: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
-	26, // 48: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
-	28, // 49: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
-	30, // 50: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
-	4,  // 51: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
-	6,  // 52: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
-	8,  // 53: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
-	12, // 54: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
-	15, // 55: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
-	23, // 56: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
-	25, // 57: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
-	27, // 58: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
-	29, // 59: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
-	31, // 60: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
-	51, // [51:61] is the sub-list for method output_type
-	41, // [41:51] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	41, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
+	41, // 1: evidence.v1.Encounter.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: evidence.v1.Encounter.note_status:type_name -> evidence.v1.NoteStatus
+	3,  // 3: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	42, // 4: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	41, // 5: evidence.v1.ListEncountersRequest.update_time_start:type_name -> google.protobuf.Timestamp
+	41, // 6: evidence.v1.ListEncountersRequest.update_time_end:type_name -> google.protobuf.Timestamp
+	0,  // 7: evidence.v1.ListEncountersRequest.note_status:type_name -> evidence.v1.NoteStatus
+	3,  // 8: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
+	3,  // 9: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	1,  // 10: evidence.v1.Segment.speaker_role:type_name -> evidence.v1.SpeakerRole
+	10, // 11: evidence.v1.Segment.words:type_name -> evidence.v1.Word
+	41, // 12: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
+	11, // 13: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
+	42, // 14: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	14, // 15: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
+	42, // 16: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	20, // 17: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
+	21, // 18: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
+	18, // 19: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
+	40, // 20: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
+	19, // 21: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
+	22, // 22: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
+	42, // 23: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	33, // 24: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
+	2,  // 25: evidence.v1.RecordEditRequest.action:type_name -> evidence.v1.EditAction
+	42, // 26: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	33, // 27: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
+	42, // 28: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	33, // 29: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
+	11, // 30: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
+	17, // 31: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
+	33, // 32: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
+	34, // 33: evidence.v1.Note.sections:type_name -> evidence.v1.Section
+	18, // 34: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
+	39, // 35: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
+	35, // 36: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
+	36, // 37: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
+	37, // 38: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
+	1,  // 39: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
+	38, // 40: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
+	43, // 41: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
+	2,  // 42: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
+	41, // 43: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
+	18, // 44: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
+	41, // 45: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
+	4,  // 46: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
+	6,  // 47: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
+	8,  // 48: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
+	12, // 49: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
+	15, // 50: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
+	23, // 51: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
+	25, // 52: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
+	27, // 53: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
+	29, // 54: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
+	31, // 55: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
+	5,  // 56: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
+	7,  // 57: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
+	9,  // 58: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
+	13, // 59: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
+	16, // 60: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
+	24, // 61: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
+	26, // 62: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
+	28, // 63: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
+	30, // 64: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
+	32, // 65: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
+	56, // [56:66] is the sub-list for method output_type
+	46, // [46:56] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_evidence_v1_encounter_proto_init() }
@@ -3139,7 +3329,7 @@ func file_evidence_v1_encounter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_evidence_v1_encounter_proto_rawDesc), len(file_evidence_v1_encounter_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
