@@ -128,12 +128,12 @@ type Result struct {
 	LogBytes        int64   `json:"log_bytes"`
 	ViewBytes       int64   `json:"summaries_bytes"`
 
-	ReopenLog     Latency `json:"reopen_log"`
-	ReopenView    Latency `json:"reopen_summaries"`
-	Resumed       bool    `json:"summaries_resumed"` // every reopening resumed without a rebuild
-	FirstPageCold Latency `json:"first_page_cold"`
-	FirstPageWarm Latency `json:"first_page_warm"`
-	SecondPage    Latency `json:"second_page_warm"`
+	ReopenLog     Latency   `json:"reopen_log"`
+	ReopenView    Latency   `json:"reopen_summaries"`
+	Resumed       bool      `json:"summaries_resumed"` // every reopening resumed without a rebuild
+	FirstPageCold Latency   `json:"first_page_cold"`
+	FirstPageWarm Latency   `json:"first_page_warm"`
+	SecondPage    Latency   `json:"second_page_warm"`
 	Listings      []Listing `json:"listings"`
 	Openings      []Opening `json:"openings"`
 	CacheMaxBytes int64     `json:"state_cache_max_bytes"`
