@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -135,7 +136,10 @@ serve the directory afterwards (tenant "bench").`,
 				return usageError{"--dir is required"}
 			}
 			cfg.Readers, cfg.StateCacheBytes = readers, int64(cacheMB)<<20
-			cfg.Progress = func(s string) { fmt.Fprintf(cmd.ErrOrStderr(), "%s %s\n", time.Now().Format("15:04:05"), s) }
+			cfg.Progress = func(s string) {
+				load, _ := os.ReadFile("/proc/loadavg")
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s [load %s] %s\n", time.Now().Format("15:04:05"), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "), s)
+			}
 			r, err := readbench.Run(cmd.Context(), cfg)
 			if err != nil {
 				return err
