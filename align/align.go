@@ -198,8 +198,8 @@ func validateSentences(sents []Sentence) error {
 	return nil
 }
 
-// Align aligns the sentences of one note against the segments of its encounter, as
-// Index.AlignNote does. It validates both lists and returns one Result per sentence, in the
+// Align aligns and checks the sentences of one note against the segments of its encounter,
+// as Index.CheckNote does. It validates both lists and returns one Result per sentence, in the
 // order of sentences.
 func Align(segments []Segment, sentences []Sentence) ([]Result, error) {
 	if err := validateSentences(sentences); err != nil {
@@ -209,12 +209,5 @@ func Align(segments []Segment, sentences []Sentence) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	spans := idx.AlignNote(sentences)
-	out := make([]Result, len(sentences))
-	for i, s := range sentences {
-		r := Result{SentenceID: s.ID, Spans: spans[i], MethodVersion: MethodVersion}
-		r.Verdict, r.Severity, r.Conflicts, r.Unsupported = verdictOf(s, spans[i])
-		out[i] = r
-	}
-	return out, nil
+	return idx.CheckNote(sentences), nil
 }

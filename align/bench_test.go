@@ -2,6 +2,7 @@ package align
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -119,4 +120,53 @@ func BenchmarkAlignNote(b *testing.B) {
 		n += len(x.AlignNote(notes[i%len(notes)]))
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sentences/s")
+}
+
+// BenchmarkCheckNote aligns and checks whole notes on a PriMock57-size transcript (the
+// consultations of testdata/verify/primock57 with their originals and altered sentences),
+// index built once per consultation outside the timer, and reports sentences/s.
+func BenchmarkCheckNote(b *testing.B) {
+	segs, _ := devSegments(b, "testdata/clinical/segments.jsonl")
+	var notes [][]Sentence
+	var idx []*Index
+	byEnc := map[string]int{}
+	for _, s := range readJSONL[devSentence](b, "testdata/verify/primock57/sentences.jsonl") {
+		k, ok := byEnc[s.EncounterID]
+		if !ok {
+			x, err := NewIndex(segs[s.EncounterID])
+			if err != nil {
+				b.Fatal(err)
+			}
+			k = len(notes)
+			byEnc[s.EncounterID] = k
+			notes = append(notes, nil)
+			idx = append(idx, x)
+		}
+		notes[k] = append(notes[k], Sentence{ID: s.SentenceID, Section: s.Section, Text: s.Text})
+	}
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := i % len(notes)
+		n += len(idx[k].CheckNote(notes[k]))
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sentences/s")
+}
+
+// BenchmarkNewIndexPriMock builds the index (retrieval and the checker's reading of every
+// segment) of each PriMock57 consultation.
+func BenchmarkNewIndexPriMock(b *testing.B) {
+	segs, order := devSegments(b, "testdata/clinical/segments.jsonl")
+	var encs [][]Segment
+	for _, e := range order {
+		if strings.HasPrefix(e, "day") {
+			encs = append(encs, segs[e])
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := NewIndex(encs[i%len(encs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -30,7 +30,8 @@ type Index struct {
 	turnPostings [][]posting // by term id; posting.seg is the turn number
 	turnLen      []int
 	avgTurnLen   float64
-	scratch      sync.Pool // *scratch
+	scratch      sync.Pool  // *scratch
+	tr           transcript // what each segment says, for the claim checker
 }
 
 type posting struct {
@@ -81,6 +82,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	}
 	speakers := map[string]int32{}
 	var df []int32
+	analysed := make([][]clinicaltext.Token, len(segments))
 	totalLen := 0
 	for i, s := range segments {
 		x.segIndex[s.ID] = i
@@ -93,7 +95,9 @@ func NewIndex(segments []Segment) (*Index, error) {
 		}
 		in.speaker = sp
 		counts := map[int32]int{}
-		for _, t := range clinicaltext.Analyze(s.Text) {
+		raw := clinicaltext.Tokenize(s.Text)
+		analysed[i] = clinicaltext.Analyze(s.Text)
+		for _, t := range analysed[i] {
 			if t.Flags&clinicaltext.Negation != 0 {
 				in.negated = true
 			}
@@ -118,10 +122,10 @@ func NewIndex(segments []Segment) (*Index, error) {
 			counts[id]++
 		}
 		if !in.question {
-			in.question = startsLikeQuestion(s.Text)
+			in.question = startsLikeQuestion(raw)
 		}
-		in.spoken = len(clinicaltext.Tokenize(s.Text)) > 0
-		in.bareAnswer = isBareAnswer(s.Text)
+		in.spoken = len(raw) > 0
+		in.bareAnswer = isBareAnswer(raw)
 		in.shortTurn = in.length <= shortTurnTerms
 		for id, c := range counts {
 			x.postings[id] = append(x.postings[id], posting{seg: int32(i), tf: float32(c)})
@@ -142,6 +146,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	}
 	x.linkReplies()
 	x.linkTurns(len(df))
+	x.buildTranscript(analysed)
 	nTurns := len(x.turnLen)
 	x.scratch.New = func() any {
 		sc := newScratch(len(segments))
@@ -237,10 +242,9 @@ var questionStarts = map[string]bool{
 	"where": true, "which": true, "who": true, "why": true, "shall": true, "should": true,
 }
 
-// startsLikeQuestion reports whether the turn's last clause opens with a question word; ASR
-// output often lacks the question mark.
-func startsLikeQuestion(text string) bool {
-	toks := clinicaltext.Tokenize(text)
+// startsLikeQuestion reports whether the turn's last clause (of its surface tokens) opens
+// with a question word; ASR output often lacks the question mark.
+func startsLikeQuestion(toks []clinicaltext.Token) bool {
 	last := -1
 	for i, t := range toks {
 		if t.Flags&clinicaltext.ClauseStart != 0 {
@@ -264,9 +268,10 @@ func startsLikeQuestion(text string) bool {
 
 var fillers = map[string]bool{"um": true, "uh": true, "so": true, "and": true, "okay": true, "ok": true, "erm": true, "er": true, "right": true, "and,": true}
 
-// isBareAnswer reports whether a turn is a bare yes/no answer ("No.", "Yeah", "Nope").
-func isBareAnswer(text string) bool {
-	for _, t := range clinicaltext.Tokenize(text) {
+// isBareAnswer reports whether a turn (its surface tokens) is a bare yes/no answer ("No.",
+// "Yeah", "Nope").
+func isBareAnswer(toks []clinicaltext.Token) bool {
+	for _, t := range toks {
 		switch strings.ToLower(t.Term) {
 		case "yes", "yeah", "yep", "yup", "no", "nope", "nah", "never", "none", "nothing", "correct", "right", "mhm", "not", "definitely", "sometimes", "occasionally", "once", "twice":
 			return true

@@ -17,6 +17,7 @@ const (
 	Body                           // a body part, organ, tissue or body substance
 	Relative                       // a relative or another person close to the patient
 	Procedure                      // a test, scan, operation or referral
+	Habit                          // smoking, alcohol, recreational drugs
 )
 
 //go:embed wordnet.tsv
@@ -31,13 +32,14 @@ type concepts struct {
 	cat      map[string]Category
 	classes  map[string][]string // drug -> its classes and other names, stemmed
 	group    map[string]string   // stemmed word or phrase -> group name
+	value    map[string]string   // stemmed word or phrase -> the value it names in its group
 	maxWords int                 // longest key, in words
 }
 
 var conc = mustParseConcepts()
 
 func mustParseConcepts() *concepts {
-	c := &concepts{cat: map[string]Category{}, classes: map[string][]string{}, group: map[string]string{}}
+	c := &concepts{cat: map[string]Category{}, classes: map[string][]string{}, group: map[string]string{}, value: map[string]string{}}
 	if err := c.parse("wordnet.tsv", wordnetTSV); err != nil {
 		panic("clinicaltext: " + err.Error())
 	}
@@ -48,7 +50,7 @@ func mustParseConcepts() *concepts {
 }
 
 var categoryNames = map[string]Category{"drug": Drug, "condition": Condition, "symptom": Symptom,
-	"body": Body, "relative": Relative, "procedure": Procedure, "none": 0}
+	"body": Body, "relative": Relative, "procedure": Procedure, "habit": Habit, "none": 0}
 
 // stemPhrase stems each word of a phrase (words joined by spaces, "_" or "-") and joins the
 // stems with single spaces, as phrase keys are stored.
@@ -91,6 +93,9 @@ func (c *concepts) parse(name, src string) error {
 				overridden[key] = true
 			}
 			c.addCat(key, k)
+			if raw := strings.ToLower(f[1]); raw != key && !strings.ContainsAny(raw, " _") {
+				c.addCat(raw, k) // abbreviations are analysed unstemmed ("IBS" is "ibs")
+			}
 		case (f[0] == "isa" || f[0] == "same") && len(f) == 3:
 			c.addClass(stemPhrase(f[1]), stemPhrase(f[2]))
 			if f[0] == "same" {
@@ -100,13 +105,17 @@ func (c *concepts) parse(name, src string) error {
 		case len(f) == 3 && f[1] == "isa": // wordnet.tsv: lemma isa class
 			c.addClass(stemPhrase(f[0]), stemPhrase(f[2]))
 		case f[0] == "group" && len(f) >= 4:
-			for _, w := range f[2:] {
-				key := stemPhrase(w)
-				if g, dup := c.group[key]; dup && g != f[1] {
-					return bad(fmt.Sprintf("%q is in groups %s and %s", w, g, f[1]))
+			for _, val := range f[2:] {
+				syns := strings.Split(val, "|")
+				canon := stemPhrase(syns[0])
+				for _, w := range syns {
+					key := stemPhrase(w)
+					if g, dup := c.group[key]; dup && (g != f[1] || c.value[key] != canon) {
+						return bad(fmt.Sprintf("%q is in groups %s and %s", w, g, f[1]))
+					}
+					c.group[key], c.value[key] = f[1], canon
+					c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
 				}
-				c.group[key] = f[1]
-				c.maxWords = max(c.maxWords, strings.Count(key, " ")+1)
 			}
 		default:
 			return bad("unknown entry " + f[0])
@@ -149,5 +158,77 @@ func DrugClasses(term string) []string { return conc.classes[term] }
 // different values of one group describe the same thing in incompatible ways.
 func GroupOf(term string) string { return conc.group[term] }
 
+// ValueOf returns the value an analysed term or phrase names within its group: synonyms give
+// the same value ("crampy" and "colicky"; "productive" and "phlegm"), or "" when it has none.
+func ValueOf(term string) string { return conc.value[term] }
+
 // MaxConceptWords is the number of words of the longest phrase CategoryOf or GroupOf knows.
 func MaxConceptWords() int { return conc.maxWords }
+
+//go:embed wordrank.tsv
+var wordRankTSV string
+
+var wordRank = func() map[string]uint8 {
+	m := make(map[string]uint8, 40000)
+	for _, line := range strings.Split(wordRankTSV, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		w, r, ok := strings.Cut(line, "\t")
+		n := 0
+		for _, c := range r {
+			n = n*10 + int(c-'0')
+		}
+		if !ok || n < 1 || n > 255 {
+			panic("clinicaltext: wordrank.tsv: bad line " + line)
+		}
+		m[w] = uint8(n)
+	}
+	return m
+}()
+
+// WordRank says how common an analysed term is in general English: its frequency rank in
+// thousands (1 for the 1,000 most frequent words, up to 60), or 0 when it is rarer than that
+// or not an English word (most drug names, many clinical terms).
+func WordRank(term string) int { return int(wordRank[term]) }
+
+// drugSuffixes end many generic drug names (International Nonproprietary Name stems).
+var drugSuffixes = []string{"cillin", "mycin", "cyclin", "floxacin", "azol", "prazol", "tidin", "pril",
+	"sartan", "statin", "olol", "dipin", "triptan", "oxetin", "xetin", "zepam", "zolam", "codon",
+	"morphon", "profen", "fenac", "coxib", "parin", "gliptin", "gliflozin", "glutid", "formin",
+	"lukast", "terol", "solon", "tadol", "setron", "zosin", "tropium", "nazol", "vudin", "navir",
+	"semid", "thiazid", "azepin", "ipramin", "triptylin", "peridon", "apin", "oxacin"}
+
+// procedureSuffixes end names of tests, operations and the specialties and specialists a
+// patient is referred to ("colonoscopy", "appendectomy", "angiogram", "cardiologist").
+var procedureSuffixes = []string{"scopi", "ectomi", "otomi", "ostomi", "plasti", "gram", "graphi", "olog", "ologist", "therapi", "therapist"}
+
+// LooksLikeProcedure reports whether an analysed term that no table names is probably a test,
+// an operation or a specialty: at least seven letters, not among general English's 15,000
+// most frequent words, ending like one.
+func LooksLikeProcedure(term string) bool {
+	if r := wordRank[term]; len(term) < 7 || conc.cat[term] != 0 || r != 0 && r <= 15 {
+		return false
+	}
+	for _, s := range procedureSuffixes {
+		if strings.HasSuffix(term, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// LooksLikeDrug reports whether an analysed term that no table names is probably a drug: a
+// word rarer than general English's 60,000 most frequent that ends like a generic drug name
+// ("tapentadol", "dapagliflozin").
+func LooksLikeDrug(term string) bool {
+	if len(term) < 6 || wordRank[term] != 0 || conc.cat[term] != 0 {
+		return false
+	}
+	for _, s := range drugSuffixes {
+		if strings.HasSuffix(term, s) {
+			return true
+		}
+	}
+	return false
+}

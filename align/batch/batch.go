@@ -8,10 +8,15 @@
 //	segments.jsonl     {"encounter_id", "segments": [{"segment_id", "speaker", "start_ms",
 //	                    "end_ms", "text", "words"?: [{"text", "start_ms", "end_ms"}]}]}
 //	sentences.jsonl    {"encounter_id", "sentence_id", "section", "text"}
-//	predictions.jsonl  {"sentence_id", "spans": [{"segment_id", "start_ms", "end_ms", "score"}]}
+//	predictions.jsonl  {"sentence_id", "spans": [{"segment_id", "start_ms", "end_ms", "score"}],
+//	                    "verdict", "severity"?, "conflicts"?: [{"kind", "claim_start", "claim_end",
+//	                    "segment_id", "char_start", "char_end", "start_ms", "end_ms", "words"}],
+//	                    "unsupported_ranges"?: [{"start", "end"}], "method"}
 //
-// Predictions are written in the order of sentences.jsonl, spans best first, "spans": [] for an
-// unsupported sentence. Malformed input stops the run with an error naming the file and line
+// Predictions are written in the order of sentences.jsonl, spans best first, "spans": [] when
+// no evidence was found. The verdict fields are those of align.Result (docs/align.md); they are
+// written when the aligner checks claims (align.Index does; the TF-IDF baseline does not). Offsets
+// are bytes: claim ranges into the sentence's text, char ranges into the segment's. Malformed input stops the run with an error naming the file and line
 // ("sentences.jsonl:17: missing sentence_id"); messages never quote transcript or note text.
 package batch
 
@@ -23,6 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/evidenceledger/evidence/align"
 )
@@ -31,9 +38,14 @@ import (
 const MaxLineBytes = 256 << 20
 
 // Aligner aligns the sentences of one note against the segments of its encounter;
-// *align.Index is one.
+// *align.Index is one. When it also has the method CheckNote([]align.Sentence) []align.Result,
+// as *align.Index does, Run uses that and writes verdicts too.
 type Aligner interface {
 	AlignNote([]align.Sentence) [][]align.Span
+}
+
+type checker interface {
+	CheckNote([]align.Sentence) []align.Result
 }
 
 // Options adjust Run. The zero value is ready to use.
@@ -96,10 +108,34 @@ type SpanJSON struct {
 	Score     float64 `json:"score"`
 }
 
+// ConflictJSON is one conflict of a contradicted sentence (align.Conflict).
+type ConflictJSON struct {
+	Kind       string `json:"kind"`
+	ClaimStart int    `json:"claim_start"`
+	ClaimEnd   int    `json:"claim_end"`
+	SegmentID  string `json:"segment_id"`
+	CharStart  int    `json:"char_start"`
+	CharEnd    int    `json:"char_end"`
+	StartMS    int64  `json:"start_ms"`
+	EndMS      int64  `json:"end_ms"`
+	Words      string `json:"words"`
+}
+
+// RangeJSON is a byte range of a sentence's text.
+type RangeJSON struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
 // PredictionJSON is one line of predictions.jsonl.
 type PredictionJSON struct {
-	SentenceID string     `json:"sentence_id"`
-	Spans      []SpanJSON `json:"spans"`
+	SentenceID  string         `json:"sentence_id"`
+	Spans       []SpanJSON     `json:"spans"`
+	Verdict     string         `json:"verdict,omitempty"`
+	Severity    string         `json:"severity,omitempty"`
+	Conflicts   []ConflictJSON `json:"conflicts,omitempty"`
+	Unsupported []RangeJSON    `json:"unsupported_ranges,omitempty"`
+	Method      string         `json:"method,omitempty"`
 }
 
 type encounter struct {
@@ -175,11 +211,8 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		}
 		byEnc[p.enc] = append(byEnc[p.enc], i)
 	}
-	results := make([][]align.Span, len(all))
-	for _, e := range encOrder {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	results := make([]align.Result, len(all))
+	if err := alignAll(ctx, encOrder, func(e string) error {
 		enc := encs[e]
 		a, err := newAligner(enc.segments)
 		if err != nil {
@@ -189,17 +222,22 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		for k, i := range byEnc[e] {
 			note[k] = all[i].sent
 		}
-		for k, spans := range a.AlignNote(note) {
-			results[byEnc[e][k]] = spans
+		if c, ok := a.(checker); ok {
+			for k, r := range c.CheckNote(note) {
+				results[byEnc[e][k]] = r
+			}
+			return nil
 		}
+		for k, spans := range a.AlignNote(note) {
+			results[byEnc[e][k]] = align.Result{SentenceID: note[k].ID, Spans: spans}
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	bw := bufio.NewWriter(out)
 	for i, p := range all {
-		pred := PredictionJSON{SentenceID: p.sent.ID, Spans: []SpanJSON{}}
-		for _, sp := range results[i] {
-			pred.Spans = append(pred.Spans, SpanJSON{SegmentID: sp.SegmentID, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: round(sp.Score)})
-		}
-		line, err := json.Marshal(pred)
+		line, err := json.Marshal(prediction(p.sent.ID, results[i]))
 		if err != nil {
 			return err
 		}
@@ -207,6 +245,55 @@ func Run(ctx context.Context, segments, sentences io.Reader, out io.Writer, opts
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// alignAll runs fn for every encounter, on up to GOMAXPROCS goroutines, and returns the error
+// of the first encounter (in input order) that failed. It checks ctx before each encounter.
+func alignAll(ctx context.Context, encs []string, fn func(string) error) error {
+	errs := make([]error, len(encs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(encs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					errs[i] = fn(encs[i])
+				}
+			}
+		}()
+	}
+	for i := range encs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prediction turns one Result into its output line.
+func prediction(id string, r align.Result) PredictionJSON {
+	p := PredictionJSON{SentenceID: id, Spans: []SpanJSON{}, Verdict: string(r.Verdict), Severity: string(r.Severity)}
+	if r.Verdict != "" {
+		p.Method = r.MethodVersion
+	}
+	for _, sp := range r.Spans {
+		p.Spans = append(p.Spans, SpanJSON{SegmentID: sp.SegmentID, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: round(sp.Score)})
+	}
+	for _, c := range r.Conflicts {
+		p.Conflicts = append(p.Conflicts, ConflictJSON{Kind: string(c.Kind), ClaimStart: c.Claim.Start, ClaimEnd: c.Claim.End,
+			SegmentID: c.SegmentID, CharStart: c.CharStart, CharEnd: c.CharEnd, StartMS: c.StartMS, EndMS: c.EndMS, Words: c.Words})
+	}
+	for _, u := range r.Unsupported {
+		p.Unsupported = append(p.Unsupported, RangeJSON{Start: u.Start, End: u.End})
+	}
+	return p
 }
 
 // round keeps six decimals so that output bytes are stable across platforms.

@@ -1,0 +1,221 @@
+package align
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// demoConsultation is PriMock57 day1_consultation01, the demo visit, from the committed
+// clinical corpus.
+func demoConsultation(t testing.TB) []Segment {
+	segs, _ := devSegments(t, "testdata/clinical/segments.jsonl")
+	s := segs["day1_consultation01"]
+	if len(s) == 0 {
+		t.Fatal("day1_consultation01 missing from testdata/clinical/segments.jsonl")
+	}
+	return s
+}
+
+// TestCheckerCatchesTheIssueExamples runs the altered sentences that issue 13 reports were all
+// shown as supported on the demo consultation, with the true sentences they were made from.
+// The transcript facts are the patient's words: no blood, asthma, the left lower abdomen,
+// three days, no antibiotics.
+func TestCheckerCatchesTheIssueExamples(t *testing.T) {
+	x := mustIndex(t, demoConsultation(t))
+	note := []Sentence{
+		{ID: "true-blood", Section: "History", Text: "No blood in stool."},
+		{ID: "blood", Section: "History", Text: "Blood in stool."},
+		{ID: "true-pmh", Section: "PMH", Text: "PMH: Asthma"},
+		{ID: "pmh", Section: "PMH", Text: "Past medical history: diabetes."},
+		{ID: "true-site", Section: "History", Text: "Associated LLQ pain - crampy, intermittent, nil radiation."},
+		{ID: "site", Section: "History", Text: "Right upper quadrant pain."},
+		{ID: "true-duration", Section: "History", Text: "3/7 hx of diarrhea, mainly watery."},
+		{ID: "duration", Section: "History", Text: "Diarrhea for the last 3 weeks."},
+		{ID: "plan", Section: "Plan", Text: "Plan: amoxicillin 500mg three times a day."},
+		{ID: "true-plan", Section: "Plan", Text: "Antibiotics are not needed at this stage."},
+	}
+	want := map[string]struct {
+		verdict Verdict
+		kinds   []ConflictKind // at least one of these among the conflicts, when contradicted
+	}{
+		"true-blood":    {Supported, nil},
+		"blood":         {Contradicted, []ConflictKind{ConflictNegation}},
+		"true-pmh":      {Supported, nil},
+		"pmh":           {"flagged", nil},
+		"true-site":     {Supported, nil},
+		"site":          {Contradicted, []ConflictKind{ConflictSite}},
+		"true-duration": {Supported, nil},
+		"duration":      {Contradicted, []ConflictKind{ConflictDuration}},
+		"plan":          {"flagged", nil},
+		"true-plan":     {Supported, nil},
+	}
+	for i, r := range x.CheckNote(note) {
+		s := note[i]
+		w := want[s.ID]
+		switch {
+		case w.verdict == "flagged" && !r.Verdict.Flagged():
+			t.Errorf("%s %q: verdict %s, want contradicted or unmentioned", s.ID, s.Text, r.Verdict)
+		case w.verdict == Supported && r.Verdict.Flagged():
+			t.Errorf("%s %q: verdict %s, want not flagged", s.ID, s.Text, r.Verdict)
+		case w.verdict == Contradicted && r.Verdict != Contradicted:
+			t.Errorf("%s %q: verdict %s, want contradicted", s.ID, s.Text, r.Verdict)
+		}
+		if r.Verdict.Flagged() && r.Severity != Major {
+			t.Errorf("%s %q: severity %q, want major", s.ID, s.Text, r.Severity)
+		}
+		if len(w.kinds) > 0 {
+			found := false
+			for _, c := range r.Conflicts {
+				for _, k := range w.kinds {
+					found = found || c.Kind == k
+				}
+			}
+			if !found {
+				t.Errorf("%s %q: conflicts %+v, want one of kind %v", s.ID, s.Text, r.Conflicts, w.kinds)
+			}
+		}
+		checkResultShape(t, s, x, r)
+	}
+}
+
+// TestCheckerConflictPointsAtTheWords checks what a clinician hears for "Blood in stool.":
+// the patient's "No, no blood", with its segment, times and words.
+func TestCheckerConflictPointsAtTheWords(t *testing.T) {
+	segs := demoConsultation(t)
+	x := mustIndex(t, segs)
+	r := x.CheckNote([]Sentence{{ID: "a", Text: "Blood in stool."}})[0]
+	if r.Verdict != Contradicted || len(r.Conflicts) == 0 {
+		t.Fatalf("verdict %s, conflicts %v", r.Verdict, r.Conflicts)
+	}
+	c := r.Conflicts[0]
+	if got := "Blood in stool."[c.Claim.Start:c.Claim.End]; got != "Blood" {
+		t.Errorf("claim %q, want %q", got, "Blood")
+	}
+	if c.SegmentID != "day1_consultation01-p10" {
+		t.Errorf("conflict in %s, want the patient's answer day1_consultation01-p10", c.SegmentID)
+	}
+	if !strings.Contains(strings.ToLower(c.Words), "no blood") && !strings.HasPrefix(c.Words, "No") {
+		t.Errorf("conflict words %q do not say no blood", c.Words)
+	}
+	if c.StartMS != 56260 || c.EndMS != 59575 {
+		t.Errorf("conflict times %d..%d, want the segment's 56260..59575", c.StartMS, c.EndMS)
+	}
+}
+
+// TestCheckerUnmentioned checks a sentence about things never discussed: flagged unmentioned
+// with the words nothing supports among its ranges.
+func TestCheckerUnmentioned(t *testing.T) {
+	x := mustIndex(t, demoConsultation(t))
+	s := Sentence{ID: "u", Section: "Plan", Text: "Referred to cardiology for an echocardiogram."}
+	r := x.CheckNote([]Sentence{s})[0]
+	if !r.Verdict.Flagged() {
+		t.Fatalf("verdict %s, want flagged", r.Verdict)
+	}
+	if r.Verdict == Unmentioned {
+		covered := false
+		for _, u := range r.Unsupported {
+			if strings.Contains(s.Text[u.Start:u.End], "echocardiogram") || strings.Contains(s.Text[u.Start:u.End], "cardiology") {
+				covered = true
+			}
+		}
+		if !covered {
+			t.Errorf("unsupported ranges %v miss cardiology and echocardiogram", r.Unsupported)
+		}
+	}
+	checkResultShape(t, s, x, r)
+}
+
+// TestCheckerQuestionsAndAnswers uses the synthetic visit: a "No." to "Any blood in your
+// stool?" denies blood; "Yes, I get really breathless" affirms breathlessness; a relative's
+// condition is not the patient's.
+func TestCheckerQuestionsAndAnswers(t *testing.T) {
+	segs := append(visit(), Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."})
+	x := mustIndex(t, segs)
+	for _, tc := range []struct {
+		text    string
+		flagged bool
+	}{
+		{"No blood in stool.", false},
+		{"Blood in stool.", true},
+		{"Denies chest pain.", false},
+		{"Reports chest pain.", true},
+		{"Breathless on climbing stairs.", false},
+		{"Mother has diabetes.", false},
+		{"PMH: diabetes.", true},
+		{"PMH: asthma.", false},
+		{"Non-smoker.", false},
+		{"Smokes 20 a day.", true},
+	} {
+		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
+		if r.Verdict.Flagged() != tc.flagged {
+			t.Errorf("%q: verdict %s (conflicts %+v), want flagged=%v", tc.text, r.Verdict, r.Conflicts, tc.flagged)
+		}
+	}
+}
+
+// checkResultShape checks the invariants of a Result: the method version, severity only when
+// flagged, conflicts only when contradicted and unsupported ranges only when unmentioned, all
+// ranges inside their texts and on UTF-8 boundaries, conflict words equal to the segment text
+// they point at.
+func checkResultShape(t *testing.T, s Sentence, x *Index, r Result) {
+	t.Helper()
+	if r.MethodVersion != MethodVersion {
+		t.Errorf("%s: method %q", s.ID, r.MethodVersion)
+	}
+	if r.Verdict.Flagged() != (r.Severity != "") {
+		t.Errorf("%s: verdict %s with severity %q", s.ID, r.Verdict, r.Severity)
+	}
+	if (len(r.Conflicts) > 0) != (r.Verdict == Contradicted) {
+		t.Errorf("%s: verdict %s with %d conflicts", s.ID, r.Verdict, len(r.Conflicts))
+	}
+	if (len(r.Unsupported) > 0) != (r.Verdict == Unmentioned) {
+		t.Errorf("%s: verdict %s with %d unsupported ranges", s.ID, r.Verdict, len(r.Unsupported))
+	}
+	inText := func(text string, a, b int) bool {
+		return 0 <= a && a < b && b <= len(text) && utf8.ValidString(text[a:b])
+	}
+	for _, u := range r.Unsupported {
+		if !inText(s.Text, u.Start, u.End) {
+			t.Errorf("%s: unsupported range %v outside %q", s.ID, u, s.Text)
+		}
+	}
+	for _, c := range r.Conflicts {
+		if !inText(s.Text, c.Claim.Start, c.Claim.End) {
+			t.Errorf("%s: claim range %v outside %q", s.ID, c.Claim, s.Text)
+		}
+		i, ok := x.segIndex[c.SegmentID]
+		if !ok {
+			t.Errorf("%s: conflict in unknown segment %q", s.ID, c.SegmentID)
+			continue
+		}
+		seg := x.segs[i]
+		if !inText(seg.Text, c.CharStart, c.CharEnd) || seg.Text[c.CharStart:c.CharEnd] != c.Words {
+			t.Errorf("%s: conflict words %q at %d..%d of %q", s.ID, c.Words, c.CharStart, c.CharEnd, seg.Text)
+		}
+		if c.StartMS < seg.StartMS || c.EndMS > seg.EndMS || c.EndMS < c.StartMS {
+			t.Errorf("%s: conflict times %d..%d outside the segment's %d..%d", s.ID, c.StartMS, c.EndMS, seg.StartMS, seg.EndMS)
+		}
+	}
+}
+
+// FuzzCheck checks that the checker never panics and keeps its invariants on arbitrary
+// sentences against a small consultation with an arbitrary extra segment.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"No blood in stool.", "Right upper quadrant pain x3/7", "Mother - asthma; nil smoking",
+		"Ibuprofen 400mg TDS for 2/52", "?appendicitis", "FH: dad died of MI early 60s", "no", "3-5d", "½ a week", "\xff\xfe"} {
+		f.Add(s, "Uh, no. On the left side, about three days, twice a day.")
+	}
+	f.Fuzz(func(t *testing.T, sentence, extra string) {
+		if len(sentence) > MaxSentenceBytes || len(extra) > MaxSegmentBytes {
+			return
+		}
+		segs := append(visit(), Segment{ID: "extra", Speaker: "patient", StartMS: 90000, EndMS: 91000, Text: extra})
+		x, err := NewIndex(segs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := Sentence{ID: "f", Section: "History", Text: sentence}
+		checkResultShape(t, s, x, x.CheckNote([]Sentence{s})[0])
+	})
+}
