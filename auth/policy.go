@@ -173,8 +173,9 @@ var methods = func() map[string]Rule {
 		"/evidence.v1.LedgerService/GetEntry":            {Scope: ScopeLeaves, Roles: anyRole},
 		"/evidence.v1.LedgerService/StreamEntries":       {Scope: ScopeLeaves, Roles: auditorOnly, Timeout: time.Hour},
 
-		// Encounters: the pipeline writes, clinicians read, edit and sign,
-		// auditors read.
+		// Encounters: the pipeline writes, clinicians read, edit, resolve
+		// flagged sentences and sign (the roles that may sign are the
+		// roles that may resolve), auditors read.
 		"/evidence.v1.EncounterService/CreateEncounter":   tenant(opening, 0),
 		"/evidence.v1.EncounterService/ListEncounters":    tenant(readers, 0),
 		"/evidence.v1.EncounterService/GetEncounter":      tenant(readers, 0),
@@ -182,6 +183,7 @@ var methods = func() map[string]Rule {
 		"/evidence.v1.EncounterService/RecordAudio":       tenant(pipelineOnly, 30*time.Minute),
 		"/evidence.v1.EncounterService/RecordModelOutput": tenant(pipelineOnly, 0),
 		"/evidence.v1.EncounterService/RecordEdit":        tenant(clinicianOnly, 0),
+		"/evidence.v1.EncounterService/ResolveSentence":   tenant(clinicianOnly, 0),
 		"/evidence.v1.EncounterService/SignNote":          tenant(clinicianOnly, 0),
 		"/evidence.v1.EncounterService/GetTranscript":     tenant(readers, 0),
 		"/evidence.v1.EncounterService/GetNote":           tenant(readers, 0),
@@ -238,20 +240,21 @@ var routes = map[string]Route{
 	"POST /v1/chat/completions": {Rule: tenant(pipelineOnly, 10*time.Minute), Forwards: true, MaxBody: 256 << 20},
 
 	// The JSON gateway (grpcapi/gateway): the rule of the method called.
-	"GET /api/v1/log":                        {Method: "/evidence.v1.LedgerService/GetLogInfo"},
-	"GET /api/v1/checkpoint":                 {Method: "/evidence.v1.LedgerService/GetCheckpoint"},
-	"GET /api/v1/entries/{index}":            {Method: "/evidence.v1.LedgerService/GetEntry"},
-	"GET /api/v1/proofs/inclusion":           {Method: "/evidence.v1.LedgerService/GetInclusionProof"},
-	"GET /api/v1/proofs/consistency":         {Method: "/evidence.v1.LedgerService/GetConsistencyProof"},
-	"GET /api/v1/encounters":                 {Method: "/evidence.v1.EncounterService/ListEncounters"},
-	"GET /api/v1/encounters/{id}":            {Method: "/evidence.v1.EncounterService/GetEncounter"},
-	"GET /api/v1/encounters/{id}/transcript": {Method: "/evidence.v1.EncounterService/GetTranscript"},
-	"GET /api/v1/encounters/{id}/note":       {Method: "/evidence.v1.EncounterService/GetNote"},
-	"POST /api/v1/encounters/{id}/edits":     {Method: "/evidence.v1.EncounterService/RecordEdit"},
-	"POST /api/v1/encounters/{id}/signoff":   {Method: "/evidence.v1.EncounterService/SignNote"},
-	"POST /api/v1/encounters/{id}/align":     {Method: "/evidence.v1.AlignService/Align"},
-	"POST /api/v1/encounters/{id}/generate":  {Method: "/evidence.v1.InferenceService/GenerateNote"},
-	"GET /api/v1/search":                     {Method: "/evidence.v1.SearchService/Search"},
+	"GET /api/v1/log":                          {Method: "/evidence.v1.LedgerService/GetLogInfo"},
+	"GET /api/v1/checkpoint":                   {Method: "/evidence.v1.LedgerService/GetCheckpoint"},
+	"GET /api/v1/entries/{index}":              {Method: "/evidence.v1.LedgerService/GetEntry"},
+	"GET /api/v1/proofs/inclusion":             {Method: "/evidence.v1.LedgerService/GetInclusionProof"},
+	"GET /api/v1/proofs/consistency":           {Method: "/evidence.v1.LedgerService/GetConsistencyProof"},
+	"GET /api/v1/encounters":                   {Method: "/evidence.v1.EncounterService/ListEncounters"},
+	"GET /api/v1/encounters/{id}":              {Method: "/evidence.v1.EncounterService/GetEncounter"},
+	"GET /api/v1/encounters/{id}/transcript":   {Method: "/evidence.v1.EncounterService/GetTranscript"},
+	"GET /api/v1/encounters/{id}/note":         {Method: "/evidence.v1.EncounterService/GetNote"},
+	"POST /api/v1/encounters/{id}/edits":       {Method: "/evidence.v1.EncounterService/RecordEdit"},
+	"POST /api/v1/encounters/{id}/resolutions": {Method: "/evidence.v1.EncounterService/ResolveSentence"},
+	"POST /api/v1/encounters/{id}/signoff":     {Method: "/evidence.v1.EncounterService/SignNote"},
+	"POST /api/v1/encounters/{id}/align":       {Method: "/evidence.v1.AlignService/Align"},
+	"POST /api/v1/encounters/{id}/generate":    {Method: "/evidence.v1.InferenceService/GenerateNote"},
+	"GET /api/v1/search":                       {Method: "/evidence.v1.SearchService/Search"},
 }
 
 // MethodRule returns the declaration of a gRPC full method name

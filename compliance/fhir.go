@@ -42,6 +42,26 @@ const (
 	// SystemPatientRef identifies the patient by the encounter's patient
 	// reference.
 	SystemPatientRef = fhirBase + "sid/patient-ref"
+	// ExtSentenceVerdict is a complex extension on a sentence's
+	// Composition section: the verdict (verdict, valueCode: supported,
+	// inferred, contradicted or unmentioned), for a flagged one its
+	// severity (severity, valueCode: major, minor, minimal) and whether a
+	// clinician resolved it (resolved, valueBoolean), and the method
+	// version (method, valueString).
+	ExtSentenceVerdict = fhirBase + "StructureDefinition/sentence-verdict"
+	// ExtSentenceRange (valueRange of UTF-8 byte offsets, unitless) is the
+	// part of a sentence a DetectedIssue evidence is about: a
+	// contradicted claim or an unsupported part.
+	ExtSentenceRange = fhirBase + "StructureDefinition/sentence-range"
+	// SystemVerdict codes a DetectedIssue by the verdict that flagged the
+	// sentence (contradicted, unmentioned), and its evidence by conflict
+	// kind (docs/align.md).
+	SystemVerdict = fhirBase + "CodeSystem/verdict"
+	// SystemConflictKind codes what a contradicted claim gets wrong.
+	SystemConflictKind = fhirBase + "CodeSystem/conflict-kind"
+	// SystemResolution codes a DetectedIssue mitigation by what the
+	// clinician did: confirmed or edited.
+	SystemResolution = fhirBase + "CodeSystem/resolution"
 )
 
 type obj = map[string]any
@@ -67,6 +87,13 @@ type fhirBundle struct {
 //     evidence span pointing at the transcript (a DocumentReference) and a
 //     derivation entity pointing at the recording (a Media) with the
 //     audio time range extension; and a Provenance per sign-off;
+//   - a DetectedIssue per flagged sentence version (contradicted or
+//     unmentioned, by the alignment method as a Device) that is current or
+//     that a clinician resolved: its severity, the sentence element it
+//     implicates, a piece of evidence per conflict (the transcript words,
+//     with the claim's range) or unsupported part, and a mitigation per
+//     resolution (confirmed or edited, by whom, when, why); every sentence
+//     section carries the sentence-verdict extension;
 //   - Device, Practitioner, Media and DocumentReference resources for them;
 //   - an AuditEvent per access;
 //   - a Binary holding the signed checkpoint every ledger entry is proved
@@ -194,6 +221,11 @@ func (f *fhirBundle) build() {
 			for _, e := range t.Evidence {
 				segs[e.SegmentLeaf] = true
 			}
+			if t.Verdict != nil {
+				for _, c := range t.Verdict.Conflicts {
+					segs[c.SegmentLeaf] = true
+				}
+			}
 		}
 	}
 	for _, e := range r.Entries {
@@ -242,14 +274,19 @@ func (f *fhirBundle) build() {
 		}
 	}
 	var sections []any
-	var provenances []obj
+	var provenances, issues []obj
 	for _, sec := range r.Note.Sections {
 		var sents []any
 		for _, t := range sec.Sentences {
 			eid := elementID(t.ID)
 			div := `<div xmlns="http://www.w3.org/1999/xhtml">` + html.EscapeString(t.Text) + `</div>`
-			sents = append(sents, obj{"id": eid, "title": t.ID, "text": obj{"status": "generated", "div": div}})
+			st := obj{"id": eid, "title": t.ID, "text": obj{"status": "generated", "div": div}}
+			if ext := verdictExt(t); ext != nil {
+				st["extension"] = []any{ext}
+			}
+			sents = append(sents, st)
 			provenances = append(provenances, f.sentenceProvenance(compRef, eid, t, transcript, media, addAuthor)...)
+			issues = append(issues, f.sentenceIssues(compRef, eid, t, transcript, subject)...)
 		}
 		s := obj{"title": sec.Name, "section": sents}
 		if len(sents) == 0 {
@@ -297,6 +334,9 @@ func (f *fhirBundle) build() {
 	f.add(comp)
 	for _, p := range provenances {
 		f.add(p)
+	}
+	for _, d := range issues {
+		f.add(d)
 	}
 
 	// The access trail.
@@ -410,6 +450,155 @@ func (f *fhirBundle) sentenceProvenance(compRef, eid string, t ReportSentence, t
 		cur["policy"] = []any{fhirBase + "alignment-method/" + t.Alignment.Method}
 	}
 	return out
+}
+
+// verdictExt is the sentence-verdict extension of a sentence, or nil for
+// a report without verdicts.
+func verdictExt(t ReportSentence) obj {
+	if t.Verdict == nil {
+		return nil
+	}
+	parts := []any{obj{"url": "verdict", "valueCode": t.Verdict.Verdict}}
+	if t.Verdict.Severity != "" {
+		parts = append(parts, obj{"url": "severity", "valueCode": t.Verdict.Severity})
+	}
+	if encounter.Flagged(t.Verdict.Verdict) {
+		parts = append(parts, obj{"url": "resolved", "valueBoolean": t.Resolved})
+	}
+	if t.Alignment != nil {
+		parts = append(parts, obj{"url": "method", "valueString": t.Alignment.Method})
+	}
+	return obj{"url": ExtSentenceVerdict, "extension": parts}
+}
+
+// fhirSeverity maps a verdict's severity to DetectedIssue.severity.
+var fhirSeverity = map[string]string{
+	encounter.SeverityMajor:   "high",
+	encounter.SeverityMinor:   "moderate",
+	encounter.SeverityMinimal: "low",
+}
+
+var verdictDisplay = map[string]string{
+	encounter.VerdictContradicted: "Contradicted by the visit transcript",
+	encounter.VerdictUnmentioned:  "Not mentioned in the visit transcript",
+}
+
+// checker returns the Device that stands for an alignment method, the
+// software that gave a verdict.
+func (f *fhirBundle) checker(method string) string {
+	k := "checker@" + method
+	if ref, ok := f.models[k]; ok {
+		return ref
+	}
+	ref := f.add(obj{"resourceType": "Device", "id": f.id("checker", method), "status": "active",
+		"deviceName": []any{obj{"name": "evidence alignment and claim check", "type": "model-name"}},
+		"type":       obj{"text": "Software that checks note sentences against the visit transcript"},
+		"version":    []any{obj{"value": method}}})
+	f.models[k] = ref
+	return ref
+}
+
+// sentenceIssues returns the DetectedIssues of one sentence: one for its
+// current version when flagged, and one for each older version a
+// clinician resolved (by editing it), each with its resolutions as
+// mitigations.
+func (f *fhirBundle) sentenceIssues(compRef, eid string, t ReportSentence, transcript string, subject obj) []obj {
+	if t.Verdict == nil {
+		return nil
+	}
+	implicated := []any{obj{"reference": compRef, "extension": []any{obj{"url": ExtTargetElement, "valueUri": eid}}}}
+	current := t.Origin.Leaf
+	if n := len(t.Edits); n > 0 {
+		current = t.Edits[n-1].Leaf
+	}
+	byVersion := map[int64][]ReportResolution{}
+	var versions []int64
+	for _, res := range t.Resolutions {
+		if _, ok := byVersion[res.Version]; !ok && res.Version != current {
+			versions = append(versions, res.Version)
+		}
+		byVersion[res.Version] = append(byVersion[res.Version], res)
+	}
+	issue := func(version int64, verdict, severity string, leaf int64, method string) obj {
+		d := obj{"resourceType": "DetectedIssue", "id": f.id("issue", t.ID, strconv.FormatInt(version, 10)), "status": "final",
+			"code":       obj{"coding": []any{obj{"system": SystemVerdict, "code": verdict, "display": verdictDisplay[verdict]}}},
+			"implicated": implicated}
+		// Derived from the alignment entry that gave the verdict, or, for
+		// a version none covered, from the version itself.
+		if leaf >= 0 {
+			d["extension"] = []any{ledgerExt(leaf)}
+		} else {
+			d["extension"] = []any{ledgerExt(version)}
+		}
+		if sv := fhirSeverity[severity]; sv != "" {
+			d["severity"] = sv
+		}
+		if subject != nil {
+			d["patient"] = subject
+		}
+		if method != "" {
+			d["author"] = obj{"reference": f.checker(method)}
+		}
+		var mitigations []any
+		for _, res := range byVersion[version] {
+			text := "Confirmed as written: " + res.Reason
+			if res.Action == encounter.ResolveEdited {
+				text = "Replaced (new text's verdict: " + res.NewVerdict + ")"
+				if res.Reason != "" {
+					text += ": " + res.Reason
+				}
+			}
+			mitigations = append(mitigations, obj{
+				"action":    obj{"coding": []any{obj{"system": SystemResolution, "code": res.Action}}, "text": text},
+				"date":      res.Time.UTC().Format(time.RFC3339Nano),
+				"author":    obj{"reference": f.actor(res.Actor)},
+				"extension": []any{ledgerExt(res.Leaf)}})
+		}
+		if len(mitigations) > 0 {
+			d["mitigation"] = mitigations
+		}
+		return d
+	}
+	var out []obj
+	for _, v := range versions {
+		res := byVersion[v][0]
+		out = append(out, issue(v, res.Verdict, res.Severity, res.Alignment, ""))
+	}
+	if !encounter.Flagged(t.Verdict.Verdict) {
+		return out
+	}
+	method, leaf := "", int64(-1)
+	if t.Alignment != nil {
+		method, leaf = t.Alignment.Method, t.Alignment.Leaf
+	}
+	d := issue(current, t.Verdict.Verdict, t.Verdict.Severity, leaf, method)
+	var evidence []any
+	for _, c := range t.Verdict.Conflicts {
+		evidence = append(evidence, obj{
+			"code": []any{obj{"coding": []any{obj{"system": SystemConflictKind, "code": c.Kind}}, "text": "the note says \"" + c.Claim.Text + "\"; the transcript says otherwise"}},
+			"detail": []any{obj{"reference": transcript, "display": c.Words,
+				"extension": []any{obj{"url": ExtTranscriptSpan, "extension": []any{
+					obj{"url": "segmentId", "valueString": c.SegmentID},
+					obj{"url": "charStart", "valueInteger": c.CharStart},
+					obj{"url": "charEnd", "valueInteger": c.CharEnd},
+					obj{"url": "visitTime", "valueRange": msRange(c.StartMS, c.EndMS)},
+				}}, ledgerExt(c.SegmentLeaf)}}},
+			"extension": []any{obj{"url": ExtSentenceRange, "valueRange": byteRange(c.Claim.Start, c.Claim.End)}}})
+	}
+	for _, u := range t.Verdict.Unsupported {
+		evidence = append(evidence, obj{
+			"code":      []any{obj{"text": "nothing in the transcript supports \"" + u.Text + "\""}},
+			"extension": []any{obj{"url": ExtSentenceRange, "valueRange": byteRange(u.Start, u.End)}}})
+	}
+	if len(evidence) > 0 {
+		d["evidence"] = evidence
+	}
+	return append(out, d)
+}
+
+// byteRange is a FHIR Range of byte offsets.
+func byteRange(start, end int) obj {
+	return obj{"low": obj{"value": start}, "high": obj{"value": end}}
 }
 
 func msClock(ms int64) string { return fmt.Sprintf("%d:%02d.%03d", ms/60000, ms/1000%60, ms%1000) }

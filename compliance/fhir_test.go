@@ -3,6 +3,7 @@ package compliance
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -59,7 +60,8 @@ func TestFHIRBundle(t *testing.T) {
 	devices := map[string]string{}       // id -> device name
 	practitioners := map[string]string{} // id -> actor
 	var sectionIDs []string
-	var provenances []*r4pb.ContainedResource
+	verdicts := map[string]string{} // section id -> verdict (and severity, resolved)
+	var provenances, issues []*r4pb.ContainedResource
 	for _, e := range b.GetEntry() {
 		res := e.GetResource()
 		switch {
@@ -72,6 +74,18 @@ func TestFHIRBundle(t *testing.T) {
 			for _, sec := range c.GetSection() {
 				for _, s := range sec.GetSection() {
 					sectionIDs = append(sectionIDs, s.GetId().GetValue())
+					if ext := extension(s.GetExtension(), ExtSentenceVerdict); ext != nil {
+						var parts []string
+						for _, e := range ext.GetExtension() {
+							v := e.GetValue()
+							val := v.GetCode().GetValue() + v.GetStringValue().GetValue()
+							if v.GetBoolean() != nil {
+								val = fmt.Sprint(v.GetBoolean().GetValue())
+							}
+							parts = append(parts, e.GetUrl().GetValue()+"="+val)
+						}
+						verdicts[s.GetId().GetValue()] = strings.Join(parts, " ")
+					}
 				}
 			}
 		case res.GetProvenance() != nil:
@@ -83,6 +97,8 @@ func TestFHIRBundle(t *testing.T) {
 		case res.GetPractitioner() != nil:
 			p := res.GetPractitioner()
 			practitioners[p.GetId().GetValue()] = p.GetIdentifier()[0].GetValue().GetValue()
+		case res.GetDetectedIssue() != nil:
+			issues = append(issues, res)
 		case res.GetMedia() != nil:
 			count["Media"]++
 		case res.GetDocumentReference() != nil:
@@ -99,7 +115,7 @@ func TestFHIRBundle(t *testing.T) {
 	if count["AuditEvent"] != len(r.Accesses) {
 		t.Fatalf("%d AuditEvents for %d accesses", count["AuditEvent"], len(r.Accesses))
 	}
-	if len(sectionIDs) != 4 {
+	if len(sectionIDs) != 6 {
 		t.Fatalf("sentence elements %v", sectionIDs)
 	}
 	// Every sentence is the target element of a Provenance; the model is a
@@ -154,8 +170,8 @@ func TestFHIRBundle(t *testing.T) {
 			t.Errorf("sentence element %s is no Provenance's target element", id)
 		}
 	}
-	if modelAuthored != 3 || clinicianAuthored != 2 {
-		t.Fatalf("model-authored %d (want 3 drafts), clinician-authored %d (want 1 edit, 1 addition)", modelAuthored, clinicianAuthored)
+	if modelAuthored != 3 || clinicianAuthored != 5 {
+		t.Fatalf("model-authored %d (want 3 drafts), clinician-authored %d (want 1 edit, 3 additions, 1 resolving edit)", modelAuthored, clinicianAuthored)
 	}
 	evidence := 0
 	for _, sec := range r.Note.Sections {
@@ -165,6 +181,53 @@ func TestFHIRBundle(t *testing.T) {
 	}
 	if evidence == 0 || quotations != evidence || derivations != evidence {
 		t.Fatalf("%d evidence spans, %d quotations, %d derivations", evidence, quotations, derivations)
+	}
+
+	// Every sentence states its verdict; the flagged ones (see
+	// fixtureChecker) are DetectedIssues with their resolutions.
+	for _, id := range sectionIDs {
+		if verdicts[id] == "" {
+			t.Errorf("sentence element %s has no verdict extension", id)
+		}
+	}
+	if got := verdicts["s-added-2"]; !strings.HasPrefix(got, "verdict=contradicted severity=major resolved=true") {
+		t.Errorf("the contradicted sentence's verdict extension: %q", got)
+	}
+	if got := verdicts["s-S1"]; !strings.HasPrefix(got, "verdict=supported method=") {
+		t.Errorf("a supported sentence's verdict extension: %q", got)
+	}
+	var contradicted, edited *r4pb.ContainedResource
+	for _, res := range issues {
+		d := res.GetDetectedIssue()
+		el := extension(d.GetImplicated()[0].GetExtension(), ExtTargetElement).GetValue().GetUri().GetValue()
+		switch {
+		case el == "s-added-2":
+			contradicted = res
+		case el == "s-added-3" && len(d.GetMitigation()) > 0 && d.GetMitigation()[0].GetAction().GetCoding()[0].GetCode().GetValue() == "edited":
+			edited = res
+		}
+	}
+	if contradicted == nil || edited == nil {
+		t.Fatalf("no DetectedIssue for the contradicted sentence (%v) or the edited one (%v) among %d", contradicted != nil, edited != nil, len(issues))
+	}
+	d := contradicted.GetDetectedIssue()
+	if d.GetCode().GetCoding()[0].GetCode().GetValue() != "contradicted" || d.GetSeverity().GetValue().String() != "HIGH" || len(d.GetEvidence()) != 1 {
+		t.Fatalf("contradicted DetectedIssue: code %v, severity %v, %d evidence", d.GetCode(), d.GetSeverity(), len(d.GetEvidence()))
+	}
+	ev := d.GetEvidence()[0]
+	if ev.GetCode()[0].GetCoding()[0].GetCode().GetValue() != "negation" || ev.GetDetail()[0].GetDisplay().GetValue() != "No" || ev.GetDetail()[0].GetDocumentReferenceId() == nil {
+		t.Errorf("conflict evidence %v", ev)
+	}
+	if rng := extension(ev.GetExtension(), ExtSentenceRange).GetValue().GetRange(); rng.GetHigh().GetValue().GetValue() != "5" {
+		t.Errorf("claim range %v", rng)
+	}
+	m := d.GetMitigation()
+	if len(m) != 1 || m[0].GetAction().GetCoding()[0].GetCode().GetValue() != "confirmed" || !strings.Contains(m[0].GetAction().GetText().GetValue(), "corrected this <later>") ||
+		practitioners[m[0].GetAuthor().GetPractitionerId().GetValue()] != "dr.alice" {
+		t.Errorf("the confirmation mitigation %v", m)
+	}
+	if e := edited.GetDetectedIssue(); e.GetCode().GetCoding()[0].GetCode().GetValue() != "unmentioned" || e.GetSeverity().GetValue().String() != "HIGH" {
+		t.Errorf("the edited version's DetectedIssue %v", e)
 	}
 }
 

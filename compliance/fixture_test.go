@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/envelope"
@@ -69,7 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { f.log.Close() })
 	f.blobs = blob.New(f.kv, f.sealer)
-	f.enc = encounter.New(f.log, f.blobs, encounter.WithAccessTrail())
+	f.enc = encounter.New(f.log, f.blobs, encounter.WithAccessTrail(), encounter.WithChecker(fixtureChecker))
 	if f.svc, err = New(Config{Log: f.log, Encounters: f.enc, Blobs: f.blobs, Keys: f.sealer, Index: f.index}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +138,24 @@ func (f *fixture) visit(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// Two flagged sentences: the first confirmed, the second edited (and
+	// its new text confirmed if it is flagged too).
+	for _, e := range []encounter.EditRequest{
+		{Action: encounter.ActionAdd, Section: "Subjective", After: "S2", Text: fixtureContradicted},
+		{Action: encounter.ActionAdd, Section: "Subjective", After: "added-2", Text: fixtureUnmentioned},
+	} {
+		if _, err := f.enc.RecordEdit(ctx, dr, id, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.enc.ResolveSentence(ctx, dr, id, encounter.ResolveRequest{SentenceID: "added-2", Verdict: encounter.VerdictContradicted,
+		Action: encounter.ResolveConfirmed, Reason: "The patient corrected this <later> & by phone."}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.enc.ResolveSentence(ctx, dr, id, encounter.ResolveRequest{SentenceID: "added-3", Verdict: encounter.VerdictUnmentioned,
+		Action: encounter.ResolveEdited, Text: "Allergies not asked about.", Reason: "Not discussed in the visit."}); err != nil {
+		t.Fatal(err)
+	}
 	n, err := f.enc.Note(ctx, dr, id)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +166,12 @@ func (f *fixture) visit(t *testing.T) string {
 			if s.Unsupported() {
 				ack = append(ack, s.ID)
 			}
+			if s.NeedsResolution() {
+				if _, err := f.enc.ResolveSentence(ctx, dr, id, encounter.ResolveRequest{SentenceID: s.ID, Verdict: s.Verdict,
+					Action: encounter.ResolveConfirmed, Reason: "Checked against the recording."}); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 	if _, err := f.enc.Sign(ctx, dr, id, n.Hash[:], ack, "Reviewed and signed."); err != nil {
@@ -156,4 +181,33 @@ func (f *fixture) visit(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// Sentences the fixture's checker flags, whatever align decides.
+const (
+	fixtureContradicted = "Fever for two days."     // the patient said "No." (g4) to "Any fever?"
+	fixtureUnmentioned  = "Allergic to penicillin." // nobody mentioned allergies
+)
+
+// fixtureChecker is align.Align with the verdicts of the two sentences
+// above fixed: contradicted (a negation conflict with g4's "No") and
+// unmentioned (major, the drug's name unsupported). The plumbing under
+// test records and reports whatever the engine says.
+func fixtureChecker(segs []align.Segment, sents []align.Sentence) ([]align.Result, error) {
+	res, err := align.Align(segs, sents)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range sents {
+		switch t.Text {
+		case fixtureContradicted:
+			res[i].Verdict, res[i].Severity, res[i].Unsupported = align.Contradicted, align.Major, nil
+			res[i].Conflicts = []align.Conflict{{Kind: align.ConflictNegation, Claim: align.Range{Start: 0, End: 5}, SegmentID: "g4",
+				CharStart: 0, CharEnd: 2, StartMS: 8100, EndMS: 8500, Words: "No"}}
+		case fixtureUnmentioned:
+			res[i].Verdict, res[i].Severity, res[i].Conflicts = align.Unmentioned, align.Major, nil
+			res[i].Unsupported = []align.Range{{Start: 12, End: 22}}
+		}
+	}
+	return res, nil
 }

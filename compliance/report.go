@@ -13,8 +13,13 @@ import (
 	"github.com/evidenceledger/evidence/ledger"
 )
 
-// ReportVersion names the JSON report format; VerifyReport refuses others.
-const ReportVersion = "evidence-provenance-report/v1"
+// ReportVersion names the JSON report format this package writes. v2
+// adds each sentence's verdict and resolutions; ParseReport and
+// VerifyReport also take v1 reports, which have neither.
+const ReportVersion = "evidence-provenance-report/v2"
+
+// ReportVersionV1 is the format before verdicts.
+const ReportVersionV1 = "evidence-provenance-report/v1"
 
 // Report is the provenance report of an encounter's current note: every
 // claim in it (sentence texts, origins, edits, evidence, sign-offs,
@@ -86,6 +91,74 @@ type ReportSentence struct {
 	Evidence     []ReportEvidence `json:"evidence"`
 	Unsupported  bool             `json:"unsupported"`
 	Acknowledged bool             `json:"acknowledged"`
+	// Verdict is the current text's verdict (v2 reports): from the
+	// alignment entry in Alignment, or, when none covers the current
+	// version, unmentioned and major, since nothing has checked it.
+	Verdict *ReportVerdict `json:"verdict,omitempty"`
+	// Resolutions are the clinicians' resolutions of the sentence's
+	// flagged versions, oldest first; Resolved says one covers the
+	// current version (v2 reports).
+	Resolutions []ReportResolution `json:"resolutions,omitempty"`
+	Resolved    bool               `json:"resolved,omitempty"`
+}
+
+// ReportVerdict says whether the transcript supports a sentence
+// (docs/align.md): supported, inferred, contradicted or unmentioned, with a
+// severity for the last two.
+type ReportVerdict struct {
+	Verdict  string `json:"verdict"`
+	Severity string `json:"severity,omitempty"`
+	// Conflicts, for a contradicted sentence: each claim and the
+	// transcript words that say otherwise.
+	Conflicts []ReportConflict `json:"conflicts,omitempty"`
+	// Unsupported, for an unmentioned sentence: the parts of the text
+	// nothing supports, as byte ranges and their text.
+	Unsupported []ReportRange `json:"unsupported,omitempty"`
+}
+
+// ReportRange is a half-open byte range of a sentence's text, and that
+// text.
+type ReportRange struct {
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+	Text  string `json:"text"`
+}
+
+// ReportConflict is one contradicted claim.
+type ReportConflict struct {
+	Kind        string          `json:"kind"`
+	Claim       ReportRange     `json:"claim"`
+	SegmentID   string          `json:"segment_id"`
+	SegmentLeaf int64           `json:"segment_leaf"`
+	SpeakerRole string          `json:"speaker_role,omitempty"`
+	CharStart   int             `json:"char_start"`
+	CharEnd     int             `json:"char_end"`
+	Words       string          `json:"words"`
+	StartMS     int64           `json:"start_ms"`
+	EndMS       int64           `json:"end_ms"`
+	Audio       *ReportAudioRef `json:"audio,omitempty"`
+}
+
+// ReportResolution is a clinician's resolution of a flagged version of a
+// sentence: who and when, the verdict they saw (from the alignment entry
+// Alignment, or -1 when none covered the version), and what they did.
+type ReportResolution struct {
+	Leaf      int64     `json:"leaf"`
+	Actor     string    `json:"actor"`
+	Time      time.Time `json:"time"`
+	Version   int64     `json:"version"`
+	Alignment int64     `json:"alignment"`
+	Verdict   string    `json:"verdict"`
+	Severity  string    `json:"severity,omitempty"`
+	Action    string    `json:"action"`
+	Reason    string    `json:"reason,omitempty"`
+	// For an edit: the edit entry, the alignment that re-verified the new
+	// text, and its verdict.
+	Edit       int64  `json:"edit,omitempty"`
+	Realigned  int64  `json:"realigned,omitempty"`
+	NewVerdict string `json:"new_verdict,omitempty"`
+	// Current: the resolution covers the sentence's current version.
+	Current bool `json:"current"`
 }
 
 // Origin kinds.
@@ -348,13 +421,55 @@ func (b *reportBuilder) sentence(t *encounter.NoteSentence, audio []ReportAudio)
 	for _, e := range t.Evidence {
 		ev := ReportEvidence{SegmentID: e.SegmentID, SegmentLeaf: e.SegmentIndex, SpeakerRole: e.Role, CharStart: e.CharStart, CharEnd: e.CharEnd,
 			Text: e.Text, StartMS: e.StartMS, EndMS: e.EndMS, Score: e.Score}
-		if a := audioFor(audio, e.StartMS, e.EndMS); a != nil {
-			ev.Audio = &ReportAudioRef{Leaf: a.Leaf, BlobSHA256: a.BlobSHA256, StartMS: e.StartMS - a.StartMS, EndMS: e.EndMS - a.StartMS}
-		}
+		ev.Audio = audioRef(audio, e.StartMS, e.EndMS)
 		st.Evidence = append(st.Evidence, ev)
 		b.use(e.SegmentIndex)
 	}
+	st.Verdict = &ReportVerdict{Verdict: t.Verdict, Severity: t.Severity}
+	for _, r := range t.UnsupportedRanges {
+		st.Verdict.Unsupported = append(st.Verdict.Unsupported, textRange(t.Text, r.Start, r.End))
+	}
+	for _, c := range t.Conflicts {
+		st.Verdict.Conflicts = append(st.Verdict.Conflicts, ReportConflict{Kind: c.Kind, Claim: textRange(t.Text, c.Claim.Start, c.Claim.End),
+			SegmentID: c.SegmentID, SegmentLeaf: c.SegmentIndex, SpeakerRole: c.Role, CharStart: c.CharStart, CharEnd: c.CharEnd, Words: c.Words,
+			StartMS: c.StartMS, EndMS: c.EndMS, Audio: audioRef(audio, c.StartMS, c.EndMS)})
+		b.use(c.SegmentIndex)
+	}
+	current := t.Versions[len(t.Versions)-1].Index
+	for _, r := range t.Resolutions {
+		st.Resolutions = append(st.Resolutions, ReportResolution{Leaf: r.Index, Actor: r.Actor, Time: r.Time, Version: r.Version,
+			Alignment: r.Alignment, Verdict: r.Verdict, Severity: r.Severity, Action: r.Action, Reason: r.Reason, Edit: r.Edit,
+			Realigned: r.Realigned, NewVerdict: r.NewVerdict, Current: r.Version == current})
+		b.use(r.Index)
+		b.use(r.Alignment) // the alignment whose verdict they saw
+		b.use(r.Version)
+		if r.Edit > 0 {
+			b.use(r.Edit)
+			b.use(r.Realigned)
+		}
+	}
+	st.Resolved = t.Resolved
 	return st, nil
+}
+
+// textRange is the range [start, end) of text with the text it covers
+// (empty when the range is not within text).
+func textRange(text string, start, end int) ReportRange {
+	r := ReportRange{Start: start, End: end}
+	if start >= 0 && start <= end && end <= len(text) {
+		r.Text = text[start:end]
+	}
+	return r
+}
+
+// audioRef places a stretch of the visit's time line in the latest
+// recording that covers it, or returns nil.
+func audioRef(audio []ReportAudio, start, end int64) *ReportAudioRef {
+	a := audioFor(audio, start, end)
+	if a == nil {
+		return nil
+	}
+	return &ReportAudioRef{Leaf: a.Leaf, BlobSHA256: a.BlobSHA256, StartMS: start - a.StartMS, EndMS: end - a.StartMS}
 }
 
 // audioFor returns the latest recording that covers [start, end] of the

@@ -34,7 +34,7 @@ func TestReportContent(t *testing.T) {
 	if len(check.Problems) != 0 {
 		t.Fatalf("a fresh report has problems:\n%v", check.Problems)
 	}
-	if check.Sentences != 4 || check.Entries != len(r.Entries) || check.TreeSize != r.Log.Checkpoint.TreeSize {
+	if check.Sentences != 6 || check.Entries != len(r.Entries) || check.TreeSize != r.Log.Checkpoint.TreeSize || check.Flagged < 1 || check.Resolutions < 2 {
 		t.Fatalf("check %+v", check)
 	}
 	if !r.Note.Signed || len(r.Note.Signoffs) != 1 || !r.Note.Signoffs[0].Current {
@@ -67,6 +67,34 @@ func TestReportContent(t *testing.T) {
 	added := sent["added-1"]
 	if added.Origin.Kind != OriginClinician || added.Origin.Actor != "dr.alice" {
 		t.Fatalf("added sentence origin %+v", added.Origin)
+	}
+	// Verdicts and resolutions (see fixtureChecker and fixture.visit).
+	if v := s1.Verdict; v == nil || v.Verdict != "supported" || v.Severity != "" || len(v.Conflicts)+len(v.Unsupported) != 0 {
+		t.Fatalf("S1 verdict %+v", v)
+	}
+	fever := sent["added-2"]
+	if v := fever.Verdict; v == nil || v.Verdict != "contradicted" || v.Severity != "major" || len(v.Conflicts) != 1 {
+		t.Fatalf("contradicted sentence verdict %+v", v)
+	}
+	c := fever.Verdict.Conflicts[0]
+	if c.Kind != "negation" || c.Claim != (ReportRange{0, 5, "Fever"}) || c.SegmentID != "g4" || c.Words != "No" || c.SpeakerRole != "patient" || c.Audio == nil || c.Audio.StartMS != 8100 {
+		t.Fatalf("conflict %+v", c)
+	}
+	if len(fever.Resolutions) != 1 || !fever.Resolved {
+		t.Fatalf("contradicted sentence resolutions %+v", fever.Resolutions)
+	}
+	res := fever.Resolutions[0]
+	if res.Action != "confirmed" || res.Verdict != "contradicted" || res.Severity != "major" || res.Actor != "dr.alice" || !res.Current ||
+		res.Version != fever.Origin.Leaf || res.Alignment != fever.Alignment.Leaf || res.Reason != "The patient corrected this <later> & by phone." {
+		t.Fatalf("confirmation %+v", res)
+	}
+	allergy := sent["added-3"]
+	if len(allergy.Resolutions) < 1 || allergy.Resolutions[0].Action != "edited" || allergy.Resolutions[0].Current ||
+		allergy.Resolutions[0].Verdict != "unmentioned" || allergy.Resolutions[0].Edit != allergy.Edits[0].Leaf || allergy.Text != "Allergies not asked about." {
+		t.Fatalf("edited sentence %+v", allergy)
+	}
+	if u := allergy.Resolutions[0]; u.NewVerdict != allergy.Verdict.Verdict {
+		t.Fatalf("the edit's new verdict %q, the sentence's %q", u.NewVerdict, allergy.Verdict.Verdict)
 	}
 	// The export's own access entry is in the report, covered by its checkpoint.
 	last := r.Accesses[len(r.Accesses)-1]
@@ -133,6 +161,24 @@ func TestVerifyReportDetectsTampering(t *testing.T) {
 			s.Evidence = append(s.Evidence, sentence(r, "S1").Evidence[0])
 		}, "claim", "S2"},
 		{"alignment method", vkey, func(r *Report) { sentence(r, "S1").Alignment.Method = "align-0" }, "claim", "alignment"},
+		{"verdict upgraded", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Verdict = "supported" }, "claim", "added-2).verdict"},
+		{"verdict dropped", vkey, func(r *Report) { sentence(r, "S1").Verdict = nil }, "claim", "S1).verdict"},
+		{"severity lowered", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Severity = "minimal" }, "claim", "added-2).verdict"},
+		{"conflict words", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Conflicts[0].Words = "Yes" }, "claim", "conflicts[0]"},
+		{"conflict claim text", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Conflicts[0].Claim.Text = "two days" }, "claim", "conflicts[0].claim"},
+		{"conflict dropped", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Conflicts = nil }, "claim", "conflicts"},
+		{"conflict segment", vkey, func(r *Report) { sentence(r, "added-2").Verdict.Conflicts[0].SegmentLeaf-- }, "claim", "conflicts[0]"},
+		{"resolution reason", vkey, func(r *Report) { sentence(r, "added-2").Resolutions[0].Reason = "fine" }, "claim", "resolutions[0]"},
+		{"resolution actor", vkey, func(r *Report) { sentence(r, "added-2").Resolutions[0].Actor = "dr.mallory" }, "claim", "resolutions[0]"},
+		{"verdict seen", vkey, func(r *Report) { sentence(r, "added-2").Resolutions[0].Verdict = "unmentioned" }, "claim", "resolutions[0]"},
+		{"resolution action", vkey, func(r *Report) { sentence(r, "added-3").Resolutions[0].Action = "confirmed" }, "claim", "resolutions[0]"},
+		{"resolution invented", vkey, func(r *Report) {
+			s := sentence(r, "S1")
+			s.Resolutions = append(s.Resolutions, sentence(r, "added-2").Resolutions[0])
+			s.Resolved = true
+		}, "claim", "S1).resolutions[0]"},
+		{"signed unresolved", vkey, func(r *Report) { s := sentence(r, "added-2"); s.Resolutions, s.Resolved = nil, false }, "claim", "added-2)"},
+		{"resolved claimed", vkey, func(r *Report) { sentence(r, "added-2").Resolved = false }, "claim", "added-2).resolved"},
 		{"signoff actor", vkey, func(r *Report) { r.Note.Signoffs[0].Actor = "dr.mallory" }, "claim", "signoffs[0]"},
 		{"note hash", vkey, func(r *Report) { r.Note.Hash = strings.Repeat("ab", 32) }, "claim", "note.note_hash"},
 		{"access role", vkey, func(r *Report) { r.Accesses[0].Role = "admin" }, "claim", "accesses[0]"},
@@ -187,6 +233,35 @@ func TestVerifyReportDetectsTampering(t *testing.T) {
 	}
 }
 
+// A v1 report (before verdicts) still parses and verifies, and may not
+// claim verdicts.
+func TestVerifyV1Report(t *testing.T) {
+	f := newFixture(t)
+	r, _ := buildReport(t, f)
+	r.Format = ReportVersionV1
+	for i := range r.Note.Sections {
+		for j := range r.Note.Sections[i].Sentences {
+			s := &r.Note.Sections[i].Sentences[j]
+			s.Verdict, s.Resolutions, s.Resolved = nil, nil, false
+		}
+	}
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := ParseReport(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check := VerifyReport(v1, f.key.VerifierKey()); len(check.Problems) != 0 || check.Format != ReportVersionV1 {
+		t.Fatalf("a v1 report: %+v", check)
+	}
+	v1.Note.Sections[0].Sentences[0].Verdict = &ReportVerdict{Verdict: "supported"}
+	if check := VerifyReport(v1, f.key.VerifierKey()); len(check.Problems) != 1 || !strings.Contains(check.Problems[0].Detail, "no verdicts") {
+		t.Fatalf("a v1 report with a verdict: %v", check.Problems)
+	}
+}
+
 func TestParseReportIsStrict(t *testing.T) {
 	f := newFixture(t)
 	_, good := buildReport(t, f)
@@ -238,8 +313,16 @@ func TestHTML(t *testing.T) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
+	// Verdicts and resolutions.
+	for _, want := range []string{`verdict <span class="verdict flag">contradicted (major)</span>`, "The note says <span class=\"quote\">Fever</span>; the transcript says <span class=\"quote\">“No”</span>",
+		"Confirmed as written by <code>dr.alice</code>", "corrected this &lt;later&gt; &amp; by phone", "re-verified as",
+		`verdict <span class="verdict ok">supported</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
 	// Note and transcript texts are escaped wherever they appear.
-	if strings.Contains(page, "<worse>") || strings.Contains(page, "<bicycle>") {
+	if strings.Contains(page, "<worse>") || strings.Contains(page, "<bicycle>") || strings.Contains(page, "<later>") {
 		t.Fatal("unescaped markup from a payload")
 	}
 }

@@ -42,8 +42,8 @@ func ParseReport(r io.Reader) (*Report, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("compliance: report: trailing data")
 	}
-	if rep.Format != ReportVersion {
-		return nil, fmt.Errorf("compliance: report format %q, want %q", rep.Format, ReportVersion)
+	if rep.Format != ReportVersion && rep.Format != ReportVersionV1 {
+		return nil, fmt.Errorf("compliance: report format %q, want %q (or %q)", rep.Format, ReportVersion, ReportVersionV1)
 	}
 	return &rep, nil
 }
@@ -69,15 +69,20 @@ func (p ReportProblem) String() string {
 // ReportCheck is the outcome of VerifyReport. The report holds when
 // Problems is empty.
 type ReportCheck struct {
-	Origin    string          `json:"origin"`
-	TreeSize  int64           `json:"tree_size"`
-	RootHash  string          `json:"root_hash"`
-	Encounter string          `json:"encounter_id"`
-	Entries   int             `json:"entries"`
-	Sentences int             `json:"sentences"`
-	Evidence  int             `json:"evidence_spans"`
-	Accesses  int             `json:"accesses"`
-	Problems  []ReportProblem `json:"problems"`
+	Format    string `json:"format"`
+	Origin    string `json:"origin"`
+	TreeSize  int64  `json:"tree_size"`
+	RootHash  string `json:"root_hash"`
+	Encounter string `json:"encounter_id"`
+	Entries   int    `json:"entries"`
+	Sentences int    `json:"sentences"`
+	Evidence  int    `json:"evidence_spans"`
+	// Flagged counts the sentences whose verdict is contradicted or
+	// unmentioned, and Resolutions every resolution checked.
+	Flagged     int             `json:"flagged"`
+	Resolutions int             `json:"resolutions"`
+	Accesses    int             `json:"accesses"`
+	Problems    []ReportProblem `json:"problems"`
 }
 
 // VerifyReport checks a report offline against a verifier key the caller
@@ -90,13 +95,17 @@ type ReportCheck struct {
 //   - every claim against the payloads: each sentence's origin (model,
 //     version, prompt and parameters hashes, or the clinician's edit), every
 //     edit (before, after, reason, author, time), the alignment and each
-//     evidence span's text, segment and times, the note hash, every
-//     sign-off and every access.
+//     evidence span's text, segment and times, the verdict (severity,
+//     conflicts with their transcript words, unsupported parts) against the
+//     alignment entry, every resolution (who, when, the verdict they saw
+//     against the alignment they saw it in, what they did), the note hash,
+//     every sign-off and every access; and that a signed note has no
+//     flagged sentence left unresolved.
 //
 // It uses transparency-dev/merkle and sumdb/note for the cryptography, and
 // the ledger's strict leaf decoder.
 func VerifyReport(r *Report, verifierKey string) *ReportCheck {
-	v := &reportVerifier{r: r, out: &ReportCheck{Encounter: r.Encounter.ID, Problems: []ReportProblem{}}, entries: map[int64]*checkedEntry{}}
+	v := &reportVerifier{r: r, out: &ReportCheck{Format: r.Format, Encounter: r.Encounter.ID, Problems: []ReportProblem{}}, entries: map[int64]*checkedEntry{}}
 	v.run(strings.TrimSpace(verifierKey))
 	return v.out
 }
@@ -406,26 +415,43 @@ func (v *reportVerifier) checkSentence(where, section string, t *ReportSentence)
 	}
 	same(v, "claim", where+".text", "current text (the last version's)", text, t.Text)
 	same(v, "claim", where+".unsupported", "unsupported (no evidence)", len(t.Evidence) == 0, t.Unsupported)
+	sa, aligned := v.checkEvidence(where, t, lastLeaf)
+	if v.r.Format == ReportVersionV1 {
+		if t.Verdict != nil || len(t.Resolutions) > 0 || t.Resolved {
+			v.problem("claim", where+".verdict", "a "+ReportVersionV1+" report has no verdicts or resolutions", nil, nil)
+		}
+		return
+	}
+	v.checkVerdict(where, t, sa, aligned)
+	v.checkResolutions(where, t, lastLeaf)
+}
+
+// checkEvidence checks the alignment and evidence claims of a sentence
+// whose current version is the entry at lastLeaf. It returns the
+// alignment entry's record of that version (nil when the report names no
+// alignment, or it failed a check), and whether the report names one.
+func (v *reportVerifier) checkEvidence(where string, t *ReportSentence, lastLeaf int64) (*encounter.SentenceAlignment, bool) {
 	if t.Alignment == nil {
 		if len(t.Evidence) > 0 {
 			v.problem("claim", where+".alignment", "evidence without an alignment entry", nil, nil)
 		}
-		return
+		return nil, false
 	}
 	ce := v.entry(where+".alignment", t.Alignment.Leaf, ledger.KindAlignment)
 	if ce == nil {
-		return
+		return nil, true
 	}
 	p := ce.payload.(*encounter.Alignment)
 	same(v, "claim", where+".alignment", "method version", p.Method, t.Alignment.Method)
 	i := slices.IndexFunc(p.Sentences, func(s encounter.SentenceAlignment) bool { return s.SentenceID == t.ID && s.Version == lastLeaf })
 	if i < 0 {
 		v.problem("claim", where+".alignment", "the alignment entry has no evidence for this version of the sentence", lastLeaf, nil)
-		return
+		return nil, true
 	}
-	spans := p.Sentences[i].Spans
+	sa := &p.Sentences[i]
+	spans := sa.Spans
 	if !same(v, "claim", where+".evidence", "number of spans", len(spans), len(t.Evidence)) {
-		return
+		return sa, true
 	}
 	for k, e := range t.Evidence {
 		w := fmt.Sprintf("%s.evidence[%d]", where, k)
@@ -435,26 +461,197 @@ func (v *reportVerifier) checkSentence(where, section string, t *ReportSentence)
 		same(v, "claim", w, "character range", fmt.Sprint(sp.CharStart, "-", sp.CharEnd), fmt.Sprint(e.CharStart, "-", e.CharEnd))
 		same(v, "claim", w, "time range", fmt.Sprint(sp.StartMS, "-", sp.EndMS), fmt.Sprint(e.StartMS, "-", e.EndMS))
 		same(v, "claim", w, "score", sp.Score, e.Score)
-		seg := v.entry(w+".segment_leaf", e.SegmentLeaf, ledger.KindSegment)
-		if seg == nil {
-			continue
-		}
-		g := seg.payload.(*encounter.Segment)
-		same(v, "claim", w, "segment id of the segment entry", g.ID, e.SegmentID)
-		same(v, "claim", w, "speaker role", g.Role, e.SpeakerRole)
-		if e.CharStart < 0 || e.CharStart > e.CharEnd || e.CharEnd > len(g.Text) {
-			v.problem("claim", w, "character range is outside the segment's text", len(g.Text), fmt.Sprint(e.CharStart, "-", e.CharEnd))
-		} else {
-			same(v, "claim", w, "quoted transcript text", g.Text[e.CharStart:e.CharEnd], e.Text)
-		}
-		if a := e.Audio; a != nil {
-			ae := v.entry(w+".audio", a.Leaf, ledger.KindAudio)
-			if ae != nil {
-				ap := ae.payload.(*encounter.Audio)
-				same(v, "claim", w+".audio", "blob SHA-256", ap.BlobSHA256, a.BlobSHA256)
-				same(v, "claim", w+".audio", "time in the recording", fmt.Sprint(e.StartMS-ap.StartMS, "-", e.EndMS-ap.StartMS), fmt.Sprint(a.StartMS, "-", a.EndMS))
+		if g := v.segment(w, e.SegmentLeaf, e.SegmentID, e.SpeakerRole); g != nil {
+			if e.CharStart < 0 || e.CharStart > e.CharEnd || e.CharEnd > len(g.Text) {
+				v.problem("claim", w, "character range is outside the segment's text", len(g.Text), fmt.Sprint(e.CharStart, "-", e.CharEnd))
+			} else {
+				same(v, "claim", w, "quoted transcript text", g.Text[e.CharStart:e.CharEnd], e.Text)
 			}
 		}
+		v.checkAudioRef(w, e.Audio, e.StartMS, e.EndMS)
+	}
+	return sa, true
+}
+
+// segment returns the payload of the segment entry at leaf after checking
+// the id and speaker role a claim gives for it, or nil.
+func (v *reportVerifier) segment(where string, leaf int64, id, role string) *encounter.Segment {
+	seg := v.entry(where+".segment_leaf", leaf, ledger.KindSegment)
+	if seg == nil {
+		return nil
+	}
+	g := seg.payload.(*encounter.Segment)
+	same(v, "claim", where, "segment id of the segment entry", g.ID, id)
+	same(v, "claim", where, "speaker role", g.Role, role)
+	return g
+}
+
+// checkAudioRef checks where a claim places a stretch of the visit in a
+// recording.
+func (v *reportVerifier) checkAudioRef(where string, a *ReportAudioRef, start, end int64) {
+	if a == nil {
+		return
+	}
+	ae := v.entry(where+".audio", a.Leaf, ledger.KindAudio)
+	if ae == nil {
+		return
+	}
+	ap := ae.payload.(*encounter.Audio)
+	same(v, "claim", where+".audio", "blob SHA-256", ap.BlobSHA256, a.BlobSHA256)
+	same(v, "claim", where+".audio", "time in the recording", fmt.Sprint(start-ap.StartMS, "-", end-ap.StartMS), fmt.Sprint(a.StartMS, "-", a.EndMS))
+}
+
+// checkVerdict checks a sentence's verdict against the alignment entry's
+// record of its current version (sa), or, when no alignment covers it
+// (aligned false), against the rule for an unchecked version: unmentioned
+// and major as a whole.
+func (v *reportVerifier) checkVerdict(where string, t *ReportSentence, sa *encounter.SentenceAlignment, aligned bool) {
+	w := where + ".verdict"
+	if t.Verdict == nil {
+		v.problem("claim", w, "the sentence states no verdict", nil, nil)
+		return
+	}
+	if aligned && sa == nil {
+		return // the alignment failed its checks, reported above
+	}
+	verdict, severity, unsupported := encounter.VerdictUnmentioned, encounter.SeverityMajor, []encounter.TextRange{{Start: 0, End: len(t.Text)}}
+	var conflicts []encounter.Conflict
+	if sa != nil {
+		verdict, severity, unsupported = sa.Checked(t.Text)
+		conflicts = sa.Conflicts
+	}
+	if encounter.Flagged(verdict) {
+		v.out.Flagged++
+	}
+	got := t.Verdict
+	same(v, "claim", w, "verdict", verdict, got.Verdict)
+	same(v, "claim", w, "severity", severity, got.Severity)
+	if same(v, "claim", w+".unsupported", "number of unsupported ranges", len(unsupported), len(got.Unsupported)) {
+		for k, r := range unsupported {
+			v.checkRange(fmt.Sprintf("%s.unsupported[%d]", w, k), t.Text, r, got.Unsupported[k])
+		}
+	}
+	if !same(v, "claim", w+".conflicts", "number of conflicts", len(conflicts), len(got.Conflicts)) {
+		return
+	}
+	for k, c := range conflicts {
+		cw := fmt.Sprintf("%s.conflicts[%d]", w, k)
+		rc := got.Conflicts[k]
+		same(v, "claim", cw, "kind", c.Kind, rc.Kind)
+		v.checkRange(cw+".claim", t.Text, c.Claim, rc.Claim)
+		same(v, "claim", cw, "segment id", c.SegmentID, rc.SegmentID)
+		same(v, "claim", cw, "segment leaf", c.SegmentIndex, rc.SegmentLeaf)
+		same(v, "claim", cw, "character range", fmt.Sprint(c.CharStart, "-", c.CharEnd), fmt.Sprint(rc.CharStart, "-", rc.CharEnd))
+		same(v, "claim", cw, "time range", fmt.Sprint(c.StartMS, "-", c.EndMS), fmt.Sprint(rc.StartMS, "-", rc.EndMS))
+		same(v, "claim", cw, "words", c.Words, rc.Words)
+		if g := v.segment(cw, rc.SegmentLeaf, rc.SegmentID, rc.SpeakerRole); g != nil && (rc.CharStart < 0 || rc.CharStart > rc.CharEnd || rc.CharEnd > len(g.Text)) {
+			v.problem("claim", cw, "character range is outside the segment's text", len(g.Text), fmt.Sprint(rc.CharStart, "-", rc.CharEnd))
+		}
+		v.checkAudioRef(cw, rc.Audio, rc.StartMS, rc.EndMS)
+	}
+}
+
+// checkRange checks a claimed range of a sentence and the text it quotes.
+func (v *reportVerifier) checkRange(where, text string, want encounter.TextRange, got ReportRange) {
+	if !same(v, "claim", where, "range", fmt.Sprint(want.Start, "-", want.End), fmt.Sprint(got.Start, "-", got.End)) {
+		return
+	}
+	if want.Start < 0 || want.Start > want.End || want.End > len(text) {
+		v.problem("claim", where, "range is outside the sentence", len(text), fmt.Sprint(want.Start, "-", want.End))
+		return
+	}
+	same(v, "claim", where, "quoted sentence text", text[want.Start:want.End], got.Text)
+}
+
+// checkResolutions checks each resolution of a sentence against its entry,
+// the verdict it says the clinician saw against the alignment entry it
+// names, an edit against the sentence's edits, and the resolved claim.
+func (v *reportVerifier) checkResolutions(where string, t *ReportSentence, lastLeaf int64) {
+	texts := map[int64]string{t.Origin.Leaf: t.Origin.Text}
+	for _, d := range t.Edits {
+		texts[d.Leaf] = d.After
+	}
+	resolved := false
+	for k, r := range t.Resolutions {
+		w := fmt.Sprintf("%s.resolutions[%d]", where, k)
+		v.out.Resolutions++
+		ce := v.entry(w, r.Leaf, ledger.KindResolution)
+		if ce == nil {
+			continue
+		}
+		p := ce.payload.(*encounter.Resolution)
+		same(v, "claim", w, "sentence id", p.SentenceID, t.ID)
+		same(v, "claim", w, "version resolved", p.Version, r.Version)
+		same(v, "claim", w, "alignment seen", p.Alignment, r.Alignment)
+		same(v, "claim", w, "verdict seen", p.Verdict, r.Verdict)
+		same(v, "claim", w, "severity seen", p.Severity, r.Severity)
+		same(v, "claim", w, "action", p.Action, r.Action)
+		same(v, "claim", w, "reason", p.Reason, r.Reason)
+		same(v, "claim", w, "edit", p.Edit, r.Edit)
+		same(v, "claim", w, "re-alignment", p.Realigned, r.Realigned)
+		same(v, "claim", w, "new verdict", p.NewVerdict, r.NewVerdict)
+		v.byLeaf(w, ce, r.Actor, r.Time)
+		same(v, "claim", w+".current", "covers the current version", p.Version == lastLeaf, r.Current)
+		resolved = resolved || p.Version == lastLeaf
+		text, ok := texts[p.Version]
+		if !ok {
+			v.problem("claim", w, "the resolved version is not a version of this sentence", nil, p.Version)
+			continue
+		}
+		// The verdict the clinician saw is the one the ledger gave that
+		// version.
+		v.checkSeen(w, t.ID, p.Alignment, p.Version, text, p.Verdict, p.Severity)
+		if p.Action == encounter.ResolveEdited {
+			after, ok := texts[p.Edit]
+			if !ok {
+				v.problem("claim", w+".edit", "the resolving edit is not among the sentence's edits", nil, p.Edit)
+				continue
+			}
+			for _, d := range t.Edits {
+				if d.Leaf == p.Edit {
+					same(v, "claim", w+".edit", "version the resolving edit changed", p.Version, editBase(v, d.Leaf))
+				}
+			}
+			v.checkSeen(w+".new_verdict", t.ID, p.Realigned, p.Edit, after, p.NewVerdict, "")
+		}
+	}
+	same(v, "claim", where+".resolved", "a resolution covers the current version", resolved, t.Resolved)
+	if v.r.Note.Signed && t.Verdict != nil && encounter.Flagged(t.Verdict.Verdict) && !resolved && !t.Acknowledged {
+		v.problem("claim", where, "the note is signed with this flagged sentence neither resolved nor acknowledged", nil, nil)
+	}
+}
+
+// editBase returns the version an edit entry says it changed, or -1.
+func editBase(v *reportVerifier, leaf int64) int64 {
+	if ce := v.entries[leaf]; ce != nil && ce.ok {
+		if e, ok := ce.payload.(*encounter.Edit); ok {
+			return e.Base
+		}
+	}
+	return -1
+}
+
+// checkSeen checks that the alignment entry at alignment (-1: none) gave
+// the sentence version at version, whose text is text, the verdict (and,
+// unless empty, the severity) a resolution records.
+func (v *reportVerifier) checkSeen(where, id string, alignment, version int64, text, verdict, severity string) {
+	wantVerdict, wantSeverity := encounter.VerdictUnmentioned, encounter.SeverityMajor
+	if alignment >= 0 {
+		ce := v.entry(where+".alignment", alignment, ledger.KindAlignment)
+		if ce == nil {
+			return
+		}
+		p := ce.payload.(*encounter.Alignment)
+		i := slices.IndexFunc(p.Sentences, func(s encounter.SentenceAlignment) bool { return s.SentenceID == id && s.Version == version })
+		if i < 0 {
+			v.problem("claim", where+".alignment", "the alignment entry does not cover the version resolved", version, nil)
+			return
+		}
+		wantVerdict, wantSeverity, _ = p.Sentences[i].Checked(text)
+	}
+	same(v, "claim", where, "verdict the alignment entry gave", wantVerdict, verdict)
+	if severity != "" || wantSeverity == "" {
+		same(v, "claim", where, "severity the alignment entry gave", wantSeverity, severity)
 	}
 }
 

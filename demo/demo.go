@@ -1,8 +1,10 @@
 // Package demo provides the demonstration visit that ships with Evidence
 // Ledger, so that the product can be tried without any dataset on the machine:
 // one mock primary-care consultation with a recording, its time-aligned
-// transcript, the consulting clinician's real note and three clinician edits to
-// replay against an AI-drafted note.
+// transcript, the consulting clinician's real note, three clinician edits to
+// replay against an AI-drafted note, and a second draft in the form of a
+// language model's reply with two deliberate errors (see LLMModel) for the
+// claim checker to flag.
 //
 // The visit is adapted from PriMock57 (github.com/babylonhealth/primock57;
 // Papadopoulos Korfiatis et al., "PriMock57: A Dataset Of Primary Care Mock
@@ -27,6 +29,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/evidenceledger/evidence/pipeline/prompt"
 )
 
 //go:embed visit/*
@@ -38,6 +42,7 @@ const (
 	AudioFile       = "audio.opus"
 	NoteFile        = "clinician_note.json"
 	EditsFile       = "edits.json"
+	LLMReplyFile    = "llm_reply.json"
 	AttributionFile = "ATTRIBUTION.md"
 )
 
@@ -88,6 +93,10 @@ type Visit struct {
 	Segments []Segment
 	Note     Note
 	Edits    []Edit
+	// LLMReply is the text of the second draft's model reply
+	// (visit/llm_reply.json): hand-written, with two deliberate errors;
+	// see LLMModel.
+	LLMReply string
 	// Attribution is the Markdown text of visit/ATTRIBUTION.md: source,
 	// licence notice and the changes made to the source material.
 	Attribution string
@@ -221,6 +230,15 @@ func load(fsys fs.FS) (*Visit, error) {
 	if err := checkEdits(v.Edits); err != nil {
 		return nil, &DataError{File: EditsFile, Err: err}
 	}
+
+	reply, err := fs.ReadFile(fsys, LLMReplyFile)
+	if err != nil {
+		return nil, &DataError{File: LLMReplyFile, Err: err}
+	}
+	if _, err := prompt.Parse(string(reply)); err != nil {
+		return nil, &DataError{File: LLMReplyFile, Err: err}
+	}
+	v.LLMReply = string(reply)
 
 	attribution, err := fs.ReadFile(fsys, AttributionFile)
 	if err != nil {

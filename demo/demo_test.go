@@ -1,14 +1,18 @@
 package demo
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/evidenceledger/evidence/pipeline/prompt"
 )
 
 func mustLoad(t testing.TB) *Visit {
@@ -282,6 +286,7 @@ func validFS() fstest.MapFS {
 		AudioFile:       {Data: []byte("OggS\x00\x02rest")},
 		NoteFile:        {Data: []byte(`{"presenting_complaint":"pc","sentences":[{"text":"3/7 hx."}]}`)},
 		EditsFile:       {Data: []byte(`[{"section":"Plan","action":"replace","match":"review","text":"x.","reason":"y"},{"section":"Subjective","action":"add","text":"x.","reason":"y"}]`)},
+		LLMReplyFile:    {Data: []byte(`{"sections":[{"name":"Plan","sentences":["Review in a week."]}]}`)},
 		AttributionFile: {Data: []byte("# Attribution\n")},
 	}
 }
@@ -338,6 +343,8 @@ func TestLoadRejectsInvalidData(t *testing.T) {
 		{"no reason", edit(EditsFile, `"reason":"y"}]`, `"reason":""}]`), EditsFile},
 		{"no edits", func(m fstest.MapFS) { m[EditsFile] = &fstest.MapFile{Data: []byte(`[]`)} }, EditsFile},
 		{"empty attribution", func(m fstest.MapFS) { m[AttributionFile] = &fstest.MapFile{Data: []byte("\n")} }, AttributionFile},
+		{"a reply that is no note", edit(LLMReplyFile, `"sentences":["Review in a week."]`, `"sentences":[]`), LLMReplyFile},
+		{"missing reply", func(m fstest.MapFS) { delete(m, LLMReplyFile) }, LLMReplyFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -405,4 +412,40 @@ func ExampleLoad() {
 	// day1_consultation01: 102 segments, 22 note sentences, 3 edits
 	// clinician 2533-12500 ms: Hello? Hi. Um, should we start? Yeah, okay. Hello how um. Good morning sir, how can I help you this morning?
 	// 3/7 hx of diarrhea, mainly watery.
+}
+
+// The second draft takes the OpenAI-compatible backend's path from the
+// fixture server, and says what it is.
+func TestLLMDraftThroughOpenAIBackend(t *testing.T) {
+	v, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := draftWithLLM(context.Background(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Model.Name != LLMModel || d.Model.Version != LLMFingerprint || d.Parameters["source"] != LLMSource ||
+		d.Parameters["stream"] != "true" || d.PromptSHA256 != prompt.TemplateSHA256 {
+		t.Fatalf("draft identity %+v %v", d.Model, d.Parameters)
+	}
+	want, err := prompt.Parse(v.LLMReply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Note, want) {
+		t.Fatalf("the backend's note differs from the fixture's")
+	}
+	var texts []string
+	for _, sec := range d.Note.Sections {
+		for _, s := range sec.Sentences {
+			texts = append(texts, s.Text)
+		}
+	}
+	all := strings.Join(texts, "\n")
+	for _, e := range []string{"right-sided lower abdominal pain", "No known drug allergies."} {
+		if !strings.Contains(all, e) {
+			t.Errorf("the fixture lacks its deliberate error %q", e)
+		}
+	}
 }

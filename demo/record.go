@@ -5,20 +5,25 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 )
 
-// Record records the demo visit's whole life through the public gRPC API
-// on conn, as `evidenced --demo` does: the encounter, the recording
-// (streamed in chunks), the transcript, a note drafted by the embedded
-// generator through InferenceService (which records the call and its
-// alignment), the clinician's edits taken from the real clinician note,
-// and a sign-off acknowledging what the aligner could not support. as
-// returns the context to call with as an actor: ids starting "svc:" are
-// the pipeline's services, the others the clinician. It returns the new
+// Record records the demo visit through the public gRPC API on conn, as
+// `evidenced --demo` does: the encounter, the recording (streamed in
+// chunks), the transcript, a note drafted by the embedded generator
+// through InferenceService (which records the call and its alignment),
+// then a second draft through the OpenAI-compatible backend from the
+// committed fixture reply (see LLMModel), recorded with RecordModelOutput
+// and checked like any draft, and the clinician's edits, taken from the
+// real clinician note, applied to it. The note is left unsigned: the
+// fixture's two errors are flagged (one contradicted, one unmentioned) and
+// wait for a clinician to resolve them before signing. as returns the
+// context to call with as an actor: ids starting "svc:" are the
+// pipeline's services, the others the clinician. It returns the new
 // encounter's id.
 func Record(conn grpc.ClientConnInterface, as func(actor string) context.Context, logger *slog.Logger) (string, error) {
 	v, err := Load()
@@ -56,13 +61,36 @@ func Record(conn grpc.ClientConnInterface, as func(actor string) context.Context
 		}
 		segs = append(segs, &pb.Segment{SegmentId: s.ID, SpeakerRole: role, Text: s.Text, StartMs: s.StartMS, EndMs: s.EndMS, AsrModel: "manual-transcript"})
 	}
-	if _, err := api.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs}); err != nil {
+	recorded, err := api.RecordSegments(as("svc:asr"), &pb.RecordSegmentsRequest{EncounterId: id, Segments: segs})
+	if err != nil {
 		return "", fmt.Errorf("segments: %w", err)
 	}
-	mo, err := pb.NewInferenceServiceClient(conn).GenerateNote(as("svc:scribe"), &pb.GenerateNoteRequest{EncounterId: id,
-		Backend: pb.InferenceBackend_INFERENCE_BACKEND_EMBEDDED})
-	if err != nil {
+	if _, err := pb.NewInferenceServiceClient(conn).GenerateNote(as("svc:scribe"), &pb.GenerateNoteRequest{EncounterId: id,
+		Backend: pb.InferenceBackend_INFERENCE_BACKEND_EMBEDDED}); err != nil {
 		return "", fmt.Errorf("generate note: %w", err)
+	}
+
+	// The second draft, through the OpenAI-compatible backend.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := draftWithLLM(ctx, v)
+	if err != nil {
+		return "", err
+	}
+	req := &pb.RecordModelOutputRequest{EncounterId: id, Model: &pb.ModelRef{Name: d.Model.Name, Version: d.Model.Version},
+		PromptSha256: d.PromptSHA256, Parameters: d.Parameters, InputIndexes: recorded.GetReceipt().GetLeafIndexes(),
+		LatencyMs: d.Latency.Milliseconds(), Usage: &pb.TokenUsage{PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens},
+		Note: &pb.DraftNote{}}
+	for _, sec := range d.Note.Sections {
+		ds := &pb.DraftSection{Name: sec.Name}
+		for _, t := range sec.Sentences {
+			ds.Sentences = append(ds.Sentences, &pb.DraftSentence{SentenceId: t.ID, Text: t.Text})
+		}
+		req.Note.Sections = append(req.Note.Sections, ds)
+	}
+	mo, err := api.RecordModelOutput(as("svc:scribe"), req)
+	if err != nil {
+		return "", fmt.Errorf("second draft: %w", err)
 	}
 
 	current := mo.GetNote()
@@ -85,18 +113,6 @@ func Record(conn grpc.ClientConnInterface, as func(actor string) context.Context
 		current = resp.GetNote()
 	}
 
-	var ack []string
-	for _, sec := range current.GetSections() {
-		for _, t := range sec.GetSentences() {
-			if t.GetUnsupported() {
-				ack = append(ack, t.GetSentenceId())
-			}
-		}
-	}
-	if _, err := api.SignNote(as("dr.demo"), &pb.SignNoteRequest{EncounterId: id, NoteHash: current.GetNoteHash(),
-		AcknowledgedSentenceIds: ack, Statement: "Reviewed and signed (demo)."}); err != nil {
-		return "", fmt.Errorf("sign: %w", err)
-	}
 	return id, nil
 }
 

@@ -127,15 +127,8 @@ func TestAccessTrail(t *testing.T) {
 	if n2.Hash != n1.Hash || n2.ModelOutput != n1.ModelOutput {
 		t.Fatal("reading the note changed it")
 	}
-	var ack []string
-	for _, sec := range n2.Sections {
-		for _, s := range sec.Sentences {
-			if s.Unsupported() {
-				ack = append(ack, s.ID)
-			}
-		}
-	}
-	if _, err := svc.Sign(ctx, alice, id, n2.Hash[:], ack, ""); err != nil {
+	resolveAll(t, svc, id, n2)
+	if _, err := svc.Sign(ctx, alice, id, n2.Hash[:], nil, ""); err != nil {
 		t.Fatalf("sign after reads: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/evidenceledger/evidence/align"
@@ -280,29 +281,54 @@ func TestEditReplaceAddDelete(t *testing.T) {
 	wantField(t, err, "text")
 }
 
-func TestSignRequiresCurrentHashAndAcknowledgement(t *testing.T) {
-	svc, _ := newService(t)
+func TestSignRequiresCurrentHashAndResolution(t *testing.T) {
+	svc, l := newCheckedService(t, fakeChecker)
 	id := newVisit(t, svc)
-	rec, err := svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: draft})
+	d := &Draft{Sections: []DraftSection{
+		{Name: "Subjective", Sentences: []DraftSentence{{ID: "S1", Text: "Sore throat for 3 days with a temperature."}}},
+		{Name: "Assessment", Sentences: []DraftSentence{{ID: "A1", Text: "Likely viral throat infection."}, {ID: "A2", Text: "Amoxicillin for a week."}}},
+		{Name: "Plan", Sentences: []DraftSentence{{ID: "P1", Text: "Paracetamol and fluids."}}},
+	}}
+	rec, err := svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: d})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if v := sentence(t, rec.Note, "A2").Verdict; v != VerdictUnmentioned {
+		t.Fatalf("precondition: A2 is %q, want unmentioned (fakeChecker)", v)
 	}
 	h := rec.Note.Hash
 	stale := h
 	stale[0] ^= 1
-	if _, err := svc.Sign(ctx, alice, id, stale[:], []string{"A2"}, ""); !errors.Is(err, ErrPrecondition) {
+	size := l.Size()
+	if _, err := svc.Sign(ctx, alice, id, stale[:], nil, ""); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("stale hash: %v", err)
 	}
-	if _, err := svc.Sign(ctx, alice, id, h[:], nil, ""); !errors.Is(err, ErrPrecondition) {
-		t.Fatalf("unacknowledged unsupported sentence: %v", err)
+	// An acknowledgement no longer stands in for a resolution.
+	_, err = svc.Sign(ctx, alice, id, h[:], []string{"A2"}, "")
+	var unresolved *UnresolvedError
+	if !errors.As(err, &unresolved) || !errors.Is(err, ErrPrecondition) || len(unresolved.Sentences) != 1 || unresolved.Sentences[0].ID != "A2" {
+		t.Fatalf("unresolved flagged sentence: %v", err)
+	}
+	if !strings.Contains(err.Error(), "1 flagged sentence is unresolved") {
+		t.Errorf("the refusal does not name the count: %v", err)
 	}
 	_, err = svc.Sign(ctx, alice, id, h[:], []string{"nope"}, "")
 	wantField(t, err, "acknowledged_sentence_ids[0]")
+	if l.Size() != size {
+		t.Fatalf("refused sign-offs wrote %d entries", l.Size()-size)
+	}
+	res, err := svc.ResolveSentence(ctx, alice, id, ResolveRequest{SentenceID: "A2", Verdict: VerdictUnmentioned, Action: ResolveConfirmed, Reason: "Stated at the door, after the recording stopped."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Note.Hash != h {
+		t.Fatal("a confirmation changed the note's text")
+	}
 	signed, err := svc.Sign(ctx, alice, id, h[:], []string{"A2"}, "Reviewed.")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !signed.Note.Signed || !sentence(t, signed.Note, "A2").Acknowledged || signed.Note.Hash != h {
+	if !signed.Note.Signed || !sentence(t, signed.Note, "A2").Acknowledged || !sentence(t, signed.Note, "A2").Resolved || signed.Note.Hash != h {
 		t.Fatal("sign-off not reflected in the note")
 	}
 	ed, err := svc.RecordEdit(ctx, alice, id, EditRequest{Action: ActionReplace, SentenceID: "P1", Text: "Paracetamol."})

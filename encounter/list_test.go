@@ -47,26 +47,33 @@ func TestFindWithoutView(t *testing.T) {
 		ids = append(ids, info.ID)
 	}
 	*now = now.Add(time.Hour)
-	if _, err := svc.RecordModelOutput(ctx, alice, ids[1], ModelOutput{Model: Model{Name: "m"}, Note: draft}); err != nil {
+	if _, err := svc.RecordModelOutput(ctx, alice, ids[1], ModelOutput{Model: Model{Name: "m"}, Note: flagDraft}); err != nil {
 		t.Fatal(err)
 	}
 	*now = now.Add(time.Hour)
-	rec, err := svc.RecordModelOutput(ctx, alice, ids[3], ModelOutput{Model: Model{Name: "m"}, Note: draft})
+	rec, err := svc.RecordModelOutput(ctx, alice, ids[3], ModelOutput{Model: Model{Name: "m"}, Note: flagDraft})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acks []string
+	flagged := 0
 	for _, sec := range rec.Note.Sections {
 		for _, s := range sec.Sentences {
-			if s.Unsupported() {
-				acks = append(acks, s.ID)
+			if s.Flagged() {
+				flagged++
+				if _, err := svc.ResolveSentence(ctx, alice, ids[3], ResolveRequest{SentenceID: s.ID, Verdict: s.Verdict, Action: ResolveConfirmed, Reason: "as said"}); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
-	if len(acks) == 0 {
-		t.Fatal("the test needs an unsupported sentence")
+	if flagged == 0 {
+		t.Fatal("the test needs a flagged sentence")
 	}
-	if _, err := svc.Sign(ctx, alice, ids[3], rec.Note.Hash[:], acks, ""); err != nil {
+	n, err := svc.Note(ctx, alice, ids[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Sign(ctx, alice, ids[3], n.Hash[:], nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	// A read does not move a visit up the list.
@@ -123,7 +130,7 @@ func TestFindWithoutView(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := p.Encounters[0]
-	if e.Title != "visit 3" || e.PatientRef != "mrn-1" || e.Status != NoteSigned || e.Flagged != len(acks) || e.Unresolved != 0 || e.Count == 0 {
+	if e.Title != "visit 3" || e.PatientRef != "mrn-1" || e.Status != NoteSigned || e.Flagged != flagged || e.Unresolved != 0 || e.Count == 0 {
 		t.Fatalf("first row %+v", e)
 	}
 	// A token continues only the listing it came from.

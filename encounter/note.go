@@ -19,9 +19,10 @@ type Recorded struct {
 	Indexes []int64
 	// Change is the model output or edit entry, and Alignment the
 	// alignment entry that followed it (-1 when none was recorded).
-	Change, Alignment int64
-	SentenceID        string
-	Note              *Note
+	// Resolution is the resolution entry of ResolveSentence, else -1.
+	Change, Alignment, Resolution int64
+	SentenceID                    string
+	Note                          *Note
 }
 
 func validateDraft(d *Draft) error {
@@ -118,19 +119,27 @@ func (svc *Service) RecordModelOutput(ctx context.Context, c Caller, id string, 
 		if err != nil {
 			return err
 		}
-		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindModelOutput}, [][]byte{p})
-		if err != nil {
-			return err
-		}
-		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1}
+		// Check the note before appending anything, so that a sentence
+		// the engine rejects writes nothing.
+		var sents []align.Sentence
+		var results []align.Result
 		if o.Note != nil {
-			var sents []align.Sentence
 			for _, sec := range o.Note.Sections {
 				for _, t := range sec.Sentences {
 					sents = append(sents, align.Sentence{ID: t.ID, Section: sec.Name, Text: t.Text})
 				}
 			}
-			if err := svc.alignAndRecord(ctx, c, s, sents, a.First, rec); err != nil {
+			if results, err = svc.alignSentences(s, sents); err != nil {
+				return err
+			}
+		}
+		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindModelOutput}, [][]byte{p})
+		if err != nil {
+			return err
+		}
+		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Resolution: -1}
+		if o.Note != nil {
+			if err := svc.recordAlignment(ctx, c, s, sents, results, a.First, rec); err != nil {
 				return err
 			}
 		}
@@ -160,8 +169,6 @@ func (s *state) has(x int64) bool {
 	return false
 }
 
-// alignAndRecord aligns sentences (all of one version) to the transcript
-// and appends the alignment entry.
 // replay reports the earlier write of a retried request (see replayed)
 // as its first attempt did: the change, the alignment recorded after it,
 // if any, and the current note. It returns nil for a new request.
@@ -170,7 +177,7 @@ func (svc *Service) replay(ctx context.Context, c Caller, s *state) (*Recorded, 
 	if a == nil || err != nil {
 		return nil, err
 	}
-	rec := &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1}
+	rec := &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Resolution: -1}
 	for _, ev := range s.events {
 		switch {
 		case ev.edit != nil && ev.Index == a.First:
@@ -179,25 +186,25 @@ func (svc *Service) replay(ctx context.Context, c Caller, s *state) (*Recorded, 
 			len(ev.alignment.Sentences) > 0 && ev.alignment.Sentences[0].Version == a.First:
 			rec.Alignment = ev.Index
 			rec.Indexes = append(rec.Indexes, ev.Index)
+		case ev.resolution != nil && rec.Resolution < 0 && (ev.Index == a.First || ev.Index > a.First && ev.resolution.Edit == a.First):
+			rec.Resolution, rec.SentenceID = ev.Index, ev.resolution.SentenceID
+			if ev.Index == a.First {
+				rec.Change = -1 // a confirmation changes no text
+			} else {
+				rec.Indexes = append(rec.Indexes, ev.Index)
+			}
 		}
 	}
 	rec.Note = s.project()
 	return rec, nil
 }
 
-func (svc *Service) alignAndRecord(ctx context.Context, c Caller, s *state, sents []align.Sentence, version int64, rec *Recorded) error {
-	results, err := svc.alignSentences(s, sents)
-	if err != nil {
-		return err
-	}
-	a := Alignment{V: PayloadVersion, Method: align.MethodVersion, Segments: len(s.segments)}
+// recordAlignment appends the alignment entry of sentences (all of one
+// version, the leaf at version) and their results from alignSentences.
+func (svc *Service) recordAlignment(ctx context.Context, c Caller, s *state, sents []align.Sentence, results []align.Result, version int64, rec *Recorded) error {
+	a := Alignment{V: PayloadVersion, Method: methodOf(results), Segments: len(s.segments)}
 	for i, r := range results {
-		sa := SentenceAlignment{SentenceID: sents[i].ID, Version: version, Spans: []Span{}}
-		for _, sp := range r.Spans {
-			sa.Spans = append(sa.Spans, Span{SegmentID: sp.SegmentID, SegmentIndex: s.segmentIndex(sp.SegmentID),
-				CharStart: sp.CharStart, CharEnd: sp.CharEnd, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: sp.Score})
-		}
-		a.Sentences = append(a.Sentences, sa)
+		a.Sentences = append(a.Sentences, s.sentenceAlignment(sents[i], version, r))
 	}
 	p, err := encodePayload(a)
 	if err != nil {
@@ -214,11 +221,92 @@ func (svc *Service) alignAndRecord(ctx context.Context, c Caller, s *state, sent
 	return nil
 }
 
+// methodOf returns the method version that produced results.
+func methodOf(results []align.Result) string {
+	for _, r := range results {
+		if r.MethodVersion != "" {
+			return r.MethodVersion
+		}
+	}
+	return align.MethodVersion
+}
+
+// sentenceAlignment is the recorded form of one sentence's result.
+func (s *state) sentenceAlignment(t align.Sentence, version int64, r align.Result) SentenceAlignment {
+	sa := SentenceAlignment{SentenceID: t.ID, Version: version, Spans: []Span{},
+		Verdict: string(r.Verdict), Severity: string(r.Severity)}
+	for _, sp := range r.Spans {
+		sa.Spans = append(sa.Spans, Span{SegmentID: sp.SegmentID, SegmentIndex: s.segmentIndex(sp.SegmentID),
+			CharStart: sp.CharStart, CharEnd: sp.CharEnd, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: sp.Score})
+	}
+	for _, c := range r.Conflicts {
+		sa.Conflicts = append(sa.Conflicts, Conflict{Kind: string(c.Kind), Claim: TextRange{c.Claim.Start, c.Claim.End},
+			SegmentID: c.SegmentID, SegmentIndex: s.segmentIndex(c.SegmentID), CharStart: c.CharStart, CharEnd: c.CharEnd,
+			StartMS: c.StartMS, EndMS: c.EndMS, Words: c.Words})
+	}
+	for _, u := range r.Unsupported {
+		sa.Unsupported = append(sa.Unsupported, TextRange{u.Start, u.End})
+	}
+	return sa
+}
+
+// Checker aligns note sentences to an encounter's transcript and gives
+// each its verdict: align.Align, unless WithChecker replaced it. segs is
+// in time order and never empty.
+type Checker func(segs []align.Segment, sents []align.Sentence) ([]align.Result, error)
+
+// WithChecker replaces align.Align, for tests of what the service does
+// with verdicts the engine may give.
+func WithChecker(c Checker) Option {
+	return func(svc *Service) { svc.check = c }
+}
+
+// checkResults rejects results that do not answer sents one to one with
+// well-formed verdicts, so that nothing malformed is recorded.
+func checkResults(sents []align.Sentence, results []align.Result) error {
+	if len(results) != len(sents) {
+		return fmt.Errorf("encounter: the checker returned %d results for %d sentences", len(results), len(sents))
+	}
+	for i, r := range results {
+		text := sents[i].Text
+		bad := func(what string) error {
+			return fmt.Errorf("encounter: the checker's result %d (sentence %q): %s", i, sents[i].ID, what)
+		}
+		switch string(r.Verdict) {
+		case VerdictSupported, VerdictInferred:
+			if r.Severity != "" || len(r.Conflicts) > 0 || len(r.Unsupported) > 0 {
+				return bad("a supported or inferred verdict with a severity, conflicts or unsupported ranges")
+			}
+		case VerdictContradicted, VerdictUnmentioned:
+			switch string(r.Severity) {
+			case SeverityMajor, SeverityMinor, SeverityMinimal:
+			default:
+				return bad("a flagged verdict without a valid severity")
+			}
+		default:
+			return bad("an unknown verdict")
+		}
+		for _, c := range r.Conflicts {
+			if c.Claim.Start < 0 || c.Claim.Start > c.Claim.End || c.Claim.End > len(text) {
+				return bad("a conflict's claim lies outside the sentence")
+			}
+		}
+		for _, u := range r.Unsupported {
+			if u.Start < 0 || u.Start > u.End || u.End > len(text) {
+				return bad("an unsupported range lies outside the sentence")
+			}
+		}
+	}
+	return nil
+}
+
 func (svc *Service) alignSentences(s *state, sents []align.Sentence) ([]align.Result, error) {
 	if len(s.segments) == 0 {
+		// Nothing can support any sentence, and nothing has checked one.
 		out := make([]align.Result, len(sents))
 		for i := range sents {
-			out[i] = align.Result{SentenceID: sents[i].ID, MethodVersion: align.MethodVersion}
+			out[i] = align.Result{SentenceID: sents[i].ID, MethodVersion: align.MethodVersion,
+				Verdict: align.Unmentioned, Severity: align.Major, Unsupported: []align.Range{{Start: 0, End: len(sents[i].Text)}}}
 		}
 		return out, nil
 	}
@@ -241,7 +329,18 @@ func (svc *Service) alignSentences(s *state, sents []align.Sentence) ([]align.Re
 		}
 		return 0
 	})
-	return align.Align(segs, sents)
+	check := svc.check
+	if check == nil {
+		check = align.Align
+	}
+	results, err := check(segs, sents)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkResults(sents, results); err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 func (s *state) segmentIndex(id string) int64 {
@@ -287,56 +386,71 @@ func (svc *Service) RecordEdit(ctx context.Context, c Caller, id string, r EditR
 		if rec, err = svc.replay(ctx, c, s); rec != nil || err != nil {
 			return err
 		}
-		n := s.project()
-		if n.ModelOutput < 0 {
-			return fmt.Errorf("%w: the encounter has no note to edit yet", ErrPrecondition)
-		}
-		d := Edit{V: PayloadVersion, Action: r.Action, Text: r.Text, Reason: r.Reason}
-		if r.Action == ActionAdd {
-			if err := checkLabel("section", r.Section, true); err != nil {
-				return err
-			}
-			if r.After != "" {
-				if sec, ok := n.find(r.After); !ok || sec != r.Section {
-					return fmt.Errorf("%w: sentence %q is not in section %q", ledger.ErrNotFound, r.After, r.Section)
-				}
-			}
-			d.Section, d.After = r.Section, r.After
-			d.SentenceID = fmt.Sprintf("added-%d", s.added+1)
-		} else {
-			if err := checkLabel("sentence_id", r.SentenceID, true); err != nil {
-				return err
-			}
-			sec, ok := n.find(r.SentenceID)
-			if !ok {
-				return fmt.Errorf("%w: sentence %q", ledger.ErrNotFound, r.SentenceID)
-			}
-			t := n.sentence(r.SentenceID)
-			if r.Action == ActionReplace && t.Text == r.Text {
-				return fmt.Errorf("%w: the new text is the same as the current text", ErrPrecondition)
-			}
-			d.SentenceID, d.Section = r.SentenceID, sec
-			d.Base = t.Versions[len(t.Versions)-1].Index
-		}
-		p, err := encodePayload(d)
-		if err != nil {
-			return err
-		}
-		a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindEdit}, [][]byte{p})
-		if err != nil {
-			return err
-		}
-		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, SentenceID: d.SentenceID}
-		if d.Action != ActionDelete {
-			sents := []align.Sentence{{ID: d.SentenceID, Section: d.Section, Text: d.Text}}
-			if err := svc.alignAndRecord(ctx, c, s, sents, a.First, rec); err != nil {
-				return err
-			}
-		}
-		rec.Note = s.project()
-		return nil
+		rec, err = svc.recordEditLocked(ctx, c, s, r)
+		return err
 	})
 	return rec, err
+}
+
+// recordEditLocked records a validated edit and re-aligns the sentence it
+// changes; s.mu is held.
+func (svc *Service) recordEditLocked(ctx context.Context, c Caller, s *state, r EditRequest) (*Recorded, error) {
+	n := s.project()
+	if n.ModelOutput < 0 {
+		return nil, fmt.Errorf("%w: the encounter has no note to edit yet", ErrPrecondition)
+	}
+	d := Edit{V: PayloadVersion, Action: r.Action, Text: r.Text, Reason: r.Reason}
+	if r.Action == ActionAdd {
+		if err := checkLabel("section", r.Section, true); err != nil {
+			return nil, err
+		}
+		if r.After != "" {
+			if sec, ok := n.find(r.After); !ok || sec != r.Section {
+				return nil, fmt.Errorf("%w: sentence %q is not in section %q", ledger.ErrNotFound, r.After, r.Section)
+			}
+		}
+		d.Section, d.After = r.Section, r.After
+		d.SentenceID = fmt.Sprintf("added-%d", s.added+1)
+	} else {
+		if err := checkLabel("sentence_id", r.SentenceID, true); err != nil {
+			return nil, err
+		}
+		sec, ok := n.find(r.SentenceID)
+		if !ok {
+			return nil, fmt.Errorf("%w: sentence %q", ledger.ErrNotFound, r.SentenceID)
+		}
+		t := n.sentence(r.SentenceID)
+		if r.Action == ActionReplace && t.Text == r.Text {
+			return nil, fmt.Errorf("%w: the new text is the same as the current text", ErrPrecondition)
+		}
+		d.SentenceID, d.Section = r.SentenceID, sec
+		d.Base = t.Versions[len(t.Versions)-1].Index
+	}
+	p, err := encodePayload(d)
+	if err != nil {
+		return nil, err
+	}
+	var sents []align.Sentence
+	var results []align.Result
+	if d.Action != ActionDelete {
+		// Checked before anything is appended, as in RecordModelOutput.
+		sents = []align.Sentence{{ID: d.SentenceID, Section: d.Section, Text: d.Text}}
+		if results, err = svc.alignSentences(s, sents); err != nil {
+			return nil, err
+		}
+	}
+	a, err := svc.append(ctx, c, s, []ledger.Kind{ledger.KindEdit}, [][]byte{p})
+	if err != nil {
+		return nil, err
+	}
+	rec := &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Resolution: -1, SentenceID: d.SentenceID}
+	if d.Action != ActionDelete {
+		if err := svc.recordAlignment(ctx, c, s, sents, results, a.First, rec); err != nil {
+			return nil, err
+		}
+	}
+	rec.Note = s.project()
+	return rec, nil
 }
 
 // find returns the section holding sentence id.
@@ -363,7 +477,11 @@ func (n *Note) sentence(id string) *NoteSentence {
 }
 
 // Sign signs the current note. noteHash must be the hash of the version the
-// clinician reviewed, and every unsupported sentence must be acknowledged.
+// clinician reviewed, and every flagged sentence (contradicted or
+// unmentioned) must be resolved (ResolveSentence); otherwise Sign returns
+// an *UnresolvedError and writes nothing. acknowledged is recorded with the
+// sign-off as before resolutions existed; it no longer stands in for a
+// resolution.
 func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []byte, acknowledged []string, statement string) (*Recorded, error) {
 	if len(noteHash) != 32 {
 		return nil, invalid("note_hash", "must be a 32-byte SHA-256")
@@ -384,23 +502,21 @@ func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []by
 		if hex.EncodeToString(noteHash) != hexHash(n.Hash) {
 			return fmt.Errorf("%w: the note changed since the reviewed version; fetch it again", ErrPrecondition)
 		}
-		acked := make(map[string]bool)
 		for i, sid := range acknowledged {
 			if n.sentence(sid) == nil {
 				return invalid(fmt.Sprintf("acknowledged_sentence_ids[%d]", i), "is not a sentence of the note")
 			}
-			acked[sid] = true
 		}
-		missing := 0
+		var unresolved UnresolvedError
 		for _, sec := range n.Sections {
 			for _, t := range sec.Sentences {
-				if t.Unsupported() && !acked[t.ID] {
-					missing++
+				if t.NeedsResolution() {
+					unresolved.Sentences = append(unresolved.Sentences, UnresolvedSentence{ID: t.ID, Verdict: t.Verdict, Severity: t.Severity})
 				}
 			}
 		}
-		if missing > 0 {
-			return fmt.Errorf("%w: %d unsupported sentences must be acknowledged before signing", ErrPrecondition, missing)
+		if len(unresolved.Sentences) > 0 {
+			return &unresolved
 		}
 		p, err := encodePayload(Signoff{V: PayloadVersion, NoteHash: hexHash(n.Hash), Head: n.Head, Acknowledged: acknowledged, Statement: statement})
 		if err != nil {
@@ -410,7 +526,7 @@ func (svc *Service) Sign(ctx context.Context, c Caller, id string, noteHash []by
 		if err != nil {
 			return err
 		}
-		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Note: s.project()}
+		rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: a.First, Alignment: -1, Resolution: -1, Note: s.project()}
 		return nil
 	})
 	return rec, err
@@ -429,10 +545,16 @@ func (svc *Service) Note(ctx context.Context, c Caller, id string) (*Note, error
 	return n, nil
 }
 
-// AlignedSentence is the evidence found for one ad hoc sentence.
+// AlignedSentence is the evidence found for one ad hoc sentence and its
+// verdict.
 type AlignedSentence struct {
-	ID       string
-	Evidence []Evidence
+	ID                string
+	Evidence          []Evidence
+	Verdict           string
+	Severity          string
+	Conflicts         []ConflictEvidence
+	UnsupportedRanges []SentenceRange
+	Method            string
 }
 
 // Align aligns ad hoc sentences against an encounter's transcript and
@@ -463,16 +585,18 @@ func (svc *Service) Align(ctx context.Context, c Caller, id string, sents []alig
 		if err != nil {
 			return err
 		}
-		segs := make(map[string]*storedSegment, len(s.segments))
+		segs := make(map[int64]*storedSegment, len(s.segments))
 		for i := range s.segments {
-			segs[s.segments[i].ID] = &s.segments[i]
+			segs[s.segments[i].Index] = &s.segments[i]
 		}
 		for i, r := range results {
-			a := AlignedSentence{ID: sents[i].ID}
-			for _, sp := range r.Spans {
-				seg := segs[sp.SegmentID]
-				span := Span{SegmentID: sp.SegmentID, SegmentIndex: s.segmentIndex(sp.SegmentID), CharStart: sp.CharStart, CharEnd: sp.CharEnd, StartMS: sp.StartMS, EndMS: sp.EndMS, Score: sp.Score}
-				a.Evidence = append(a.Evidence, evidenceFor(span, seg))
+			sa := s.sentenceAlignment(sents[i], -1, r)
+			t := &NoteSentence{Text: sents[i].Text}
+			applyVerdict(t, &sa, segs)
+			a := AlignedSentence{ID: sents[i].ID, Verdict: t.Verdict, Severity: t.Severity, Conflicts: t.Conflicts,
+				UnsupportedRanges: t.UnsupportedRanges, Method: methodOf(results)}
+			for _, sp := range sa.Spans {
+				a.Evidence = append(a.Evidence, evidenceFor(sp, segs[sp.SegmentIndex]))
 			}
 			out = append(out, a)
 		}

@@ -133,13 +133,84 @@ type Span struct {
 	Score        float64 `json:"score"`
 }
 
-// SentenceAlignment is the evidence for one sentence version.
+// SentenceAlignment is the evidence for one sentence version and its
+// verdict.
 type SentenceAlignment struct {
 	SentenceID string `json:"sentence_id"`
 	// Version is the leaf index of the model output or edit whose text
 	// was aligned.
 	Version int64  `json:"version"`
 	Spans   []Span `json:"spans"`
+	// Verdict is one of the Verdict constants. Entries written before
+	// verdicts were recorded have none; see SentenceAlignment.Checked.
+	Verdict string `json:"verdict,omitempty"`
+	// Severity is set for a flagged verdict (contradicted, unmentioned).
+	Severity string `json:"severity,omitempty"`
+	// Conflicts, for a contradicted sentence, name each contradicted claim
+	// and the transcript words that say otherwise.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Unsupported, for an unmentioned sentence, are the byte ranges of the
+	// sentence's text that nothing in the transcript supports.
+	Unsupported []TextRange `json:"unsupported,omitempty"`
+}
+
+// Verdicts of a sentence version (package align). Contradicted and
+// unmentioned sentences are flagged: the note cannot be signed until a
+// clinician resolves them.
+const (
+	VerdictSupported    = "supported"
+	VerdictInferred     = "inferred"
+	VerdictContradicted = "contradicted"
+	VerdictUnmentioned  = "unmentioned"
+)
+
+// Severities of a flagged verdict.
+const (
+	SeverityMajor   = "major"
+	SeverityMinor   = "minor"
+	SeverityMinimal = "minimal"
+)
+
+// Flagged reports whether a verdict needs a clinician's resolution before
+// the note can be signed.
+func Flagged(verdict string) bool {
+	return verdict == VerdictContradicted || verdict == VerdictUnmentioned
+}
+
+// Checked returns the verdict, severity and unsupported ranges of the
+// sentence version with the given text. An entry written before verdicts
+// were recorded states none; its verdict is the one its method decided by
+// retrieval alone: supported with evidence, unmentioned (minor, the whole
+// sentence) without.
+func (sa *SentenceAlignment) Checked(text string) (verdict, severity string, unsupported []TextRange) {
+	if sa.Verdict != "" {
+		return sa.Verdict, sa.Severity, sa.Unsupported
+	}
+	if len(sa.Spans) > 0 {
+		return VerdictSupported, "", nil
+	}
+	return VerdictUnmentioned, SeverityMinor, []TextRange{{0, len(text)}}
+}
+
+// TextRange is a half-open byte range [Start, End) of a sentence's text.
+type TextRange struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
+// Conflict is one claim of a sentence that the transcript contradicts:
+// the claim's byte range in the sentence, and the transcript words that
+// say otherwise (a byte range of a segment's text, with audio times).
+type Conflict struct {
+	Kind         string    `json:"kind"`
+	Claim        TextRange `json:"claim"`
+	SegmentID    string    `json:"segment_id"`
+	SegmentIndex int64     `json:"segment_index"`
+	CharStart    int       `json:"char_start"`
+	CharEnd      int       `json:"char_end"`
+	StartMS      int64     `json:"start_ms"`
+	EndMS        int64     `json:"end_ms"`
+	Words        string    `json:"words"`
 }
 
 // Alignment is the payload of an alignment entry.
@@ -149,6 +220,40 @@ type Alignment struct {
 	// Segments is how many transcript segments the alignment considered.
 	Segments  int                 `json:"segments"`
 	Sentences []SentenceAlignment `json:"sentences"`
+}
+
+// Resolution actions.
+const (
+	// ResolveConfirmed: the clinician kept the sentence as written and
+	// gave a reason.
+	ResolveConfirmed = "confirmed"
+	// ResolveEdited: the clinician replaced the sentence; the edit entry
+	// and the alignment that re-verified it precede the resolution.
+	ResolveEdited = "edited"
+)
+
+// Resolution is the payload of a resolution entry: a clinician resolved a
+// flagged sentence version. Who and when are the entry's actor and time.
+type Resolution struct {
+	V          int    `json:"v"`
+	SentenceID string `json:"sentence_id"`
+	// Version is the leaf index of the sentence version resolved, and
+	// Alignment that of the alignment entry whose verdict the clinician
+	// saw; Verdict and Severity repeat that verdict.
+	Version   int64  `json:"version"`
+	Alignment int64  `json:"alignment"`
+	Verdict   string `json:"verdict"`
+	Severity  string `json:"severity,omitempty"`
+	// Action is ResolveConfirmed or ResolveEdited.
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+	// For ResolveEdited: the edit entry that replaced the sentence, the
+	// alignment entry that re-verified the new text, and the new text's
+	// verdict (which may be flagged again, and then needs its own
+	// resolution).
+	Edit       int64  `json:"edit,omitempty"`
+	Realigned  int64  `json:"realigned,omitempty"`
+	NewVerdict string `json:"new_verdict,omitempty"`
 }
 
 // Signoff is the payload of a signoff entry.
@@ -182,8 +287,8 @@ func decodePayload(data []byte, v any, version func() int) error {
 }
 
 // DecodePayload decodes the payload of an entry of the given kind into its
-// type: *Opened, *Segment, *Audio, *ModelOutput, *Edit, *Alignment or
-// *Signoff. Other kinds return an error.
+// type: *Opened, *Segment, *Audio, *ModelOutput, *Edit, *Alignment,
+// *Signoff or *Resolution. Other kinds return an error.
 func DecodePayload(kind ledger.Kind, data []byte) (any, error) {
 	var v any
 	var version func() int
@@ -208,6 +313,9 @@ func DecodePayload(kind ledger.Kind, data []byte) (any, error) {
 		v, version = p, func() int { return p.V }
 	case ledger.KindSignoff:
 		p := new(Signoff)
+		v, version = p, func() int { return p.V }
+	case ledger.KindResolution:
+		p := new(Resolution)
 		v, version = p, func() int { return p.V }
 	default:
 		return nil, fmt.Errorf("encounter: no payload type for kind %s", kind)

@@ -43,14 +43,62 @@ type NoteSentence struct {
 	Evidence        []Evidence
 	AlignmentIndex  int64
 	AlignmentMethod string
+	// Verdict says whether the transcript supports the current version
+	// (one of the Verdict constants), and Severity how much a flagged one
+	// matters. A version no alignment covers yet is unmentioned (major):
+	// nothing has checked it.
+	Verdict  string
+	Severity string
+	// Conflicts, for a contradicted sentence, locate each contradicted
+	// claim and the transcript words that say otherwise.
+	Conflicts []ConflictEvidence
+	// UnsupportedRanges, for an unmentioned sentence, are the parts of the
+	// text that nothing supports.
+	UnsupportedRanges []SentenceRange
+	// Resolutions are the clinicians' resolutions of the sentence's
+	// flagged versions, oldest first; Resolved says one covers the
+	// current version.
+	Resolutions []ResolutionRecord
+	Resolved    bool
 	// Acknowledged: a signer accepted the current version while it was
-	// unsupported.
+	// unsupported (sign-offs before resolutions existed; see Service.Sign).
 	Acknowledged bool
 }
 
 // Unsupported reports whether the current text has no evidence: either the
 // alignment found none, or no alignment covers it.
 func (s *NoteSentence) Unsupported() bool { return len(s.Evidence) == 0 }
+
+// Flagged reports whether the current version's verdict is contradicted
+// or unmentioned.
+func (s *NoteSentence) Flagged() bool { return Flagged(s.Verdict) }
+
+// NeedsResolution reports whether the current version is flagged and no
+// clinician has resolved it: the note cannot be signed while one does.
+func (s *NoteSentence) NeedsResolution() bool { return s.Flagged() && !s.Resolved }
+
+// SentenceRange is a range of a sentence's text, in UTF-8 bytes and in
+// UTF-16 code units (as browsers count), half-open.
+type SentenceRange struct {
+	TextRange
+	UTF16Start, UTF16End int
+}
+
+// ConflictEvidence is a recorded conflict with the claim's and the
+// transcript words' ranges also in UTF-16 code units, and the speaker.
+type ConflictEvidence struct {
+	Conflict
+	ClaimRange SentenceRange
+	Role       string
+	// UTF16Start and UTF16End locate the words in the segment's text.
+	UTF16Start, UTF16End int
+}
+
+// ResolutionRecord is a resolution entry of the chain.
+type ResolutionRecord struct {
+	meta
+	Resolution
+}
 
 // Version is one version of a sentence.
 type Version struct {
@@ -132,15 +180,18 @@ func (s *state) project() *Note {
 				sec := NoteSection{Name: ds.Name}
 				for _, d := range ds.Sentences {
 					model := o.Model
-					sec.Sentences = append(sec.Sentences, &NoteSentence{ID: d.ID, Text: d.Text,
-						Versions: []Version{{meta: ev.meta, Kind: ledger.KindModelOutput, Text: d.Text, Model: &model}}})
+					t := &NoteSentence{ID: d.ID, Text: d.Text,
+						Versions: []Version{{meta: ev.meta, Kind: ledger.KindModelOutput, Text: d.Text, Model: &model}}}
+					unchecked(t)
+					sec.Sentences = append(sec.Sentences, t)
 				}
 				n.Sections = append(n.Sections, sec)
 			}
 		case ev.edit != nil:
 			applyEdit(n, ev, find)
 		case ev.alignment != nil:
-			for _, sa := range ev.alignment.Sentences {
+			for k := range ev.alignment.Sentences {
+				sa := &ev.alignment.Sentences[k]
 				i, j := find(sa.SentenceID)
 				if i < 0 {
 					continue
@@ -153,6 +204,16 @@ func (s *state) project() *Note {
 				t.Evidence = t.Evidence[:0]
 				for _, sp := range sa.Spans {
 					t.Evidence = append(t.Evidence, evidenceFor(sp, segs[sp.SegmentIndex]))
+				}
+				applyVerdict(t, sa, segs)
+			}
+		case ev.resolution != nil:
+			r := ev.resolution
+			if i, j := find(r.SentenceID); i >= 0 {
+				t := n.Sections[i].Sentences[j]
+				t.Resolutions = append(t.Resolutions, ResolutionRecord{meta: ev.meta, Resolution: *r})
+				if t.Versions[len(t.Versions)-1].Index == r.Version {
+					t.Resolved = true
 				}
 			}
 		case ev.signoff != nil:
@@ -181,6 +242,7 @@ func applyEdit(n *Note, ev event, find func(string) (int, int)) {
 			t.Text, t.Versions = d.Text, append(t.Versions, v)
 			t.Aligned, t.Evidence, t.Acknowledged = false, nil, false
 			t.AlignmentIndex, t.AlignmentMethod = 0, ""
+			unchecked(t)
 		}
 	case ActionDelete:
 		if i, j := find(d.SentenceID); i >= 0 {
@@ -188,6 +250,7 @@ func applyEdit(n *Note, ev event, find func(string) (int, int)) {
 		}
 	case ActionAdd:
 		t := &NoteSentence{ID: d.SentenceID, Text: d.Text, Versions: []Version{v}}
+		unchecked(t)
 		sec := slices.IndexFunc(n.Sections, func(s NoteSection) bool { return s.Name == d.Section })
 		if sec < 0 {
 			n.Sections = append(n.Sections, NoteSection{Name: d.Section})
@@ -203,6 +266,45 @@ func applyEdit(n *Note, ev event, find func(string) (int, int)) {
 		}
 		n.Sections[sec].Sentences = slices.Insert(n.Sections[sec].Sentences, pos, t)
 	}
+}
+
+// unchecked gives a sentence version that no alignment covers yet its
+// verdict: unmentioned as a whole, major, since nothing has checked it.
+func unchecked(t *NoteSentence) {
+	t.Verdict, t.Severity, t.Conflicts, t.Resolved = VerdictUnmentioned, SeverityMajor, nil, false
+	t.UnsupportedRanges = []SentenceRange{sentenceRange(t.Text, TextRange{0, len(t.Text)})}
+}
+
+// applyVerdict sets the verdict of t's current version from the
+// alignment that covers it.
+func applyVerdict(t *NoteSentence, sa *SentenceAlignment, segs map[int64]*storedSegment) {
+	verdict, severity, unsupported := sa.Checked(t.Text)
+	t.Verdict, t.Severity, t.Conflicts, t.UnsupportedRanges = verdict, severity, nil, nil
+	for _, r := range unsupported {
+		t.UnsupportedRanges = append(t.UnsupportedRanges, sentenceRange(t.Text, r))
+	}
+	for _, c := range sa.Conflicts {
+		ce := ConflictEvidence{Conflict: c, ClaimRange: sentenceRange(t.Text, c.Claim)}
+		if seg := segs[c.SegmentIndex]; seg != nil {
+			ce.Role = seg.Role
+			if c.CharStart >= 0 && c.CharStart <= c.CharEnd && c.CharEnd <= len(seg.Text) {
+				ce.UTF16Start = utf16Len(seg.Text[:c.CharStart])
+				ce.UTF16End = ce.UTF16Start + utf16Len(seg.Text[c.CharStart:c.CharEnd])
+			}
+		}
+		t.Conflicts = append(t.Conflicts, ce)
+	}
+}
+
+// sentenceRange adds UTF-16 offsets to a byte range of text; a range
+// outside the text keeps zero UTF-16 offsets.
+func sentenceRange(text string, r TextRange) SentenceRange {
+	out := SentenceRange{TextRange: r}
+	if r.Start >= 0 && r.Start <= r.End && r.End <= len(text) {
+		out.UTF16Start = utf16Len(text[:r.Start])
+		out.UTF16End = out.UTF16Start + utf16Len(text[r.Start:r.End])
+	}
+	return out
 }
 
 func evidenceFor(sp Span, seg *storedSegment) Evidence {

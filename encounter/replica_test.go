@@ -48,16 +48,10 @@ func TestServicesShareTheLog(t *testing.T) {
 	if err != nil || nb.Hash != ra.Note.Hash {
 		t.Fatalf("b's note after a's edit: %v", err)
 	}
-	// Signing on b what a's edit made: the hashes agree.
-	var acks []string
-	for _, sec := range ra.Note.Sections {
-		for _, t := range sec.Sentences {
-			if t.Unsupported() {
-				acks = append(acks, t.ID)
-			}
-		}
-	}
-	if _, err := b.Sign(ctx, alice, id, ra.Note.Hash[:], acks, "reviewed"); err != nil {
+	// Signing on b what a's edit made, after a resolved its flags: the
+	// hashes agree, and b sees a's resolutions.
+	resolveAll(t, a, id, ra.Note)
+	if _, err := b.Sign(ctx, alice, id, ra.Note.Hash[:], nil, "reviewed"); err != nil {
 		t.Fatalf("b signs the note a edited: %v", err)
 	}
 	ia, err := a.get(alice, id)

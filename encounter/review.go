@@ -55,20 +55,21 @@ func noteStatus(drafted, signed bool) NoteStatus {
 // Review is what decides whether one current sentence of a note is
 // flagged for a clinician, and whether that flag is resolved.
 type Review struct {
-	// Evidence is the number of transcript spans the alignment of the
-	// current version found; 0 when none covers it yet.
-	Evidence int `json:"e,omitempty"`
-	// Acknowledged: a signer accepted the current version while it was
-	// flagged.
-	Acknowledged bool `json:"a,omitempty"`
+	// Verdict is the current version's verdict (the Verdict constants):
+	// the alignment's that covers it, or unmentioned while none does.
+	Verdict string `json:"v,omitempty"`
+	// Resolved: a clinician resolved the current version (a resolution
+	// entry).
+	Resolved bool `json:"r,omitempty"`
 }
 
 // Flags is the one definition of a flagged and an unresolved sentence:
-// a sentence is flagged when no evidence supports its current version,
-// and unresolved while it is flagged and no sign-off acknowledged it.
+// a sentence is flagged when its current version's verdict is
+// contradicted or unmentioned (Flagged), and unresolved while it is
+// flagged and no clinician has resolved that version.
 func (r Review) Flags() (flagged, unresolved bool) {
-	flagged = r.Evidence == 0
-	return flagged, flagged && !r.Acknowledged
+	flagged = Flagged(r.Verdict)
+	return flagged, flagged && !r.Resolved
 }
 
 // countFlags adds up Flags over a note's current sentences.
@@ -87,7 +88,7 @@ func countFlags(reviews func(yield func(Review) bool)) (flagged, unresolved int)
 
 // review is the sentence's Review.
 func (s *NoteSentence) review() Review {
-	return Review{Evidence: len(s.Evidence), Acknowledged: s.Acknowledged}
+	return Review{Verdict: s.Verdict, Resolved: s.Resolved}
 }
 
 // Status returns where the note stands.

@@ -55,6 +55,7 @@ type Service struct {
 	blobs       *blob.Store
 	states      *stateCache
 	accessTrail bool        // see WithAccessTrail
+	check       Checker     // see WithChecker; nil means align.Align
 	summaries   SummaryView // see WithSummaries; nil: Find reads the chains
 }
 

@@ -33,7 +33,7 @@ type state struct {
 	segments   []storedSegment
 	segmentIDs map[string]bool
 	audio      []storedAudio
-	events     []event // model outputs, edits, alignments and sign-offs, in chain order
+	events     []event // model outputs, edits, alignments, resolutions and sign-offs, in chain order
 	added      int     // sentences added by edits so far
 }
 
@@ -56,10 +56,11 @@ type storedAudio struct {
 // event is one note-affecting entry; exactly one field is set.
 type event struct {
 	meta
-	output    *ModelOutput
-	edit      *Edit
-	alignment *Alignment
-	signoff   *Signoff
+	output     *ModelOutput
+	edit       *Edit
+	alignment  *Alignment
+	signoff    *Signoff
+	resolution *Resolution
 }
 
 // apply decodes one entry of the chain into s.
@@ -100,6 +101,8 @@ func (s *state) applyValue(e *ledger.StoredEntry, v any) error {
 		s.events = append(s.events, event{meta: m, alignment: p})
 	case *Signoff:
 		s.events = append(s.events, event{meta: m, signoff: p})
+	case *Resolution:
+		s.events = append(s.events, event{meta: m, resolution: p})
 	}
 	if e.Leaf.Kind == ledger.KindRedaction {
 		// The encounter was shredded: what this state decoded before must

@@ -8,7 +8,8 @@ import (
 // NoteTracker follows one encounter's note through its entries by the
 // rules of the note projection (Note), keeping only what a summary of the
 // encounter needs: the current sentences in order, with each one's current
-// version and Review, and the latest sign-off. It holds no text. The note
+// version and Review (its verdict and whether a clinician resolved it),
+// and the latest sign-off. It holds no text. The note
 // hash that decides whether the latest sign-off covers the current version
 // is computed from the entries' payloads when needed (PayloadFunc): after
 // a sign-off, and after each change of a signed note.
@@ -44,6 +45,10 @@ type trackedSentence struct {
 	Ord     int    `json:"o"`
 	Review  Review `json:"r"`
 }
+
+// unreviewed is the Review of a version no alignment covers yet: nothing
+// has checked it, so it is unmentioned (the projection's unchecked).
+var unreviewed = Review{Verdict: VerdictUnmentioned}
 
 // PayloadFunc returns the decoded payload (DecodePayload) of an earlier
 // entry of the encounter, by leaf index.
@@ -85,7 +90,7 @@ func (t *NoteTracker) Apply(leaf int64, v any, payload PayloadFunc) error {
 		for i, ds := range p.Note.Sections {
 			sec := trackedSection{From: leaf, Ord: i}
 			for _, d := range ds.Sentences {
-				sec.Sentences = append(sec.Sentences, trackedSentence{ID: d.ID, Version: leaf, Ord: k})
+				sec.Sentences = append(sec.Sentences, trackedSentence{ID: d.ID, Version: leaf, Ord: k, Review: unreviewed})
 				k++
 			}
 			t.Sections = append(t.Sections, sec)
@@ -96,20 +101,22 @@ func (t *NoteTracker) Apply(leaf int64, v any, payload PayloadFunc) error {
 			return err
 		}
 	case *Alignment:
-		for _, sa := range p.Sentences {
+		for k := range p.Sentences {
+			sa := &p.Sentences[k]
 			s := t.find(sa.SentenceID)
 			if s == nil || s.Version != sa.Version {
 				continue
 			}
-			s.Review.Evidence = len(sa.Spans)
+			// The verdict does not depend on the text; the unsupported
+			// ranges, which do, are not kept.
+			s.Review.Verdict, _, _ = sa.Checked("")
+		}
+	case *Resolution:
+		if s := t.find(p.SentenceID); s != nil && s.Version == p.Version {
+			s.Review.Resolved = true
 		}
 	case *Signoff:
 		t.SignedHash, changed = p.NoteHash, true
-		for _, id := range p.Acknowledged {
-			if s := t.find(id); s != nil {
-				s.Review.Acknowledged = true
-			}
-		}
 	}
 	if changed && t.SignedHash != "" {
 		h, err := t.hash(payload)
@@ -127,7 +134,7 @@ func (t *NoteTracker) edit(leaf int64, d *Edit, payload PayloadFunc) (bool, erro
 	switch d.Action {
 	case ActionReplace:
 		if s := t.find(d.SentenceID); s != nil {
-			*s = trackedSentence{ID: s.ID, Version: leaf, Ord: -1}
+			*s = trackedSentence{ID: s.ID, Version: leaf, Ord: -1, Review: unreviewed}
 			return true, nil
 		}
 	case ActionDelete:
@@ -161,7 +168,7 @@ func (t *NoteTracker) edit(leaf int64, d *Edit, payload PayloadFunc) (bool, erro
 				pos = j + 1
 			}
 		}
-		t.Sections[sec].Sentences = slices.Insert(t.Sections[sec].Sentences, pos, trackedSentence{ID: d.SentenceID, Version: leaf, Ord: -1})
+		t.Sections[sec].Sentences = slices.Insert(t.Sections[sec].Sentences, pos, trackedSentence{ID: d.SentenceID, Version: leaf, Ord: -1, Review: unreviewed})
 		return true, nil
 	}
 	return false, nil

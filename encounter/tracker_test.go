@@ -2,6 +2,7 @@ package encounter
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -93,7 +94,7 @@ func checkTracker(t *testing.T, step string, svc *Service, l *ledger.Log, id str
 func TestTrackerFollowsProjection(t *testing.T) {
 	seen := map[string]int{}
 	defer func() {
-		if seen["signed"] == 0 || seen["unresolved"] == 0 || seen["resigned"] == 0 {
+		if seen["signed"] == 0 || seen["unresolved"] == 0 || seen["resigned"] == 0 || seen["resolved"] == 0 {
 			t.Errorf("the histories did not reach every case: %v", seen)
 		}
 	}()
@@ -103,7 +104,8 @@ func TestTrackerFollowsProjection(t *testing.T) {
 			svc, l := newService(t)
 			id := newVisit(t, svc)
 			checkTracker(t, "opened", svc, l, id)
-			texts := []string{"Sore throat for 3 days.", "No difficulty swallowing.", "Owns a purple bicycle.", "Paracetamol and fluids.", "Temperature reported."}
+			signedTexts := map[string]string{} // the texts of the latest signed version
+			texts := []string{"Sore throat for 3 days.", "No difficulty swallowing.", "Allergic to penicillin.", "Paracetamol and fluids.", "No temperature.", "Temperature reported."}
 			for step := range 40 {
 				n, err := svc.Note(ctx, alice, id)
 				if err != nil {
@@ -119,11 +121,18 @@ func TestTrackerFollowsProjection(t *testing.T) {
 				switch r := rng.IntN(10); {
 				case n.ModelOutput < 0 || r == 0:
 					what = "draft"
-					_, err = svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: draft})
+					_, err = svc.RecordModelOutput(ctx, alice, id, ModelOutput{Model: Model{Name: "m"}, Note: flagDraft})
 				case r <= 3 && len(ids) > 0:
 					what = "replace"
 					sid := ids[rng.IntN(len(ids))]
 					text := texts[rng.IntN(len(texts))]
+					// Half the time after a sign-off, back to the signed text.
+					for _, x := range ids {
+						if st, ok := signedTexts[x]; ok && st != n.sentence(x).Text && rng.IntN(2) == 0 {
+							sid, text = x, st
+							break
+						}
+					}
 					if n.sentence(sid).Text == text {
 						text = texts[(rng.IntN(len(texts)-1)+1+indexOf(texts, text))%len(texts)]
 					}
@@ -143,20 +152,39 @@ func TestTrackerFollowsProjection(t *testing.T) {
 				case r == 5 && len(ids) > 1:
 					what = "delete"
 					_, err = svc.RecordEdit(ctx, alice, id, EditRequest{Action: ActionDelete, SentenceID: ids[rng.IntN(len(ids))]})
-				default:
-					what = "sign"
-					var acks []string
+				case r == 6 || r == 7:
+					what = "resolve"
+					var flagged []*NoteSentence
 					for _, sec := range n.Sections {
 						for _, s := range sec.Sentences {
-							if s.Unsupported() && rng.IntN(4) > 0 {
-								acks = append(acks, s.ID)
+							if s.NeedsResolution() {
+								flagged = append(flagged, s)
 							}
 						}
 					}
-					_, err = svc.Sign(ctx, alice, id, n.Hash[:], acks, "")
-					if err != nil {
+					if len(flagged) == 0 {
+						what += " (nothing flagged)"
+						break
+					}
+					f := flagged[rng.IntN(len(flagged))]
+					req := ResolveRequest{SentenceID: f.ID, Verdict: f.Verdict, Action: ResolveConfirmed, Reason: "as said"}
+					if rng.IntN(3) == 0 {
+						req = ResolveRequest{SentenceID: f.ID, Verdict: f.Verdict, Action: ResolveEdited, Text: texts[rng.IntN(len(texts))] + " Checked."}
+					}
+					_, err = svc.ResolveSentence(ctx, alice, id, req)
+				default:
+					what = "sign"
+					_, err = svc.Sign(ctx, alice, id, n.Hash[:], nil, "")
+					if errors.Is(err, ErrPrecondition) {
 						what += " (refused)"
 						err = nil
+					} else if err == nil {
+						signedTexts = map[string]string{}
+						for _, sec := range n.Sections {
+							for _, s := range sec.Sentences {
+								signedTexts[s.ID] = s.Text
+							}
+						}
 					}
 				}
 				if err != nil {
@@ -165,8 +193,10 @@ func TestTrackerFollowsProjection(t *testing.T) {
 				checkTracker(t, fmt.Sprintf("step %d (%s)", step, what), svc, l, id)
 				before := n.Status()
 				n, _ = svc.Note(ctx, alice, id)
-				if _, u := n.Flags(); u > 0 {
+				if f, u := n.Flags(); u > 0 {
 					seen["unresolved"]++
+				} else if f > 0 {
+					seen["resolved"]++
 				}
 				if n.Status() == NoteSigned {
 					seen["signed"]++
@@ -178,6 +208,35 @@ func TestTrackerFollowsProjection(t *testing.T) {
 		})
 	}
 }
+
+// current returns the leaf of each current sentence's current version.
+func current(t *testing.T, svc *Service, id string) map[string]int64 {
+	t.Helper()
+	n, err := svc.Note(ctx, alice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sec := range n.Sections {
+		for _, s := range sec.Sentences {
+			if _, ok := out[s.ID]; !ok {
+				out[s.ID] = s.Versions[len(s.Versions)-1].Index
+			}
+		}
+	}
+	return out
+}
+
+// flagDraft is a note of which the checker flags two sentences of the
+// synthetic visit: one unmentioned, one contradicted.
+var flagDraft = &Draft{Sections: []DraftSection{
+	{Name: "Subjective", Sentences: []DraftSentence{
+		{ID: "S1", Text: "Sore throat for 3 days with a temperature."},
+		{ID: "S2", Text: "Allergic to penicillin."},
+	}},
+	{Name: "Assessment", Sentences: []DraftSentence{{ID: "A1", Text: "Sore throat for 2 weeks."}}},
+	{Name: "Plan", Sentences: []DraftSentence{{ID: "P1", Text: "Paracetamol and fluids."}}},
+}}
 
 func indexOf(xs []string, x string) int {
 	for i, v := range xs {
@@ -234,6 +293,23 @@ func TestTrackerOddHistories(t *testing.T) {
 		}},
 		{"alignment of an older version", func() {
 			appendRaw(ledger.KindAlignment, Alignment{V: PayloadVersion, Method: "m", Sentences: []SentenceAlignment{{SentenceID: "x", Version: 1, Spans: []Span{{SegmentID: "s1"}}}}})
+		}},
+		{"alignments with and without verdicts", func() {
+			v := current(t, svc, id)
+			appendRaw(ledger.KindAlignment, Alignment{V: PayloadVersion, Method: "m", Sentences: []SentenceAlignment{
+				{SentenceID: "x", Version: v["x"], Spans: []Span{{SegmentID: "s1"}}},                               // before verdicts: supported
+				{SentenceID: "y", Version: v["y"], Spans: []Span{}},                                                // before verdicts: unmentioned
+				{SentenceID: "w", Version: v["w"], Spans: []Span{{SegmentID: "s2"}}, Verdict: VerdictContradicted}, // a stated verdict wins
+			}})
+		}},
+		{"resolution of another version", func() {
+			appendRaw(ledger.KindResolution, Resolution{V: PayloadVersion, SentenceID: "w", Version: 1, Verdict: VerdictContradicted, Action: ResolveConfirmed, Reason: "r"})
+		}},
+		{"resolution of the current version", func() {
+			appendRaw(ledger.KindResolution, Resolution{V: PayloadVersion, SentenceID: "w", Version: current(t, svc, id)["w"], Verdict: VerdictContradicted, Action: ResolveConfirmed, Reason: "r"})
+		}},
+		{"resolution of a sentence that is not flagged", func() {
+			appendRaw(ledger.KindResolution, Resolution{V: PayloadVersion, SentenceID: "x", Version: current(t, svc, id)["x"], Verdict: VerdictSupported, Action: ResolveConfirmed, Reason: "r"})
 		}},
 		{"sign-off of another version", func() {
 			appendRaw(ledger.KindSignoff, Signoff{V: PayloadVersion, NoteHash: hexHash([32]byte{1}), Acknowledged: []string{"x", "missing"}})

@@ -33,6 +33,10 @@ func (s *alignServer) Align(ctx context.Context, req *pb.AlignRequest) (*pb.Alig
 		for _, e := range r.Evidence {
 			se.Evidence = append(se.Evidence, evidencePB(e))
 		}
+		se.Verdict, se.Severity, se.Conflicts, se.UnsupportedRanges = verdictPB(r.Verdict, r.Severity, r.Conflicts, r.UnsupportedRanges)
+		if r.Method != "" {
+			out.Method = r.Method
+		}
 		out.Results = append(out.Results, se)
 	}
 	return out, nil

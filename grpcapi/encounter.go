@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/encounter"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
@@ -299,6 +300,73 @@ func (s *encounterServer) RecordEdit(ctx context.Context, req *pb.RecordEditRequ
 	return &pb.RecordEditResponse{Receipt: r, SentenceId: rec.SentenceID, EditIndex: rec.Change, AlignmentIndex: max(rec.Alignment, 0), Note: NotePB(rec.Note)}, nil
 }
 
+var resolutionActions = map[pb.ResolutionAction]string{
+	pb.ResolutionAction_RESOLUTION_ACTION_CONFIRM: encounter.ResolveConfirmed,
+	pb.ResolutionAction_RESOLUTION_ACTION_EDIT:    encounter.ResolveEdited,
+}
+
+var verdicts = map[pb.Verdict]string{
+	pb.Verdict_VERDICT_SUPPORTED:    encounter.VerdictSupported,
+	pb.Verdict_VERDICT_INFERRED:     encounter.VerdictInferred,
+	pb.Verdict_VERDICT_CONTRADICTED: encounter.VerdictContradicted,
+	pb.Verdict_VERDICT_UNMENTIONED:  encounter.VerdictUnmentioned,
+}
+
+var severities = map[pb.Severity]string{
+	pb.Severity_SEVERITY_MAJOR:   encounter.SeverityMajor,
+	pb.Severity_SEVERITY_MINOR:   encounter.SeverityMinor,
+	pb.Severity_SEVERITY_MINIMAL: encounter.SeverityMinimal,
+}
+
+var conflictKinds = map[pb.ConflictKind]string{
+	pb.ConflictKind_CONFLICT_KIND_NEGATION:         string(align.ConflictNegation),
+	pb.ConflictKind_CONFLICT_KIND_NUMBER:           string(align.ConflictNumber),
+	pb.ConflictKind_CONFLICT_KIND_DURATION_ONSET:   string(align.ConflictDuration),
+	pb.ConflictKind_CONFLICT_KIND_MEDICATION:       string(align.ConflictMedication),
+	pb.ConflictKind_CONFLICT_KIND_DOSE_FREQUENCY:   string(align.ConflictDose),
+	pb.ConflictKind_CONFLICT_KIND_LATERALITY_SITE:  string(align.ConflictSite),
+	pb.ConflictKind_CONFLICT_KIND_CONDITION:        string(align.ConflictCondition),
+	pb.ConflictKind_CONFLICT_KIND_ATTRIBUTION:      string(align.ConflictAttribution),
+	pb.ConflictKind_CONFLICT_KIND_SEVERITY_QUALITY: string(align.ConflictQuality),
+}
+
+// enumOf returns the key of m whose value is v, or the zero key.
+func enumOf[K comparable](m map[K]string, v string) K {
+	for k, name := range m {
+		if name == v {
+			return k
+		}
+	}
+	var zero K
+	return zero
+}
+
+func (s *encounterServer) ResolveSentence(ctx context.Context, req *pb.ResolveSentenceRequest) (*pb.ResolveSentenceResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	action, ok := resolutionActions[req.GetAction()]
+	if !ok {
+		return nil, invalidArg("action", "must be CONFIRM or EDIT")
+	}
+	verdict, ok := verdicts[req.GetVerdict()]
+	if !ok {
+		return nil, invalidArg("verdict", "must be the verdict the clinician saw: CONTRADICTED or UNMENTIONED")
+	}
+	rec, err := s.svc.ResolveSentence(ctx, c, req.GetEncounterId(), encounter.ResolveRequest{SentenceID: req.GetSentenceId(), Verdict: verdict,
+		Alignment: req.GetAlignmentIndex(), Action: action, Reason: req.GetReason(), Text: req.GetText()})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ResolveSentenceResponse{Receipt: r, ResolutionIndex: rec.Resolution, EditIndex: max(rec.Change, 0),
+		AlignmentIndex: max(rec.Alignment, 0), Note: NotePB(rec.Note)}, nil
+}
+
 func (s *encounterServer) SignNote(ctx context.Context, req *pb.SignNoteRequest) (*pb.SignNoteResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -365,6 +433,14 @@ func NotePB(n *encounter.Note) *pb.Note {
 			for _, e := range t.Evidence {
 				st.Evidence = append(st.Evidence, evidencePB(e))
 			}
+			st.Verdict, st.Severity, st.Conflicts, st.UnsupportedRanges = verdictPB(t.Verdict, t.Severity, t.Conflicts, t.UnsupportedRanges)
+			st.Resolved = t.Resolved
+			for _, r := range t.Resolutions {
+				st.Resolutions = append(st.Resolutions, &pb.Resolution{LeafIndex: r.Index, Actor: r.Actor, RecordTime: timestamppb.New(r.Time),
+					VersionIndex: r.Version, AlignmentIndex: r.Alignment, Verdict: enumOf(verdicts, r.Verdict), Severity: enumOf(severities, r.Severity),
+					Action: enumOf(resolutionActions, r.Action), Reason: r.Reason, EditIndex: r.Edit, RealignedIndex: r.Realigned,
+					NewVerdict: enumOf(verdicts, r.NewVerdict)})
+			}
 			for _, v := range t.Versions {
 				pv := &pb.SentenceVersion{LeafIndex: v.Index, Kind: pb.EntryKind(v.Kind), Text: v.Text, Actor: v.Actor,
 					RecordTime: timestamppb.New(v.Time), Reason: v.Reason}
@@ -388,6 +464,25 @@ func NotePB(n *encounter.Note) *pb.Note {
 			NoteHash: h, Statement: g.Statement, AcknowledgedSentenceIds: g.Acknowledged})
 	}
 	return out
+}
+
+// verdictPB translates a sentence's verdict and its details.
+func verdictPB(verdict, severity string, conflicts []encounter.ConflictEvidence, unsupported []encounter.SentenceRange) (pb.Verdict, pb.Severity, []*pb.Conflict, []*pb.TextRange) {
+	var cs []*pb.Conflict
+	for _, c := range conflicts {
+		cs = append(cs, &pb.Conflict{Kind: enumOf(conflictKinds, c.Kind), Claim: textRangePB(c.ClaimRange), SegmentId: c.SegmentID,
+			SegmentIndex: c.SegmentIndex, CharStart: int32(c.CharStart), CharEnd: int32(c.CharEnd), Utf16Start: int32(c.UTF16Start),
+			Utf16End: int32(c.UTF16End), StartMs: c.StartMS, EndMs: c.EndMS, Words: c.Words, SpeakerRole: rolePB(c.Role)})
+	}
+	var rs []*pb.TextRange
+	for _, r := range unsupported {
+		rs = append(rs, textRangePB(r))
+	}
+	return enumOf(verdicts, verdict), enumOf(severities, severity), cs, rs
+}
+
+func textRangePB(r encounter.SentenceRange) *pb.TextRange {
+	return &pb.TextRange{CharStart: int32(r.Start), CharEnd: int32(r.End), Utf16Start: int32(r.UTF16Start), Utf16End: int32(r.UTF16End)}
 }
 
 func evidencePB(e encounter.Evidence) *pb.EvidenceSpan {

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -31,7 +32,24 @@ func statusOf(err error) error {
 	}
 	var invalid *ledger.InvalidError
 	var badSearch *index.InvalidError
+	var precondition *encounter.PreconditionError
+	var unresolved *encounter.UnresolvedError
 	switch {
+	case errors.As(err, &precondition):
+		return withField(codes.FailedPrecondition, precondition.Field, precondition.Reason, err.Error())
+	case errors.As(err, &unresolved):
+		// Each unresolved sentence, by id, for a client to take the
+		// clinician to it.
+		st := status.New(codes.FailedPrecondition, err.Error())
+		pf := &errdetails.PreconditionFailure{}
+		for _, t := range unresolved.Sentences {
+			pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{Type: "UNRESOLVED_" + strings.ToUpper(t.Verdict),
+				Subject: "sentences/" + t.ID, Description: "the " + t.Severity + " " + t.Verdict + " sentence must be resolved before signing"})
+		}
+		if d, derr := st.WithDetails(pf); derr == nil {
+			st = d
+		}
+		return st.Err()
 	case errors.As(err, new(*pipeline.CallError)):
 		// A failed model call, recorded; the message names its leaf.
 		code := codes.Unavailable // unreachable, overloaded or a reply that is not a note

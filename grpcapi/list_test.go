@@ -77,7 +77,7 @@ func TestListEncounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	mo, err := api.RecordModelOutput(pipe, &pb.RecordModelOutputRequest{EncounterId: ids[0], Model: &pb.ModelRef{Name: "m"}, Note: &pb.DraftNote{Sections: []*pb.DraftSection{
-		{Name: "Subjective", Sentences: []*pb.DraftSentence{{SentenceId: "S1", Text: "Sore throat for 3 days."}, {SentenceId: "S2", Text: "Owns a purple bicycle."}}}}}})
+		{Name: "Subjective", Sentences: []*pb.DraftSentence{{SentenceId: "S1", Text: "Sore throat for 3 days."}, {SentenceId: "S2", Text: "Allergic to penicillin."}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,16 +16,17 @@ type Kind uint8
 
 // The entry kinds. See docs/formats.md.
 const (
-	KindEncounter   Kind = 1 // an encounter was opened
-	KindAudio       Kind = 2 // a recording or chunk, stored as a blob
-	KindSegment     Kind = 3 // a transcript segment
-	KindModelOutput Kind = 4 // one call of a model
-	KindAlignment   Kind = 5 // evidence for note sentences
-	KindEdit        Kind = 6 // a clinician changed, added or deleted a sentence
-	KindSignoff     Kind = 7 // a clinician signed a note version
-	KindAccess      Kind = 8 // someone read or exported PHI
-	KindRedaction   Kind = 9 // an earlier payload was destroyed
-	maxKind              = KindRedaction
+	KindEncounter   Kind = 1  // an encounter was opened
+	KindAudio       Kind = 2  // a recording or chunk, stored as a blob
+	KindSegment     Kind = 3  // a transcript segment
+	KindModelOutput Kind = 4  // one call of a model
+	KindAlignment   Kind = 5  // evidence for note sentences
+	KindEdit        Kind = 6  // a clinician changed, added or deleted a sentence
+	KindSignoff     Kind = 7  // a clinician signed a note version
+	KindAccess      Kind = 8  // someone read or exported PHI
+	KindRedaction   Kind = 9  // an earlier payload was destroyed
+	KindResolution  Kind = 10 // a clinician resolved a flagged note sentence
+	maxKind              = KindResolution
 )
 
 var kindNames = [...]string{
@@ -38,6 +39,7 @@ var kindNames = [...]string{
 	KindSignoff:     "signoff",
 	KindAccess:      "access",
 	KindRedaction:   "redaction",
+	KindResolution:  "resolution",
 }
 
 // Valid reports whether k is a known kind.

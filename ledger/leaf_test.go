@@ -131,7 +131,7 @@ func TestDecodeLeafRejects(t *testing.T) {
 		"version-0":        mutate(g.data, func(b []byte) []byte { b[0] = 0; return b }),
 		"version-2":        mutate(g.data, func(b []byte) []byte { b[0] = 2; return b }),
 		"kind-0":           mutate(g.data, func(b []byte) []byte { b[1] = 0; return b }),
-		"kind-10":          mutate(g.data, func(b []byte) []byte { b[1] = 10; return b }),
+		"kind-11":          mutate(g.data, func(b []byte) []byte { b[1] = 11; return b }),
 		"time-zero":        mutate(g.data, func(b []byte) []byte { clear(b[2:10]); return b }),
 		"time-negative":    mutate(g.data, func(b []byte) []byte { b[2] = 0x80; return b }),
 		"tenant-empty":     mutate(g.data, func(b []byte) []byte { return append(append(b[:10:10], 0), b[26:]...) }),

@@ -3,7 +3,6 @@ package summary
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -87,7 +86,8 @@ var draft = &encounter.Draft{Sections: []encounter.DraftSection{
 	}},
 	{Name: "Assessment", Sentences: []encounter.DraftSentence{
 		{ID: "A1", Text: "Likely viral throat infection."},
-		{ID: "A2", Text: "Patient owns a purple bicycle."},
+		{ID: "A2", Text: "Allergic to penicillin."},  // unmentioned: flagged
+		{ID: "A3", Text: "Sore throat for 2 weeks."}, // contradicted: flagged
 	}},
 	{Name: "Plan", Sentences: []encounter.DraftSentence{{ID: "P1", Text: "Paracetamol and fluids."}}},
 }}
@@ -156,17 +156,17 @@ func (w *workload) run(n int, shred bool) {
 			_, err = w.svc.RecordEdit(ctx, c, id, encounter.EditRequest{Action: encounter.ActionReplace, SentenceID: sids[w.rng.IntN(len(sids))],
 				Text: fmt.Sprintf("Reviewed %d.", w.rng.IntN(1000))})
 		case op == 6 && n.ModelOutput >= 0:
-			var acks []string
-			for _, sec := range n.Sections {
-				for _, s := range sec.Sentences {
-					if s.Unsupported() && w.rng.IntN(3) > 0 {
-						acks = append(acks, s.ID)
-					}
+			// Resolve every flagged sentence, then sign.
+			for w.resolveOne(c, id, n) {
+				if n, err = w.svc.Note(ctx, c, id); err != nil {
+					t.Fatal(err)
 				}
 			}
-			if _, err := w.svc.Sign(ctx, c, id, n.Hash[:], acks, ""); err != nil && !isPrecondition(err) {
+			if _, err := w.svc.Sign(ctx, c, id, n.Hash[:], nil, ""); err != nil {
 				t.Fatal(err)
 			}
+		case op == 8 && n.ModelOutput >= 0:
+			w.resolveOne(c, id, n)
 		case op == 7 && shred && w.rng.IntN(3) == 0:
 			w.shred(c, id)
 		default:
@@ -178,8 +178,21 @@ func (w *workload) run(n int, shred bool) {
 	}
 }
 
-func isPrecondition(err error) bool {
-	return err != nil && errors.Is(err, encounter.ErrPrecondition)
+// resolveOne confirms one of the note's unresolved flagged sentences, if
+// there is one.
+func (w *workload) resolveOne(c encounter.Caller, id string, n *encounter.Note) bool {
+	for _, sec := range n.Sections {
+		for _, s := range sec.Sentences {
+			if s.NeedsResolution() {
+				req := encounter.ResolveRequest{SentenceID: s.ID, Verdict: s.Verdict, Action: encounter.ResolveConfirmed, Reason: "as said"}
+				if _, err := w.svc.ResolveSentence(ctx, c, id, req); err != nil {
+					w.t.Fatal(err)
+				}
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shred destroys an encounter's payloads and records the redaction, as

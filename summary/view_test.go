@@ -37,6 +37,17 @@ func TestViewMatchesChains(t *testing.T) {
 				catchUp(t, v)
 				sameListings(t, fmt.Sprintf("round %d", round), viewed, chains)
 			}
+			// The history reached every status the filters select.
+			for name, f := range map[string]encounter.Filter{"signed": {Status: encounter.NoteSigned}, "unresolved": {Unresolved: true},
+				"drafted, resolved": {Status: encounter.NoteDrafted}} {
+				n := 0
+				for _, c := range tenants {
+					n += len(listAll(t, chains, c, f, 0))
+				}
+				if n == 0 {
+					t.Errorf("no visit is %s; the test needs some", name)
+				}
+			}
 		})
 	}
 }

@@ -28,16 +28,25 @@ func TestVisitListPagesAndFilters(t *testing.T) {
 		}
 		ids = append(ids, c.GetEncounter().GetEncounterId())
 	}
-	draftNote := &pb.DraftNote{Sections: []*pb.DraftSection{{Name: "Plan", Sentences: []*pb.DraftSentence{{SentenceId: "P1", Text: "Owns a purple bicycle."}}}}}
+	draftNote := &pb.DraftNote{Sections: []*pb.DraftSection{{Name: "Plan", Sentences: []*pb.DraftSentence{{SentenceId: "P1", Text: "Allergic to penicillin."}}}}}
 	// Visit 5 gets a note with a flagged sentence; visit 17 one that is
-	// signed with the flag acknowledged, after it.
+	// signed once the flag is resolved, after it.
 	for _, i := range []int{5, 17} {
 		mo, err := s.API.RecordModelOutput(ctx, &pb.RecordModelOutputRequest{EncounterId: ids[i], Model: &pb.ModelRef{Name: "m"}, Note: draftNote})
 		if err != nil {
 			t.Fatal(err)
 		}
+		p1 := mo.GetNote().GetSections()[0].GetSentences()[0]
+		if p1.GetVerdict() != pb.Verdict_VERDICT_UNMENTIONED && p1.GetVerdict() != pb.Verdict_VERDICT_CONTRADICTED {
+			t.Fatalf("the test needs a flagged sentence; the checker says %v", p1.GetVerdict())
+		}
 		if i == 17 {
-			if _, err := s.API.SignNote(ctx, &pb.SignNoteRequest{EncounterId: ids[i], NoteHash: mo.GetNote().GetNoteHash(), AcknowledgedSentenceIds: []string{"P1"}}); err != nil {
+			rs, err := s.API.ResolveSentence(ctx, &pb.ResolveSentenceRequest{EncounterId: ids[i], SentenceId: "P1", Verdict: p1.GetVerdict(),
+				Action: pb.ResolutionAction_RESOLUTION_ACTION_CONFIRM, Reason: "said before the recording"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.API.SignNote(ctx, &pb.SignNoteRequest{EncounterId: ids[i], NoteHash: rs.GetNote().GetNoteHash()}); err != nil {
 				t.Fatal(err)
 			}
 		}

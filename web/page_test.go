@@ -342,18 +342,19 @@ func TestClickSupportedSentence(t *testing.T) {
 	})
 }
 
-// addUnsupported appends a sentence the aligner cannot support.
+// addUnsupported appends a sentence nothing in the visit supports: the
+// claim checker calls it unmentioned, so it is flagged.
 func (v *visit) addUnsupported(t *testing.T) string {
 	t.Helper()
 	r, err := v.s.API.RecordEdit(as("dr.demo"), &pb.RecordEditRequest{EncounterId: v.id, Action: pb.EditAction_EDIT_ACTION_ADD, Section: "Plan",
-		AfterSentenceId: "P1", Text: "Xylophone quartzite glockenspiel.", Reason: "test: a sentence with no support"})
+		AfterSentenceId: "P1", Text: "No known drug allergies.", Reason: "test: a sentence nothing in the visit supports"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v.refresh(t)
 	x := v.sentence(r.GetSentenceId())
-	if x == nil || !x.GetUnsupported() || len(x.GetEvidence()) != 0 {
-		t.Fatalf("precondition: the added sentence %q is not unsupported: %v", r.GetSentenceId(), x)
+	if x == nil || !x.GetUnsupported() || len(x.GetEvidence()) != 0 || x.GetVerdict() != pb.Verdict_VERDICT_UNMENTIONED {
+		t.Fatalf("precondition: the added sentence %q is not unsupported and unmentioned: %v", r.GetSentenceId(), x)
 	}
 	return r.GetSentenceId()
 }
@@ -364,11 +365,15 @@ func TestUnsupportedSentence(t *testing.T) {
 	tb := newTab(t, 1280, 800)
 	tb.openVisit(v.s.URL, v.id)
 
-	if !eval[bool](tb, `document.querySelector('`+sel(id)+`').classList.contains('unsupported')`) {
-		t.Fatal("the unsupported sentence has no class unsupported")
+	cls := eval[string](tb, `document.querySelector('`+sel(id)+`').className`)
+	if !strings.Contains(cls, "unsupported") || !strings.Contains(cls, "flagged") {
+		t.Fatalf("the unsupported sentence's classes %q lack unsupported and flagged", cls)
 	}
-	if got := eval[string](tb, `document.querySelector('`+sel(id)+` .chip-warn')?.textContent || ''`); got != "No evidence" {
-		t.Errorf("flag chip %q, want %q", got, "No evidence")
+	if got := eval[string](tb, `document.querySelector('`+sel(id)+`').dataset.verdict`); got != "unmentioned" {
+		t.Errorf("data-verdict %q, want unmentioned", got)
+	}
+	if got := eval[string](tb, `document.querySelector('`+sel(id)+` .chip-verdict')?.textContent || ''`); !strings.HasPrefix(got, "Not mentioned") {
+		t.Errorf("flag chip %q, want it to say Not mentioned", got)
 	}
 	// Something is playing; activating the unsupported sentence stops it
 	// and plays nothing.
@@ -388,32 +393,13 @@ func TestUnsupportedSentence(t *testing.T) {
 			t.Fatalf("audio played after activating an unsupported sentence: %+v", s)
 		}
 	}
-	if n := eval[int](tb, `document.querySelectorAll('.evidence-active').length`); n != 0 {
-		t.Errorf("%d evidence highlights for an unsupported sentence", n)
+	if n := eval[int](tb, `document.querySelectorAll('mark.evidence').length`); n != 0 {
+		t.Errorf("%d transcript highlights for an unsupported sentence", n)
 	}
-	if !strings.Contains(eval[string](tb, `document.getElementById('detail-`+id+`').textContent`), "No supporting evidence") {
-		t.Error("the sentence panel does not say there is no evidence")
+	if detail := eval[string](tb, `document.getElementById('detail-`+id+`').textContent`); !strings.Contains(detail, "Not mentioned") || !strings.Contains(detail, "Confirm as written") {
+		t.Errorf("the sentence panel does not say it is not mentioned, or offers no resolution:\n%s", detail)
 	}
 	tb.screenshot("desktop-unsupported")
-
-	// The flag stays until the note is signed with an acknowledgement.
-	tb.do(chromedp.Click(chromedp.CSS(`.visit-status .btn-primary`)))
-	tb.wait(`document.querySelector('dialog[open] .ack-list input') !== null`, 5*time.Second)
-	tb.screenshot("desktop-sign-dialog")
-	tb.do(chromedp.Click(chromedp.CSS(`dialog[open] button[value=sign]`)))
-	if !eval[bool](tb, `document.querySelector('dialog[open] .form-error:not([hidden])') !== null`) {
-		t.Error("signing without acknowledging the unsupported sentence was not refused")
-	}
-	tb.do(chromedp.Click(chromedp.CSS(`dialog[open] .ack-list input`)), chromedp.Click(chromedp.CSS(`dialog[open] button[value=sign]`)))
-	tb.wait(`document.querySelector('.status-signed') !== null`, 10*time.Second)
-	v.refresh(t)
-	if !v.note.GetSigned() || !v.sentence(id).GetAcknowledged() {
-		t.Fatalf("after signing: signed=%v acknowledged=%v", v.note.GetSigned(), v.sentence(id).GetAcknowledged())
-	}
-	cls := eval[string](tb, `document.querySelector('`+sel(id)+`').className`)
-	if !strings.Contains(cls, "acknowledged") || eval[int](tb, `document.querySelectorAll('`+sel(id)+` .chip-warn').length`) != 0 {
-		t.Errorf("after an acknowledged sign-off the sentence is still flagged: class %q", cls)
-	}
 }
 
 func TestInlineEdit(t *testing.T) {
@@ -461,12 +447,20 @@ func TestInlineEdit(t *testing.T) {
 	if got := eval[string](tb, `document.querySelector('#detail-`+target+` .diff del').textContent`); got != old.GetText() {
 		t.Errorf("before: %q, want %q", got, old.GetText())
 	}
-	// ...and is re-aligned: the highlights are the new evidence.
+	// ...and is re-aligned and re-verified: the highlights are the new
+	// evidence, or, if the checker finds the new text contradicted, the
+	// words that contradict it.
 	got, want := pageMarks(tb), expectedMarks(x, v.segText)
-	if !slices.Equal(got, want) {
-		t.Errorf("highlights after the edit:\n got %v\nwant %v", got, want)
+	if x.GetVerdict() == pb.Verdict_VERDICT_CONTRADICTED && len(x.GetConflicts()) > 0 {
+		got, want = conflictMarks(tb), expectedConflictMarks(x, v.segText)
 	}
-	if slices.Equal(want, expectedMarks(old, v.segText)) {
+	if !slices.Equal(got, want) {
+		t.Errorf("highlights after the edit (verdict %s):\n got %v\nwant %v", verdictName(x.GetVerdict()), got, want)
+	}
+	if got := eval[string](tb, `document.querySelector('`+sel(target)+`').dataset.verdict`); got != verdictName(x.GetVerdict()) {
+		t.Errorf("data-verdict after the edit %q, the note's %q", got, verdictName(x.GetVerdict()))
+	}
+	if slices.Equal(expectedMarks(x, v.segText), expectedMarks(old, v.segText)) {
 		t.Errorf("the new text's evidence equals the old; the test cannot see a re-alignment")
 	}
 	// The new entries are verified in the browser too.

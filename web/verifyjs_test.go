@@ -279,7 +279,7 @@ func TestJSLeafDecoding(t *testing.T) {
 	if len(paths) == 0 {
 		t.Fatal("no golden leaf vectors in ../ledger/testdata/leaf")
 	}
-	kinds := []string{"", "encounter", "audio", "segment", "model_output", "alignment", "edit", "signoff", "access", "redaction"}
+	kinds := []string{"", "encounter", "audio", "segment", "model_output", "alignment", "edit", "signoff", "access", "redaction", "resolution"}
 	for _, p := range paths {
 		fields, data := goldenLeaf(t, p)
 		var kind int
@@ -304,7 +304,7 @@ func TestJSLeafDecoding(t *testing.T) {
 			"trailing byte":  append(append([]byte{}, data...), 0),
 			"truncated":      data[:len(data)-1],
 			"version 2":      append([]byte{2}, data[1:]...),
-			"kind 10":        append([]byte{data[0], 10}, data[2:]...),
+			"kind 11":        append([]byte{data[0], 11}, data[2:]...),
 			"kind 0":         append([]byte{data[0], 0}, data[2:]...),
 			"zero time":      append(append([]byte{data[0], data[1]}, make([]byte, 8)...), data[10:]...),
 			"space in actor": []byte(strings.Replace(string(data), fields["actor"], " "+fields["actor"][1:], 1)),

@@ -141,7 +141,8 @@ func checkReceivedReport(ctx context.Context, cl *client.Client, g *globals, dat
 			return &client.VerificationError{What: "the report's checkpoint is not consistent with the trusted log: " + err.Error()}
 		}
 	}
-	fmt.Fprintf(stderr, "report verified: %d entries, %d sentences, %d evidence spans against checkpoint %d\n", check.Entries, check.Sentences, check.Evidence, size)
+	fmt.Fprintf(stderr, "report verified: %d entries, %d sentences (%d flagged, %d resolutions), %d evidence spans against checkpoint %d\n",
+		check.Entries, check.Sentences, check.Flagged, check.Resolutions, check.Evidence, size)
 	return nil
 }
 
@@ -185,8 +186,10 @@ func verifyReportCmd(g *globals) *cobra.Command {
 the checkpoint's signature with the verifier key you give (not the report's), every
 entry's leaf hash from its leaf data, every leaf field against the report, every
 payload against its leaf's commitment, every inclusion proof against the checkpoint,
-and every claim (sentence texts, origins, edits, evidence, sign-offs, accesses)
-against the payloads. Exit status 3 when anything fails.`,
+and every claim (sentence texts, origins, edits, evidence, verdicts with their
+conflicts and unsupported parts, resolutions and the verdict each clinician saw,
+sign-offs, accesses) against the payloads, and that a signed note has no flagged
+sentence left unresolved. Exit status 3 when anything fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.verifierKey == "" {
@@ -203,8 +206,8 @@ against the payloads. Exit status 3 when anything fails.`,
 			}
 			check := compliance.VerifyReport(r, g.verifierKey)
 			err = g.print(check, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "report\t%s\nencounter\t%s\nlog\t%s\ncheckpoint\t%d %s\nentries\t%d\nsentences\t%d\nevidence spans\t%d\naccesses\t%d\n",
-					args[0], check.Encounter, check.Origin, check.TreeSize, check.RootHash, check.Entries, check.Sentences, check.Evidence, check.Accesses)
+				fmt.Fprintf(w, "report\t%s (%s)\nencounter\t%s\nlog\t%s\ncheckpoint\t%d %s\nentries\t%d\nsentences\t%d\nflagged sentences\t%d\nresolutions\t%d\nevidence spans\t%d\naccesses\t%d\n",
+					args[0], check.Format, check.Encounter, check.Origin, check.TreeSize, check.RootHash, check.Entries, check.Sentences, check.Flagged, check.Resolutions, check.Evidence, check.Accesses)
 				printResult(w, "VERIFIED", check.Problems)
 			})
 			if err != nil {

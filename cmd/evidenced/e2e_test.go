@@ -729,9 +729,20 @@ func TestDemoLoadsOnceAndSurvivesRestart(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	id := list.GetEncounters()[0].GetEncounterId()
+	// The demo leaves its note unsigned, with the fixture draft's two
+	// errors flagged for the clinician.
 	n, err := c.Encounters.GetNote(dctx, &pb.GetNoteRequest{EncounterId: id})
-	if err != nil || !n.GetNote().GetSigned() || len(n.GetNote().GetSections()) != 4 {
+	if err != nil || n.GetNote().GetSigned() || len(n.GetNote().GetSections()) != 4 {
 		t.Fatalf("demo note: %v", err)
+	}
+	flags := map[pb.Verdict]int{}
+	for _, sec := range n.GetNote().GetSections() {
+		for _, s := range sec.GetSentences() {
+			flags[s.GetVerdict()]++
+		}
+	}
+	if flags[pb.Verdict_VERDICT_CONTRADICTED] < 1 || flags[pb.Verdict_VERDICT_UNMENTIONED] < 1 {
+		t.Errorf("the demo note's verdicts: %v; want a contradicted and an unmentioned sentence", flags)
 	}
 	tr, err := c.Encounters.GetTranscript(dctx, &pb.GetTranscriptRequest{EncounterId: id})
 	if err != nil || len(tr.GetAudio()) != 1 || len(tr.GetSegments()) < 50 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
+	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/grpcapi"
 	"github.com/evidenceledger/evidence/grpcapi/client"
@@ -126,8 +127,10 @@ func TestSetupInferenceServesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Then a second draft through the OpenAI-compatible backend, from the
+	// demo's fixture reply.
 	n, err := c.Encounters.GetNote(dctx, &pb.GetNoteRequest{EncounterId: id})
-	if err != nil || !n.GetNote().GetSigned() || n.GetNote().GetModel().GetName() != "soapgen" {
+	if err != nil || n.GetNote().GetSigned() || n.GetNote().GetModel().GetName() != demo.LLMModel {
 		t.Fatalf("demo note: %v %v", n.GetNote().GetModel(), err)
 	}
 	// All three backends.

@@ -279,10 +279,13 @@ func (m *matrixServer) visit(t testing.TB, tenant string, audio bool) string {
 // fresh returns a new encounter of the owner, for a write.
 func (m *matrixServer) fresh(t testing.TB) string { return m.visit(t, tenantA, false) }
 
-// noteHash returns the current note hash of an owner's encounter, and the
-// sentences a sign-off must acknowledge.
+// noteHash returns the current note hash of an owner's encounter, after
+// resolving its flagged sentences (as the fixture's clinician) so that a
+// sign-off can succeed, and the sentences without evidence, which a
+// sign-off may still acknowledge.
 func (m *matrixServer) noteHash(t testing.TB, id string) ([]byte, []string) {
-	n, err := m.svc.Note(context.Background(), encounter.Caller{Tenant: tenantA, Actor: "svc:fixture"}, id)
+	c := encounter.Caller{Tenant: tenantA, Actor: "svc:fixture"}
+	n, err := m.svc.Note(context.Background(), c, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,9 +295,35 @@ func (m *matrixServer) noteHash(t testing.TB, id string) ([]byte, []string) {
 			if s.Unsupported() {
 				ack = append(ack, s.ID)
 			}
+			if s.NeedsResolution() {
+				if _, err := m.svc.ResolveSentence(context.Background(), c, id, encounter.ResolveRequest{SentenceID: s.ID, Verdict: s.Verdict,
+					Action: encounter.ResolveConfirmed, Reason: "fixture"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 	return n.Hash[:], ack
+}
+
+// flagged returns a new encounter of the owner whose note has a flagged
+// sentence (one nothing in the visit mentions), with its id and verdict.
+func (m *matrixServer) flagged(t testing.TB) (string, string, string) {
+	id := m.fresh(t)
+	rec, err := m.svc.RecordEdit(context.Background(), encounter.Caller{Tenant: tenantA, Actor: "svc:fixture"}, id,
+		encounter.EditRequest{Action: encounter.ActionAdd, Section: "Subjective", After: "S1", Text: "Allergic to penicillin."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range rec.Note.Sections {
+		for _, s := range sec.Sentences {
+			if s.ID == rec.SentenceID && s.NeedsResolution() {
+				return id, s.ID, s.Verdict
+			}
+		}
+	}
+	t.Fatal("the fixture's added sentence is not flagged")
+	return "", "", ""
 }
 
 // grpcCall is a minimal valid call of one method: it returns the answer
@@ -400,6 +429,15 @@ func (m *matrixServer) grpcCalls(t *testing.T) map[string]grpcCall {
 		"/evidence.v1.EncounterService/RecordEdit": {addressed: true, call: func(t *testing.T, ctx context.Context, c *grpc.ClientConn) ([]proto.Message, error) {
 			return unary(pb.NewEncounterServiceClient(c).RecordEdit, &pb.RecordEditRequest{EncounterId: m.fresh(t), Action: pb.EditAction_EDIT_ACTION_REPLACE,
 				SentenceId: "S1", Text: "Chest pain for 2 days.", Reason: "clarify"})(ctx)
+		}},
+		"/evidence.v1.EncounterService/ResolveSentence": {addressed: true, call: func(t *testing.T, ctx context.Context, c *grpc.ClientConn) ([]proto.Message, error) {
+			id, sid, verdict := m.flagged(t)
+			v := pb.Verdict_VERDICT_UNMENTIONED
+			if verdict == encounter.VerdictContradicted {
+				v = pb.Verdict_VERDICT_CONTRADICTED
+			}
+			return unary(pb.NewEncounterServiceClient(c).ResolveSentence, &pb.ResolveSentenceRequest{EncounterId: id, SentenceId: sid, Verdict: v,
+				Action: pb.ResolutionAction_RESOLUTION_ACTION_CONFIRM, Reason: "stated at the door"})(ctx)
 		}},
 		"/evidence.v1.EncounterService/SignNote": {addressed: true, call: func(t *testing.T, ctx context.Context, c *grpc.ClientConn) ([]proto.Message, error) {
 			id := m.fresh(t)
@@ -795,6 +833,10 @@ func (m *matrixServer) httpRequest(t testing.TB, pattern string) (*http.Request,
 	case "POST /api/v1/encounters/{id}/edits":
 		id = m.fresh(t)
 		body = `{"action":"EDIT_ACTION_REPLACE","sentence_id":"S1","text":"Chest pain for 2 days.","reason":"clarify"}`
+	case "POST /api/v1/encounters/{id}/resolutions":
+		var sid, verdict string
+		id, sid, verdict = m.flagged(t)
+		body = fmt.Sprintf(`{"sentence_id":%q,"verdict":"VERDICT_%s","action":"RESOLUTION_ACTION_CONFIRM","reason":"stated at the door"}`, sid, strings.ToUpper(verdict))
 	case "POST /api/v1/encounters/{id}/signoff":
 		id = m.fresh(t)
 		h, ack := m.noteHash(t, id)

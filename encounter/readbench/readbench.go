@@ -494,15 +494,20 @@ func write(ctx context.Context, svc *encounter.Service, pipeline, c encounter.Ca
 	if !signs(k) {
 		return int64(len(window)), 1, 0, nil
 	}
-	var acks []string
+	// Signing needs every flagged sentence resolved: the clinician
+	// confirms each.
 	for _, sec := range rec.Note.Sections {
 		for _, s := range sec.Sentences {
-			if s.Unsupported() {
-				acks = append(acks, s.ID)
+			if s.NeedsResolution() {
+				rec, err = svc.ResolveSentence(ctx, c, info.ID, encounter.ResolveRequest{SentenceID: s.ID, Verdict: s.Verdict,
+					Action: encounter.ResolveConfirmed, Reason: "discussed at the visit"})
+				if err != nil {
+					return 0, 0, 0, err
+				}
 			}
 		}
 	}
-	if _, err := svc.Sign(ctx, c, info.ID, rec.Note.Hash[:], acks, "reviewed"); err != nil {
+	if _, err := svc.Sign(ctx, c, info.ID, rec.Note.Hash[:], nil, "reviewed"); err != nil {
 		return 0, 0, 0, err
 	}
 	return int64(len(window)), 1, 1, nil

@@ -27,7 +27,7 @@ func writeCorpus(t *testing.T) string {
 		"align-dev/segments.jsonl":   meeting,
 		"primock57/segments.jsonl":   `{"encounter_id":"day1_consultation01","segments":[{"segment_id":"d1","speaker":"clinician","start_ms":0,"end_ms":2000,"text":"Any chest pain?"},{"segment_id":"p1","speaker":"patient","start_ms":2000,"end_ms":5000,"text":"Yes, chest pain and I get short of breath."}]}` + "\n",
 		"primock57/notes.jsonl":      `{"encounter_id":"day1_consultation01","presenting_complaint":"chest pain","note":"3/7 hx of chest pain. SOB on exertion. Owns a purple bicycle.\n\nPlan: review","highlights":[]}` + "\n",
-		"aci-bench/encounters.jsonl": `{"encounter_id":"D2N001","split":"train","dataset":"virtassist","dialogue":[{"speaker":"doctor","text":"any past medical history ?"},{"speaker":"patient","text":"hypertension , and i take warfarin ."}],"note":"CHIEF COMPLAINT\n\nAnnual exam.\n\nHISTORY OF PRESENT ILLNESS\n\nHistory of hypertension. Takes warfarin."}` + "\n",
+		"aci-bench/encounters.jsonl": `{"encounter_id":"D2N001","split":"train","dataset":"virtassist","dialogue":[{"speaker":"doctor","text":"any past medical history ?"},{"speaker":"patient","text":"hypertension , and i take warfarin ."}],"note":"CHIEF COMPLAINT\n\nAnnual exam.\n\nHISTORY OF PRESENT ILLNESS\n\nHistory of hypertension. Takes warfarin. Allergic to penicillin."}` + "\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)

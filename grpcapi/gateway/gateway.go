@@ -16,6 +16,7 @@
 //	GET  /api/v1/encounters/{id}/transcript           EncounterService.GetTranscript
 //	GET  /api/v1/encounters/{id}/note                 EncounterService.GetNote
 //	POST /api/v1/encounters/{id}/edits                EncounterService.RecordEdit (body: RecordEditRequest)
+//	POST /api/v1/encounters/{id}/resolutions          EncounterService.ResolveSentence (body: ResolveSentenceRequest)
 //	POST /api/v1/encounters/{id}/signoff              EncounterService.SignNote (body: SignNoteRequest)
 //	POST /api/v1/encounters/{id}/align                AlignService.Align (body: AlignRequest)
 //	POST /api/v1/encounters/{id}/generate             InferenceService.GenerateNote (body: GenerateNoteRequest)
@@ -158,6 +159,14 @@ func (g *Gateway) routes() []route {
 			}
 			req.EncounterId = r.PathValue("id")
 			return g.encounters.RecordEdit(ctx, req)
+		}},
+		{"POST /api/v1/encounters/{id}/resolutions", func(ctx context.Context, r *http.Request) (proto.Message, error) {
+			req := &pb.ResolveSentenceRequest{}
+			if err := ReadBody(r, req); err != nil {
+				return nil, err
+			}
+			req.EncounterId = r.PathValue("id")
+			return g.encounters.ResolveSentence(ctx, req)
 		}},
 		{"POST /api/v1/encounters/{id}/signoff", func(ctx context.Context, r *http.Request) (proto.Message, error) {
 			req := &pb.SignNoteRequest{}
@@ -306,7 +315,9 @@ var httpStatus = map[codes.Code]int{
 	codes.Unimplemented:      http.StatusNotImplemented,
 }
 
-// WriteError writes err as JSON: {"code","message","field_violations"}.
+// WriteError writes err as JSON: {"code","message","field_violations",
+// "precondition_violations"}, the last two from the status's BadRequest and
+// PreconditionFailure details.
 func WriteError(w http.ResponseWriter, err error) {
 	st, _ := status.FromError(err)
 	code, ok := httpStatus[st.Code()]
@@ -317,17 +328,32 @@ func WriteError(w http.ResponseWriter, err error) {
 		Field       string `json:"field"`
 		Description string `json:"description"`
 	}
+	type precondition struct {
+		Type        string `json:"type"`
+		Subject     string `json:"subject"`
+		Description string `json:"description"`
+	}
 	var vs []violation
+	var ps []precondition
 	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
 				vs = append(vs, violation{v.GetField(), v.GetDescription()})
+			}
+		case *errdetails.PreconditionFailure:
+			for _, v := range d.GetViolations() {
+				ps = append(ps, precondition{v.GetType(), v.GetSubject(), v.GetDescription()})
 			}
 		}
 	}
+	body := map[string]any{"code": st.Code().String(), "message": st.Message(), "field_violations": vs}
+	if len(ps) > 0 {
+		body["precondition_violations"] = ps
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	writeJSON(w, map[string]any{"code": st.Code().String(), "message": st.Message(), "field_violations": vs})
+	writeJSON(w, body)
 }
 
 func writeJSON(w io.Writer, v any) {

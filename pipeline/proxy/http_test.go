@@ -17,6 +17,7 @@ import (
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
@@ -152,6 +153,32 @@ func TestHTTPProxyJSON(t *testing.T) {
 	}
 	if n.ModelOutput != outs[1].Index || len(n.Sections) != 4 || !n.Sections[0].Sentences[0].Aligned {
 		t.Errorf("note drafted by %d, %d sections", n.ModelOutput, len(n.Sections))
+	}
+	// ...and checked: the alignment entry records a verdict for every
+	// sentence of the recorded draft.
+	s0 := n.Sections[0].Sentences[0]
+	raw0, _, err := e.log.Payload(s0.AlignmentIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := encounter.DecodePayload(ledger.KindAlignment, raw0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := v.(*encounter.Alignment)
+	if recorded.Method != align.MethodVersion || len(recorded.Sentences) != 6 {
+		t.Fatalf("alignment of the proxied draft: method %q, %d sentences", recorded.Method, len(recorded.Sentences))
+	}
+	for _, sa := range recorded.Sentences {
+		switch sa.Verdict {
+		case encounter.VerdictSupported, encounter.VerdictInferred:
+		case encounter.VerdictContradicted, encounter.VerdictUnmentioned:
+			if sa.Severity == "" {
+				t.Errorf("flagged sentence %s recorded without a severity", sa.SentenceID)
+			}
+		default:
+			t.Errorf("sentence %s of the proxied draft recorded without a verdict (%q)", sa.SentenceID, sa.Verdict)
+		}
 	}
 	for _, o := range outs {
 		testenv.VerifyIncluded(t, e.log, o.Index)

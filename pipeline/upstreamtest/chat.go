@@ -1,6 +1,6 @@
 // Package upstreamtest provides in-process model servers that speak the
 // real protocols, for tests and benchmarks of the inference backends and
-// the recording proxies: Chat, an OpenAI-compatible chat-completions
+// the recording proxies, and for the demo's fixture draft (package demo): Chat, an OpenAI-compatible chat-completions
 // server with SSE streaming, and KServe, a KServe v2 / Triton
 // GRPCInferenceService. Their replies are deterministic, contain only
 // synthetic text, and need no network beyond the loopback interface.

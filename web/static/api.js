@@ -27,6 +27,7 @@ export class APIError extends Error {
     this.status = status;
     this.code = (body && body.code) || '';
     this.violations = (body && body.field_violations) || [];
+    this.preconditions = (body && body.precondition_violations) || [];
   }
 }
 
@@ -145,6 +146,7 @@ export const api = {
   transcript: (id) => request('GET', paths.transcript(id)),
   note: (id) => request('GET', paths.note(id)),
   edit: (id, req) => request('POST', `/api/v1/encounters/${enc(id)}/edits`, req),
+  resolve: (id, req) => request('POST', `/api/v1/encounters/${enc(id)}/resolutions`, req),
   sign: (id, req) => request('POST', `/api/v1/encounters/${enc(id)}/signoff`, req),
   search: (q, encounterId, opts) =>
     request('GET', `/api/v1/search?q=${enc(q)}${encounterId ? `&encounter=${enc(encounterId)}` : ''}`, undefined, opts),

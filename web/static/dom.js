@@ -106,6 +106,7 @@ const KIND_LABEL = {
   signoff: 'sign-off',
   access: 'access record',
   redaction: 'redaction',
+  resolution: 'resolution of a flagged sentence',
 };
 
 /** kindLabel names a kind of ledger entry ("segment") for people. */

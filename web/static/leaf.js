@@ -3,7 +3,7 @@
 // trusting the server's decoded fields, so what it shows is what the log
 // commits to.
 
-export const KINDS = ['', 'encounter', 'audio', 'segment', 'model_output', 'alignment', 'edit', 'signoff', 'access', 'redaction'];
+export const KINDS = ['', 'encounter', 'audio', 'segment', 'model_output', 'alignment', 'edit', 'signoff', 'access', 'redaction', 'resolution'];
 
 /** kindName maps a protojson EntryKind ("ENTRY_KIND_EDIT") to "edit". */
 export function kindName(protoKind) {
@@ -35,7 +35,7 @@ export function decodeLeaf(data) {
   need(10);
   if (data[0] !== 1) throw new LeafError(`unknown leaf format version ${data[0]}`);
   const kindNum = data[1];
-  if (kindNum < 1 || kindNum > 9) throw new LeafError(`unknown entry kind ${kindNum}`);
+  if (kindNum < 1 || kindNum >= KINDS.length) throw new LeafError(`unknown entry kind ${kindNum}`);
   const timeNs = dv.getBigInt64(2);
   if (timeNs <= 0n) throw new LeafError('leaf time is not positive');
   off = 10;

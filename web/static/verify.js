@@ -286,6 +286,7 @@ export function expectationsFor(note, transcript) {
         const p = s.provenance || {};
         for (const v of p.versions || []) put(v.leaf_index, { kind: kindName(v.kind), actor: v.actor, timeNs: tsNs(v.record_time) });
         if (set(p.alignment_index)) put(p.alignment_index, { kind: 'alignment' });
+        for (const r of s.resolutions || []) put(r.leaf_index, { kind: 'resolution', actor: r.actor, timeNs: tsNs(r.record_time) });
       }
     }
     for (const so of note.signoffs || []) put(so.leaf_index, { kind: 'signoff', actor: so.actor, timeNs: tsNs(so.record_time) });

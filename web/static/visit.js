@@ -4,10 +4,19 @@
 // in order; its panel shows the evidence and the provenance of every
 // version, with each ledger entry's verification state.
 //
-// Stable hooks for automation (docs/web.md): [data-sentence-id] on each
-// sentence, [data-segment-id] on each transcript segment, .evidence-active
-// on the active sentence's highlighted evidence, .unsupported on sentences
-// without evidence, and the page's single <audio>.
+// A contradicted sentence plays and highlights, instead of its evidence,
+// the transcript words that contradict it; flagged sentences (contradicted
+// or unmentioned) are marked and counted in the note's header, and their
+// panel offers the resolution: edit the sentence (re-verified) or confirm
+// it with a reason. The note cannot be signed until each is resolved.
+//
+// Stable hooks for automation (docs/web.md): [data-sentence-id] and
+// [data-verdict] on each sentence, [data-resolved] on resolved flagged
+// ones, [data-segment-id] on each transcript segment, .evidence-active on
+// the active sentence's highlighted evidence, .evidence-conflict on the
+// highlighted words that contradict it, .unsupported on sentences without
+// evidence, #verdict-summary in the note's header, and the page's single
+// <audio>.
 
 import { api, int, identity } from './api.js';
 import { h, clock, clockPrecise, spokenClock, when, speaker, speakerClass, scrollBehavior, kindLabel } from './dom.js';
@@ -20,6 +29,41 @@ const notYetVerifying = {
 };
 
 const EDIT_ACTIONS = { EDIT_ACTION_REPLACE: 'Edited', EDIT_ACTION_ADD: 'Added', EDIT_ACTION_DELETE: 'Deleted' };
+
+/** verdictOf maps a protojson Verdict ("VERDICT_CONTRADICTED") to "contradicted". */
+export function verdictOf(s) {
+  return String(s.verdict || 'VERDICT_UNSPECIFIED').replace(/^VERDICT_/, '').toLowerCase();
+}
+
+function severityOf(s) {
+  return String(s.severity || '').replace(/^SEVERITY_/, '').toLowerCase();
+}
+
+const FLAGGED = new Set(['contradicted', 'unmentioned']);
+
+/** needsResolution reports a flagged sentence no clinician has resolved. */
+function needsResolution(s) {
+  return FLAGGED.has(verdictOf(s)) && !s.resolved;
+}
+
+const CONFLICT_KINDS = {
+  CONFLICT_KIND_NEGATION: 'negation',
+  CONFLICT_KIND_NUMBER: 'number',
+  CONFLICT_KIND_DURATION_ONSET: 'duration or onset',
+  CONFLICT_KIND_MEDICATION: 'medication',
+  CONFLICT_KIND_DOSE_FREQUENCY: 'dose or frequency',
+  CONFLICT_KIND_LATERALITY_SITE: 'side or site',
+  CONFLICT_KIND_CONDITION: 'condition',
+  CONFLICT_KIND_ATTRIBUTION: 'whose history',
+  CONFLICT_KIND_SEVERITY_QUALITY: 'severity or quality',
+};
+
+/** utf16Slice returns text[start:end) by UTF-16 offsets, clamped. */
+function utf16Slice(text, r) {
+  const a = Math.max(0, Math.min(text.length, r.utf16_start | 0));
+  const b = Math.max(a, Math.min(text.length, r.utf16_end | 0));
+  return text.slice(a, b);
+}
 
 export class VisitView {
   constructor(app, id) {
@@ -110,7 +154,7 @@ export class VisitView {
         h(
           'p',
           { class: 'attribution' },
-          'Demo visit adapted from PriMock57 (Papadopoulos Korfiatis et al., ACL 2022), CC BY 4.0, with synthesized audio. ',
+          'Demo visit adapted from PriMock57 (Papadopoulos Korfiatis et al., ACL 2022), CC BY 4.0, with synthesized audio; its current draft is a hand-written fixture with two deliberate errors (no model was run). ',
           h('a', { href: '/demo/attribution', target: '_blank', rel: 'noopener' }, 'Attribution and changes'),
         ),
       );
@@ -255,23 +299,25 @@ export class VisitView {
     if (n) {
       let count = 0;
       let edited = 0;
-      let unsupported = 0;
+      const flags = { contradicted: 0, unmentioned: 0, unresolved: 0 };
       for (const sec of n.sections || []) {
         const list = h('ul', { class: 'sentences', role: 'list' });
         for (const s of sec.sentences || []) {
           count++;
           if ((s.provenance?.versions || []).length > 1 || s.provenance?.versions?.[0]?.kind === 'ENTRY_KIND_EDIT') edited++;
-          if (s.unsupported && !s.acknowledged) unsupported++;
+          const v = verdictOf(s);
+          if (FLAGGED.has(v)) flags[v]++;
+          if (needsResolution(s)) flags.unresolved++;
           list.append(this.#renderSentence(s, sec.name));
         }
         body.append(h('section', { class: 'note-section', 'aria-label': sec.name }, h('h3', { text: sec.name }), list));
       }
       const model = n.model ? `${n.model.name} ${n.model.version}` : 'a model';
-      sub = `Drafted by ${model} · ${count} sentences · ${edited} edited · ${unsupported ? `${unsupported} without evidence` : 'all supported'}`;
-      this.unsupportedCount = unsupported;
+      sub = `Drafted by ${model} · ${count} sentences · ${edited} edited`;
+      this.flags = flags;
     }
     this.notePane.replaceChildren(
-      h('div', { class: 'pane-head' }, h('h2', { id: 'note-heading', text: 'Note' }), h('p', { class: 'pane-sub', text: sub })),
+      h('div', { class: 'pane-head' }, h('h2', { id: 'note-heading', text: 'Note' }), h('p', { class: 'pane-sub', text: sub }), n && verdictSummary(this.flags)),
       body,
     );
     this.noteBody = body;
@@ -285,23 +331,34 @@ export class VisitView {
   #renderSentence(s, section) {
     const versions = s.provenance?.versions || [];
     const latest = versions.at(-1);
-    const flagged = s.unsupported && !s.acknowledged;
+    const verdict = verdictOf(s);
+    const flagged = FLAGGED.has(verdict);
+    const open = needsResolution(s);
+    const severity = severityOf(s);
     const marks = h('span', { class: 'sentence-marks' });
-    if (flagged) marks.append(h('span', { class: 'chip chip-warn', text: 'No evidence' }));
-    else if (s.unsupported) marks.append(h('span', { class: 'chip chip-muted', text: 'Acknowledged' }));
+    if (flagged) {
+      const label = verdict === 'contradicted' ? 'Contradicted' : 'Not mentioned';
+      marks.append(h('span', { class: `chip ${open ? (verdict === 'contradicted' ? 'chip-danger' : 'chip-warn') : 'chip-muted'} chip-verdict`, text: severity ? `${label} · ${severity}` : label }));
+      if (!open) marks.append(h('span', { class: 'chip chip-resolved', text: resolutionLabel(s.resolutions?.at(-1)) }));
+    } else if (s.unsupported && s.acknowledged) marks.append(h('span', { class: 'chip chip-muted', text: 'Acknowledged' }));
     if (latest && latest.kind === 'ENTRY_KIND_EDIT') marks.append(h('span', { class: 'chip chip-edit', text: EDIT_ACTIONS[latest.action] || 'Edited', title: `by ${latest.actor}` }));
-    const classes = ['sentence'];
+    const classes = ['sentence', `verdict-${verdict}`];
     if (s.unsupported) classes.push('unsupported');
     if (s.acknowledged) classes.push('acknowledged');
+    if (open) classes.push('flagged');
     if (this.active === s.sentence_id) classes.push('active');
     const describedBy = flagged ? `why-${s.sentence_id}` : null;
+    const text = h('span', { class: 'sentence-text' });
+    markClaims(text, s);
+    const dataset = { sentenceId: s.sentence_id, verdict };
+    if (flagged && s.resolved) dataset.resolved = 'true';
     const el = h(
       'div',
       {
         class: classes.join(' '),
         role: 'button',
         tabindex: '-1',
-        dataset: { sentenceId: s.sentence_id },
+        dataset,
         'aria-expanded': String(this.active === s.sentence_id),
         'aria-controls': `detail-${s.sentence_id}`,
         'aria-describedby': describedBy,
@@ -310,10 +367,10 @@ export class VisitView {
           this.activate(s.sentence_id, { event: e });
         },
       },
-      flagged && h('span', { class: 'flag-icon', 'aria-hidden': 'true' }),
-      h('span', { class: 'sentence-text', text: s.text }),
+      open && h('span', { class: `flag-icon flag-${verdict}`, 'aria-hidden': 'true' }),
+      text,
       marks,
-      flagged && h('span', { class: 'visually-hidden', id: describedBy, text: 'Unsupported: no evidence was found in the transcript.' }),
+      flagged && h('span', { class: 'visually-hidden', id: describedBy, text: verdictSentence(s) }),
     );
     const detail = h('div', { class: 'detail', id: `detail-${s.sentence_id}`, role: 'region', 'aria-label': 'Evidence and provenance', hidden: this.active !== s.sentence_id });
     const item = h('li', { class: 'sentence-item' }, el, detail);
@@ -371,6 +428,7 @@ export class VisitView {
       this.player.stop();
       this.app.setPlayerStatus(s.unsupported ? 'This sentence has no evidence in the transcript, so there is nothing to play.' : 'Nothing to play.');
     }
+    if (play && spans.length && verdictOf(s) === 'contradicted') this.app.setPlayerStatus('Playing the words that contradict this sentence.', true);
     if (this.active !== id) {
       // An unsaved edit of another sentence is dropped.
       if (this.editing && this.editing !== id) this.editing = null;
@@ -395,8 +453,17 @@ export class VisitView {
     if (event && event.type === 'keydown') x.el.focus();
   }
 
+  // #moments returns what activating s highlights and plays: the words
+  // that contradict a contradicted sentence (not the evidence retrieved
+  // for it, which a wrong sentence must not borrow credibility from), else
+  // its evidence spans.
+  #moments(s) {
+    if (verdictOf(s) === 'contradicted' && (s.conflicts || []).length) return { list: s.conflicts, cls: 'evidence evidence-conflict' };
+    return { list: s.evidence || [], cls: 'evidence evidence-active' };
+  }
+
   #spans(s) {
-    const all = s.evidence || [];
+    const all = this.#moments(s).list;
     return all.map((ev, i) => ({ startMs: int(ev.start_ms), endMs: int(ev.end_ms), rank: i + 1, of: all.length, ev }));
   }
 
@@ -406,19 +473,20 @@ export class VisitView {
       if (textEl.childElementCount) textEl.textContent = seg.text;
     }
     this.playingMarks = [];
+    const { list, cls } = this.#moments(s);
     const bySeg = new Map();
-    (s.evidence || []).forEach((ev, i) => {
+    list.forEach((ev, i) => {
       if (!bySeg.has(ev.segment_id)) bySeg.set(ev.segment_id, []);
       bySeg.get(ev.segment_id).push({ start: ev.utf16_start, end: ev.utf16_end, rank: i + 1 });
     });
     for (const [segId, spans] of bySeg) {
       const x = this.segments.get(segId);
-      if (x) markText(x.textEl, x.seg.text, spans);
+      if (x) markText(x.textEl, x.seg.text, spans, cls);
     }
   }
 
   #scrollToEvidence() {
-    const first = this.transcriptPane && this.transcriptPane.querySelector('mark.evidence-active[data-ranks~="1"]');
+    const first = this.transcriptPane && this.transcriptPane.querySelector('mark.evidence[data-ranks~="1"]');
     if (!first || !first.offsetParent) return;
     const body = this.transcriptBody;
     const top = first.getBoundingClientRect().top - body.getBoundingClientRect().top + body.scrollTop;
@@ -428,7 +496,7 @@ export class VisitView {
   #spanStarted({ index, span }) {
     for (const m of this.playingMarks) m.classList.remove('evidence-playing');
     const rank = String(index + 1);
-    this.playingMarks = [...this.transcriptPane.querySelectorAll(`mark.evidence-active[data-ranks~="${rank}"]`)];
+    this.playingMarks = [...this.transcriptPane.querySelectorAll(`mark.evidence[data-ranks~="${rank}"]`)];
     for (const m of this.playingMarks) m.classList.add('evidence-playing');
     const x = this.sentences.get(this.active);
     if (x) {
@@ -436,7 +504,8 @@ export class VisitView {
       const ev = span && span.ev;
       if (ev) {
         const n = span.of;
-        this.app.setPlayerStatus(`Playing evidence ${index + 1} of ${n} · ${clockPrecise(int(ev.start_ms))}–${clockPrecise(int(ev.end_ms))} · ${speaker(ev.speaker_role)}`, true);
+        const what = ev.words !== undefined ? 'the contradicting words' : 'evidence';
+        this.app.setPlayerStatus(`Playing ${what} ${index + 1} of ${n} · ${clockPrecise(int(ev.start_ms))}–${clockPrecise(int(ev.end_ms))} · ${speaker(ev.speaker_role)}`, true);
       }
     }
   }
@@ -486,18 +555,26 @@ export class VisitView {
       d.replaceChildren(this.#editForm(s));
       return;
     }
+    if (this.confirming === id) {
+      d.replaceChildren(this.#confirmForm(s));
+      return;
+    }
     const spans = s.evidence || [];
+    const verdict = verdictOf(s);
+    const open = needsResolution(s);
+    const moments = this.#spans(s);
+    const playLabel = verdict === 'contradicted' && (s.conflicts || []).length ? 'Play what was said' : moments.length === 1 ? 'Play evidence' : `Play all ${moments.length}`;
     const actions = h(
       'div',
       { class: 'detail-actions' },
-      spans.length > 0 &&
-        h('button', { type: 'button', class: 'btn btn-primary', onclick: (e) => this.activate(id, { event: e }) }, h('span', { class: 'icon-play', 'aria-hidden': 'true' }), spans.length === 1 ? 'Play evidence' : `Play all ${spans.length}`),
-      h('button', { type: 'button', class: 'btn', onclick: () => this.#startEdit(id) }, 'Edit sentence'),
+      moments.length > 0 &&
+        h('button', { type: 'button', class: 'btn btn-primary btn-play', onclick: (e) => this.activate(id, { event: e }) }, h('span', { class: 'icon-play', 'aria-hidden': 'true' }), playLabel),
+      h('button', { type: 'button', class: 'btn btn-edit', onclick: () => this.#startEdit(id) }, open ? 'Edit to resolve' : 'Edit sentence'),
+      open && h('button', { type: 'button', class: 'btn btn-confirm', onclick: () => this.#startConfirm(id) }, 'Confirm as written…'),
     );
     const parts = [actions];
-    if (s.unsupported && !s.acknowledged) {
-      parts.push(h('p', { class: 'callout callout-warn' }, h('strong', { text: 'No supporting evidence. ' }), 'The aligner found no moment in the transcript that supports this sentence. Check it against the visit, edit it, or acknowledge it when you sign.'));
-    } else if (s.unsupported) {
+    if (FLAGGED.has(verdict)) parts.push(this.#verdictCallout(s));
+    else if (s.unsupported && s.acknowledged) {
       parts.push(h('p', { class: 'callout callout-muted' }, h('strong', { text: 'Unsupported, acknowledged. ' }), 'The signer acknowledged that this sentence has no evidence in the transcript.'));
     }
     if (spans.length) {
@@ -529,10 +606,58 @@ export class VisitView {
           ),
         );
       });
-      parts.push(h('h4', { text: 'Evidence' }), list);
+      parts.push(h('h4', { text: verdict === 'contradicted' ? 'Related moments (retrieved, not support)' : 'Evidence' }), list);
     }
     parts.push(h('h4', { text: 'Provenance' }), this.#provenance(s));
     d.replaceChildren(...parts);
+  }
+
+  // #verdictCallout explains a flagged sentence: the words that contradict
+  // it, or the parts nothing supports, and its resolutions.
+  #verdictCallout(s) {
+    const verdict = verdictOf(s);
+    const severity = severityOf(s);
+    const open = needsResolution(s);
+    const box = h('div', { class: `callout verdict-callout ${open ? (verdict === 'contradicted' ? 'callout-danger' : 'callout-warn') : 'callout-muted'}` });
+    if (verdict === 'contradicted') {
+      box.append(h('p', {}, h('strong', { text: `Contradicted${severity ? ` (${severity})` : ''}. ` }), 'The visit says otherwise:'));
+      const list = h('ul', { class: 'conflict-list' });
+      (s.conflicts || []).forEach((c, i) => {
+        const start = int(c.start_ms);
+        const end = int(c.end_ms);
+        list.append(
+          h(
+            'li',
+            { class: 'conflict-item', dataset: { rank: String(i + 1), segmentId: c.segment_id } },
+            h('span', { class: 'conflict-kind', text: CONFLICT_KINDS[c.kind] || 'conflict' }),
+            h('span', {}, 'The note says ', h('q', { class: 'conflict-claim', text: utf16Slice(s.text, c.claim || {}) }), '; ', speaker(c.speaker_role).toLowerCase(), ' said ', h('q', { class: 'conflict-words', text: c.words })),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'evidence-play',
+                'aria-label': `Play what was said: ${speaker(c.speaker_role)}, ${spokenClock(start)}`,
+                onclick: (e) => {
+                  this.app.measure.start(e);
+                  this.player.play([{ startMs: start, endMs: end, rank: i + 1, of: 1, ev: c }]);
+                },
+              },
+              h('span', { class: 'icon-play', 'aria-hidden': 'true' }),
+              `${clockPrecise(start)}–${clockPrecise(end)}`,
+            ),
+          ),
+        );
+      });
+      box.append(list);
+    } else {
+      const parts = (s.unsupported_ranges || []).map((r) => utf16Slice(s.text, r)).filter(Boolean);
+      box.append(
+        h('p', {}, h('strong', { text: `Not mentioned${severity ? ` (${severity})` : ''}. ` }), parts.length ? 'Nothing in the visit supports ' : 'Nothing in the visit supports this sentence.', ...parts.flatMap((t, i) => [i ? ' or ' : '', h('q', { class: 'unsupported-part', text: t })]), parts.length ? '.' : ''),
+      );
+    }
+    if (open) box.append(h('p', { class: 'resolve-hint', text: 'Check it against the visit, then edit it (the new text is checked again) or confirm it as written with a reason. The note cannot be signed until you do.' }));
+    for (const r of s.resolutions || []) box.append(h('p', { class: 'resolution' }, resolutionLine(r)));
+    return box;
   }
 
   #provenance(s) {
@@ -557,6 +682,17 @@ export class VisitView {
         ),
       );
     });
+    for (const r of s.resolutions || []) {
+      list.append(
+        h(
+          'li',
+          { class: 'prov prov-resolution' },
+          h('div', { class: 'prov-head' }, h('strong', { text: r.action === 'RESOLUTION_ACTION_EDIT' ? 'Resolved by editing' : 'Confirmed as written' }), ` by ${r.actor}, having seen the verdict ${String(r.verdict || '').replace(/^VERDICT_/, '').toLowerCase()}`),
+          h('div', { class: 'prov-meta' }, h('time', { datetime: r.record_time, text: when(r.record_time, true) }), ' · ', leafChip(r.leaf_index, this.verifier)),
+          r.reason && h('p', { class: 'prov-reason' }, h('span', { class: 'label', text: 'Reason: ' }), r.reason),
+        ),
+      );
+    }
     if (p.alignment_method || int(p.alignment_index) > 0) {
       list.append(
         h(
@@ -642,11 +778,18 @@ export class VisitView {
       save.disabled = true;
       save.textContent = 'Saving…';
       try {
-        const r = await api.edit(this.id, { action: 'EDIT_ACTION_REPLACE', sentence_id: s.sentence_id, text: newText, reason: reason.value.trim() });
+        // Editing a flagged sentence resolves it: the resolution entry
+        // records the verdict seen, after the edit and its re-check.
+        const resolving = needsResolution(s);
+        const r = resolving
+          ? await api.resolve(this.id, { sentence_id: s.sentence_id, verdict: s.verdict, alignment_index: s.provenance?.alignment_index || '0', action: 'RESOLUTION_ACTION_EDIT', text: newText, reason: reason.value.trim() })
+          : await api.edit(this.id, { action: 'EDIT_ACTION_REPLACE', sentence_id: s.sentence_id, text: newText, reason: reason.value.trim() });
         this.editing = null;
         this.#applyNote(r.note);
         const ai = int(r.alignment_index);
-        this.app.toast(`Edit recorded as entry #${int(r.edit_index)}${ai ? ` and re-aligned (entry #${ai})` : ''}.`);
+        const now = this.#sentence(s.sentence_id);
+        const again = now && needsResolution(now) ? ` The new text is ${verdictOf(now) === 'contradicted' ? 'contradicted' : 'not mentioned'} too: resolve it again.` : '';
+        this.app.toast(`Edit recorded as entry #${int(r.edit_index)}${ai ? ` and checked again (entry #${ai})` : ''}${resolving ? `; resolution entry #${int(r.resolution_index)}.` : '.'}${again}`);
         const x = this.sentences.get(r.sentence_id || s.sentence_id);
         if (x) {
           this.activate(x.s.sentence_id, { play: false });
@@ -664,6 +807,73 @@ export class VisitView {
   #cancelEdit() {
     const id = this.editing;
     this.editing = null;
+    this.#renderDetail(id);
+    const x = this.sentences.get(id);
+    if (x) this.#focusSentence(x.el);
+  }
+
+  #sentence(id) {
+    for (const sec of this.note?.sections || []) for (const s of sec.sentences || []) if (s.sentence_id === id) return s;
+    return null;
+  }
+
+  #startConfirm(id) {
+    this.confirming = id;
+    this.editing = null;
+    this.#renderDetail(id);
+    this.sentences.get(id).detail.querySelector('textarea').focus();
+  }
+
+  #confirmForm(s) {
+    const reason = h('textarea', { id: 'confirm-reason', name: 'reason', rows: '2', required: true, maxlength: '1000', placeholder: 'e.g. Said at the end of the visit, after the recording stopped' });
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const save = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Confirm as written');
+    const verdict = verdictOf(s);
+    const form = h(
+      'form',
+      { class: 'confirm-form', 'aria-label': 'Confirm the sentence as written' },
+      h('p', { class: 'hint', text: `The checker found this sentence ${verdict === 'contradicted' ? 'contradicted by' : 'not mentioned in'} the visit. Confirming keeps it as written; the ledger records that you saw the verdict, and why you kept it.` }),
+      h('label', { for: 'confirm-reason', text: 'Reason (required)' }),
+      reason,
+      error,
+      h('div', { class: 'form-actions' }, save, h('button', { type: 'button', class: 'btn', onclick: () => this.#cancelConfirm() }, 'Cancel')),
+    );
+    form.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        this.#cancelConfirm();
+      }
+    });
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const why = reason.value.trim();
+      if (!why) {
+        showError(error, 'Give the reason you keep it as written.');
+        return;
+      }
+      save.disabled = true;
+      try {
+        const r = await api.resolve(this.id, { sentence_id: s.sentence_id, verdict: s.verdict, alignment_index: s.provenance?.alignment_index || '0', action: 'RESOLUTION_ACTION_CONFIRM', reason: why });
+        this.confirming = null;
+        this.#applyNote(r.note);
+        this.app.toast(`Confirmed; resolution recorded as entry #${int(r.resolution_index)}.`);
+        const x = this.sentences.get(s.sentence_id);
+        if (x) {
+          this.activate(s.sentence_id, { play: false });
+          this.#focusSentence(x.el);
+        }
+      } catch (err) {
+        save.disabled = false;
+        showError(error, `Not confirmed: ${err.message}`);
+      }
+    });
+    return form;
+  }
+
+  #cancelConfirm() {
+    const id = this.confirming;
+    this.confirming = null;
     this.#renderDetail(id);
     const x = this.sentences.get(id);
     if (x) this.#focusSentence(x.el);
@@ -690,9 +900,18 @@ export class VisitView {
 
   #openSign() {
     const pending = [];
-    for (const sec of this.note.sections || []) for (const s of sec.sentences || []) if (s.unsupported && !s.acknowledged) pending.push({ s, section: sec.name });
-    const boxes = pending.map(({ s, section }) =>
-      h('li', {}, h('label', { class: 'check' }, h('input', { type: 'checkbox', value: s.sentence_id }), h('span', {}, h('span', { class: 'label', text: `${section}: ` }), s.text))),
+    for (const sec of this.note.sections || []) for (const s of sec.sentences || []) if (needsResolution(s)) pending.push({ s, section: sec.name });
+    const items = pending.map(({ s, section }) =>
+      h(
+        'li',
+        { dataset: { sentenceId: s.sentence_id } },
+        h('span', { class: `chip ${verdictOf(s) === 'contradicted' ? 'chip-danger' : 'chip-warn'}`, text: verdictOf(s) === 'contradicted' ? 'Contradicted' : 'Not mentioned' }),
+        ' ',
+        h('span', { class: 'label', text: `${section}: ` }),
+        s.text,
+        ' ',
+        h('button', { type: 'button', class: 'btn btn-link', onclick: () => { dialog.close(); this.focusSentence(s.sentence_id, { play: false }); } }, 'Review'),
+      ),
     );
     const statement = h('input', { type: 'text', id: 'sign-statement', maxlength: '500' });
     statement.value = 'I reviewed this note against the visit.';
@@ -705,8 +924,8 @@ export class VisitView {
         { method: 'dialog', class: 'sign-form' },
         h('h2', { id: 'sign-title', text: 'Sign this note' }),
         pending.length
-          ? [h('p', { text: `${pending.length} sentence${pending.length === 1 ? ' has' : 's have'} no evidence in the transcript. Acknowledge each one to sign, or cancel and edit ${pending.length === 1 ? 'it' : 'them'}.` }), h('ul', { class: 'ack-list' }, boxes)]
-          : h('p', { text: 'Every sentence has evidence in the transcript.' }),
+          ? [h('p', { class: 'pending-note', text: `${pending.length} flagged sentence${pending.length === 1 ? ' is' : 's are'} unresolved. The ledger refuses a sign-off until each is edited or confirmed with a reason.` }), h('ul', { class: 'pending-list' }, items)]
+          : h('p', { text: 'No flagged sentence is left unresolved.' }),
         h('label', { for: 'sign-statement', text: 'Statement' }),
         statement,
         error,
@@ -716,18 +935,14 @@ export class VisitView {
     dialog.addEventListener('close', () => dialog.remove());
     dialog.querySelector('form').addEventListener('submit', async (e) => {
       e.preventDefault();
-      const ack = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
-      if (ack.length !== pending.length) {
-        showError(error, 'Acknowledge every sentence without evidence first.');
-        return;
-      }
       try {
-        const r = await api.sign(this.id, { note_hash: this.note.note_hash, acknowledged_sentence_ids: ack, statement: statement.value.trim() });
+        const r = await api.sign(this.id, { note_hash: this.note.note_hash, statement: statement.value.trim() });
         dialog.close();
         this.#applyNote(r.note);
         this.app.toast(`Signed. Sign-off recorded as entry #${int((r.receipt?.leaf_indexes || []).at(-1))}.`);
       } catch (err) {
-        showError(error, `Not signed: ${err.message}`);
+        // The server's refusal, as it gave it: the count and the sentences.
+        showError(error, `Not signed: ${err.message.replace(/^encounter: failed precondition: /, '')}`);
       }
     });
     document.body.append(dialog);
@@ -743,11 +958,11 @@ export class VisitView {
   }
 
   /** activateFromSearch opens a sentence found by search. */
-  focusSentence(id) {
+  focusSentence(id, { play = true } = {}) {
     const x = this.sentences.get(id);
     if (!x) return false;
     this.#showTab('note');
-    this.activate(id, { play: true });
+    this.activate(id, { play });
     this.#focusSentence(x.el);
     x.el.scrollIntoView({ block: 'center', behavior: scrollBehavior() });
     return true;
@@ -761,6 +976,53 @@ function isDemo(enc) {
 function showError(el, msg) {
   el.textContent = msg;
   el.hidden = false;
+}
+
+/** verdictSummary is the note header's count of flagged sentences. */
+function verdictSummary(flags) {
+  const f = flags || { contradicted: 0, unmentioned: 0, unresolved: 0 };
+  const el = h('p', {
+    class: `verdict-summary${f.unresolved ? ' has-open' : ''}`,
+    id: 'verdict-summary',
+    dataset: { contradicted: String(f.contradicted), unmentioned: String(f.unmentioned), unresolved: String(f.unresolved) },
+    'aria-live': 'polite',
+  });
+  if (!f.contradicted && !f.unmentioned) {
+    el.append(h('span', { class: 'chip chip-ok', text: 'Every sentence checked against the visit' }));
+    return el;
+  }
+  if (f.contradicted) el.append(h('span', { class: 'chip chip-danger', text: `${f.contradicted} contradicted` }), ' ');
+  if (f.unmentioned) el.append(h('span', { class: 'chip chip-warn', text: `${f.unmentioned} not mentioned` }), ' ');
+  el.append(h('span', { class: 'verdict-open', text: f.unresolved ? `${f.unresolved} to resolve before signing` : 'all resolved' }));
+  return el;
+}
+
+/** markClaims renders a sentence's text with its contradicted claims or unsupported parts marked. */
+function markClaims(el, s) {
+  const v = verdictOf(s);
+  const ranges = v === 'contradicted' ? (s.conflicts || []).map((c) => c.claim || {}) : v === 'unmentioned' ? s.unsupported_ranges || [] : [];
+  const whole = ranges.length === 1 && (ranges[0].utf16_start | 0) === 0 && (ranges[0].utf16_end | 0) >= s.text.length;
+  if (!ranges.length || whole) {
+    el.textContent = s.text;
+    return;
+  }
+  markText(el, s.text, ranges.map((r, i) => ({ start: r.utf16_start, end: r.utf16_end, rank: i + 1 })), v === 'contradicted' ? 'claim claim-conflict' : 'claim claim-unsupported');
+}
+
+function verdictSentence(s) {
+  const v = verdictOf(s);
+  const what = v === 'contradicted' ? 'Contradicted by the visit transcript' : 'Not mentioned in the visit transcript';
+  return s.resolved ? `${what}; resolved.` : `${what}; needs resolving before signing.`;
+}
+
+function resolutionLabel(r) {
+  if (!r) return 'Resolved';
+  return r.action === 'RESOLUTION_ACTION_EDIT' ? 'Resolved by edit' : `Confirmed by ${r.actor}`;
+}
+
+function resolutionLine(r) {
+  const verb = r.action === 'RESOLUTION_ACTION_EDIT' ? 'Edited' : 'Confirmed as written';
+  return [h('strong', { text: `${verb} ` }), `by ${r.actor} · ${when(r.record_time)}`, r.reason ? ` · “${r.reason}”` : ''];
 }
 
 /**

@@ -188,12 +188,17 @@ func (x *AlignResponse) GetMethod() string {
 }
 
 type SentenceEvidence struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SentenceId    string                 `protobuf:"bytes,1,opt,name=sentence_id,json=sentenceId,proto3" json:"sentence_id,omitempty"`
-	Unsupported   bool                   `protobuf:"varint,2,opt,name=unsupported,proto3" json:"unsupported,omitempty"`
-	Evidence      []*EvidenceSpan        `protobuf:"bytes,3,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SentenceId  string                 `protobuf:"bytes,1,opt,name=sentence_id,json=sentenceId,proto3" json:"sentence_id,omitempty"`
+	Unsupported bool                   `protobuf:"varint,2,opt,name=unsupported,proto3" json:"unsupported,omitempty"`
+	Evidence    []*EvidenceSpan        `protobuf:"bytes,3,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// Whether the transcript supports the sentence; see Sentence.verdict.
+	Verdict           Verdict      `protobuf:"varint,4,opt,name=verdict,proto3,enum=evidence.v1.Verdict" json:"verdict,omitempty"`
+	Severity          Severity     `protobuf:"varint,5,opt,name=severity,proto3,enum=evidence.v1.Severity" json:"severity,omitempty"`
+	Conflicts         []*Conflict  `protobuf:"bytes,6,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	UnsupportedRanges []*TextRange `protobuf:"bytes,7,rep,name=unsupported_ranges,json=unsupportedRanges,proto3" json:"unsupported_ranges,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SentenceEvidence) Reset() {
@@ -247,6 +252,34 @@ func (x *SentenceEvidence) GetEvidence() []*EvidenceSpan {
 	return nil
 }
 
+func (x *SentenceEvidence) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *SentenceEvidence) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *SentenceEvidence) GetConflicts() []*Conflict {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+func (x *SentenceEvidence) GetUnsupportedRanges() []*TextRange {
+	if x != nil {
+		return x.UnsupportedRanges
+	}
+	return nil
+}
+
 var File_evidence_v1_align_proto protoreflect.FileDescriptor
 
 const file_evidence_v1_align_proto_rawDesc = "" +
@@ -262,12 +295,16 @@ const file_evidence_v1_align_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tR\x04text\"`\n" +
 	"\rAlignResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.evidence.v1.SentenceEvidenceR\aresults\x12\x16\n" +
-	"\x06method\x18\x02 \x01(\tR\x06method\"\x8c\x01\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\"\xeb\x02\n" +
 	"\x10SentenceEvidence\x12\x1f\n" +
 	"\vsentence_id\x18\x01 \x01(\tR\n" +
 	"sentenceId\x12 \n" +
 	"\vunsupported\x18\x02 \x01(\bR\vunsupported\x125\n" +
-	"\bevidence\x18\x03 \x03(\v2\x19.evidence.v1.EvidenceSpanR\bevidence2N\n" +
+	"\bevidence\x18\x03 \x03(\v2\x19.evidence.v1.EvidenceSpanR\bevidence\x12.\n" +
+	"\averdict\x18\x04 \x01(\x0e2\x14.evidence.v1.VerdictR\averdict\x121\n" +
+	"\bseverity\x18\x05 \x01(\x0e2\x15.evidence.v1.SeverityR\bseverity\x123\n" +
+	"\tconflicts\x18\x06 \x03(\v2\x15.evidence.v1.ConflictR\tconflicts\x12E\n" +
+	"\x12unsupported_ranges\x18\a \x03(\v2\x16.evidence.v1.TextRangeR\x11unsupportedRanges2N\n" +
 	"\fAlignService\x12>\n" +
 	"\x05Align\x12\x19.evidence.v1.AlignRequest\x1a\x1a.evidence.v1.AlignResponseBGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
 
@@ -290,18 +327,26 @@ var file_evidence_v1_align_proto_goTypes = []any{
 	(*AlignResponse)(nil),    // 2: evidence.v1.AlignResponse
 	(*SentenceEvidence)(nil), // 3: evidence.v1.SentenceEvidence
 	(*EvidenceSpan)(nil),     // 4: evidence.v1.EvidenceSpan
+	(Verdict)(0),             // 5: evidence.v1.Verdict
+	(Severity)(0),            // 6: evidence.v1.Severity
+	(*Conflict)(nil),         // 7: evidence.v1.Conflict
+	(*TextRange)(nil),        // 8: evidence.v1.TextRange
 }
 var file_evidence_v1_align_proto_depIdxs = []int32{
 	1, // 0: evidence.v1.AlignRequest.sentences:type_name -> evidence.v1.AlignSentence
 	3, // 1: evidence.v1.AlignResponse.results:type_name -> evidence.v1.SentenceEvidence
 	4, // 2: evidence.v1.SentenceEvidence.evidence:type_name -> evidence.v1.EvidenceSpan
-	0, // 3: evidence.v1.AlignService.Align:input_type -> evidence.v1.AlignRequest
-	2, // 4: evidence.v1.AlignService.Align:output_type -> evidence.v1.AlignResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 3: evidence.v1.SentenceEvidence.verdict:type_name -> evidence.v1.Verdict
+	6, // 4: evidence.v1.SentenceEvidence.severity:type_name -> evidence.v1.Severity
+	7, // 5: evidence.v1.SentenceEvidence.conflicts:type_name -> evidence.v1.Conflict
+	8, // 6: evidence.v1.SentenceEvidence.unsupported_ranges:type_name -> evidence.v1.TextRange
+	0, // 7: evidence.v1.AlignService.Align:input_type -> evidence.v1.AlignRequest
+	2, // 8: evidence.v1.AlignService.Align:output_type -> evidence.v1.AlignResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_evidence_v1_align_proto_init() }

@@ -31,7 +31,7 @@ const (
 // model output or edit is recorded.
 type AlignServiceClient interface {
 	// Align returns, for each sentence, the transcript spans that support it,
-	// best first, or none when it is unsupported.
+	// best first, or none when it is unsupported, and its verdict.
 	Align(ctx context.Context, in *AlignRequest, opts ...grpc.CallOption) (*AlignResponse, error)
 }
 
@@ -62,7 +62,7 @@ func (c *alignServiceClient) Align(ctx context.Context, in *AlignRequest, opts .
 // model output or edit is recorded.
 type AlignServiceServer interface {
 	// Align returns, for each sentence, the transcript spans that support it,
-	// best first, or none when it is unsupported.
+	// best first, or none when it is unsupported, and its verdict.
 	Align(context.Context, *AlignRequest) (*AlignResponse, error)
 	mustEmbedUnimplementedAlignServiceServer()
 }

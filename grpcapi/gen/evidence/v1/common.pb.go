@@ -35,21 +35,23 @@ const (
 	EntryKind_ENTRY_KIND_SIGNOFF      EntryKind = 7
 	EntryKind_ENTRY_KIND_ACCESS       EntryKind = 8
 	EntryKind_ENTRY_KIND_REDACTION    EntryKind = 9
+	EntryKind_ENTRY_KIND_RESOLUTION   EntryKind = 10
 )
 
 // Enum value maps for EntryKind.
 var (
 	EntryKind_name = map[int32]string{
-		0: "ENTRY_KIND_UNSPECIFIED",
-		1: "ENTRY_KIND_ENCOUNTER",
-		2: "ENTRY_KIND_AUDIO",
-		3: "ENTRY_KIND_SEGMENT",
-		4: "ENTRY_KIND_MODEL_OUTPUT",
-		5: "ENTRY_KIND_ALIGNMENT",
-		6: "ENTRY_KIND_EDIT",
-		7: "ENTRY_KIND_SIGNOFF",
-		8: "ENTRY_KIND_ACCESS",
-		9: "ENTRY_KIND_REDACTION",
+		0:  "ENTRY_KIND_UNSPECIFIED",
+		1:  "ENTRY_KIND_ENCOUNTER",
+		2:  "ENTRY_KIND_AUDIO",
+		3:  "ENTRY_KIND_SEGMENT",
+		4:  "ENTRY_KIND_MODEL_OUTPUT",
+		5:  "ENTRY_KIND_ALIGNMENT",
+		6:  "ENTRY_KIND_EDIT",
+		7:  "ENTRY_KIND_SIGNOFF",
+		8:  "ENTRY_KIND_ACCESS",
+		9:  "ENTRY_KIND_REDACTION",
+		10: "ENTRY_KIND_RESOLUTION",
 	}
 	EntryKind_value = map[string]int32{
 		"ENTRY_KIND_UNSPECIFIED":  0,
@@ -62,6 +64,7 @@ var (
 		"ENTRY_KIND_SIGNOFF":      7,
 		"ENTRY_KIND_ACCESS":       8,
 		"ENTRY_KIND_REDACTION":    9,
+		"ENTRY_KIND_RESOLUTION":   10,
 	}
 )
 
@@ -323,7 +326,7 @@ const file_evidence_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x02 \x01(\v2\x1d.evidence.v1.SignedCheckpointR\n" +
 	"checkpoint\x123\n" +
-	"\x06proofs\x18\x03 \x03(\v2\x1b.evidence.v1.InclusionProofR\x06proofs*\x84\x02\n" +
+	"\x06proofs\x18\x03 \x03(\v2\x1b.evidence.v1.InclusionProofR\x06proofs*\x9f\x02\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ENTRY_KIND_ENCOUNTER\x10\x01\x12\x14\n" +
@@ -334,7 +337,9 @@ const file_evidence_v1_common_proto_rawDesc = "" +
 	"\x0fENTRY_KIND_EDIT\x10\x06\x12\x16\n" +
 	"\x12ENTRY_KIND_SIGNOFF\x10\a\x12\x15\n" +
 	"\x11ENTRY_KIND_ACCESS\x10\b\x12\x18\n" +
-	"\x14ENTRY_KIND_REDACTION\x10\tBGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
+	"\x14ENTRY_KIND_REDACTION\x10\t\x12\x19\n" +
+	"\x15ENTRY_KIND_RESOLUTION\x10\n" +
+	"BGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
 
 var (
 	file_evidence_v1_common_proto_rawDescOnce sync.Once

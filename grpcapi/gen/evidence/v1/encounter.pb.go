@@ -184,6 +184,248 @@ func (EditAction) EnumDescriptor() ([]byte, []int) {
 	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{2}
 }
 
+// ResolutionAction is what a clinician did with a flagged sentence.
+type ResolutionAction int32
+
+const (
+	ResolutionAction_RESOLUTION_ACTION_UNSPECIFIED ResolutionAction = 0
+	// Kept the sentence as written, for a stated reason.
+	ResolutionAction_RESOLUTION_ACTION_CONFIRM ResolutionAction = 1
+	// Replaced it; the new text was re-aligned and re-verified.
+	ResolutionAction_RESOLUTION_ACTION_EDIT ResolutionAction = 2
+)
+
+// Enum value maps for ResolutionAction.
+var (
+	ResolutionAction_name = map[int32]string{
+		0: "RESOLUTION_ACTION_UNSPECIFIED",
+		1: "RESOLUTION_ACTION_CONFIRM",
+		2: "RESOLUTION_ACTION_EDIT",
+	}
+	ResolutionAction_value = map[string]int32{
+		"RESOLUTION_ACTION_UNSPECIFIED": 0,
+		"RESOLUTION_ACTION_CONFIRM":     1,
+		"RESOLUTION_ACTION_EDIT":        2,
+	}
+)
+
+func (x ResolutionAction) Enum() *ResolutionAction {
+	p := new(ResolutionAction)
+	*p = x
+	return p
+}
+
+func (x ResolutionAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ResolutionAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[3].Descriptor()
+}
+
+func (ResolutionAction) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[3]
+}
+
+func (x ResolutionAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ResolutionAction.Descriptor instead.
+func (ResolutionAction) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{3}
+}
+
+// Verdict says whether the transcript supports a sentence. CONTRADICTED and
+// UNMENTIONED are flagged: the note cannot be signed until a clinician
+// resolves them.
+type Verdict int32
+
+const (
+	Verdict_VERDICT_UNSPECIFIED Verdict = 0
+	// The conversation says it.
+	Verdict_VERDICT_SUPPORTED Verdict = 1
+	// A reasonable clinical inference from what was said.
+	Verdict_VERDICT_INFERRED Verdict = 2
+	// The conversation says otherwise.
+	Verdict_VERDICT_CONTRADICTED Verdict = 3
+	// Nothing in the conversation supports it.
+	Verdict_VERDICT_UNMENTIONED Verdict = 4
+)
+
+// Enum value maps for Verdict.
+var (
+	Verdict_name = map[int32]string{
+		0: "VERDICT_UNSPECIFIED",
+		1: "VERDICT_SUPPORTED",
+		2: "VERDICT_INFERRED",
+		3: "VERDICT_CONTRADICTED",
+		4: "VERDICT_UNMENTIONED",
+	}
+	Verdict_value = map[string]int32{
+		"VERDICT_UNSPECIFIED":  0,
+		"VERDICT_SUPPORTED":    1,
+		"VERDICT_INFERRED":     2,
+		"VERDICT_CONTRADICTED": 3,
+		"VERDICT_UNMENTIONED":  4,
+	}
+)
+
+func (x Verdict) Enum() *Verdict {
+	p := new(Verdict)
+	*p = x
+	return p
+}
+
+func (x Verdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Verdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[4].Descriptor()
+}
+
+func (Verdict) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[4]
+}
+
+func (x Verdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Verdict.Descriptor instead.
+func (Verdict) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{4}
+}
+
+// Severity grades a flagged sentence by what the error could do to care.
+type Severity int32
+
+const (
+	Severity_SEVERITY_UNSPECIFIED Severity = 0
+	// Could change care: a drug, dose, diagnosis, allergy, negated symptom,
+	// side, duration.
+	Severity_SEVERITY_MAJOR   Severity = 1
+	Severity_SEVERITY_MINOR   Severity = 2
+	Severity_SEVERITY_MINIMAL Severity = 3
+)
+
+// Enum value maps for Severity.
+var (
+	Severity_name = map[int32]string{
+		0: "SEVERITY_UNSPECIFIED",
+		1: "SEVERITY_MAJOR",
+		2: "SEVERITY_MINOR",
+		3: "SEVERITY_MINIMAL",
+	}
+	Severity_value = map[string]int32{
+		"SEVERITY_UNSPECIFIED": 0,
+		"SEVERITY_MAJOR":       1,
+		"SEVERITY_MINOR":       2,
+		"SEVERITY_MINIMAL":     3,
+	}
+)
+
+func (x Severity) Enum() *Severity {
+	p := new(Severity)
+	*p = x
+	return p
+}
+
+func (x Severity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Severity) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[5].Descriptor()
+}
+
+func (Severity) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[5]
+}
+
+func (x Severity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Severity.Descriptor instead.
+func (Severity) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{5}
+}
+
+// ConflictKind names what a contradicted claim gets wrong.
+type ConflictKind int32
+
+const (
+	ConflictKind_CONFLICT_KIND_UNSPECIFIED ConflictKind = 0
+	// Said absent, written present, or the reverse.
+	ConflictKind_CONFLICT_KIND_NEGATION        ConflictKind = 1
+	ConflictKind_CONFLICT_KIND_NUMBER          ConflictKind = 2
+	ConflictKind_CONFLICT_KIND_DURATION_ONSET  ConflictKind = 3
+	ConflictKind_CONFLICT_KIND_MEDICATION      ConflictKind = 4
+	ConflictKind_CONFLICT_KIND_DOSE_FREQUENCY  ConflictKind = 5
+	ConflictKind_CONFLICT_KIND_LATERALITY_SITE ConflictKind = 6
+	ConflictKind_CONFLICT_KIND_CONDITION       ConflictKind = 7
+	// It belongs to someone else, such as a relative.
+	ConflictKind_CONFLICT_KIND_ATTRIBUTION      ConflictKind = 8
+	ConflictKind_CONFLICT_KIND_SEVERITY_QUALITY ConflictKind = 9
+)
+
+// Enum value maps for ConflictKind.
+var (
+	ConflictKind_name = map[int32]string{
+		0: "CONFLICT_KIND_UNSPECIFIED",
+		1: "CONFLICT_KIND_NEGATION",
+		2: "CONFLICT_KIND_NUMBER",
+		3: "CONFLICT_KIND_DURATION_ONSET",
+		4: "CONFLICT_KIND_MEDICATION",
+		5: "CONFLICT_KIND_DOSE_FREQUENCY",
+		6: "CONFLICT_KIND_LATERALITY_SITE",
+		7: "CONFLICT_KIND_CONDITION",
+		8: "CONFLICT_KIND_ATTRIBUTION",
+		9: "CONFLICT_KIND_SEVERITY_QUALITY",
+	}
+	ConflictKind_value = map[string]int32{
+		"CONFLICT_KIND_UNSPECIFIED":      0,
+		"CONFLICT_KIND_NEGATION":         1,
+		"CONFLICT_KIND_NUMBER":           2,
+		"CONFLICT_KIND_DURATION_ONSET":   3,
+		"CONFLICT_KIND_MEDICATION":       4,
+		"CONFLICT_KIND_DOSE_FREQUENCY":   5,
+		"CONFLICT_KIND_LATERALITY_SITE":  6,
+		"CONFLICT_KIND_CONDITION":        7,
+		"CONFLICT_KIND_ATTRIBUTION":      8,
+		"CONFLICT_KIND_SEVERITY_QUALITY": 9,
+	}
+)
+
+func (x ConflictKind) Enum() *ConflictKind {
+	p := new(ConflictKind)
+	*p = x
+	return p
+}
+
+func (x ConflictKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConflictKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[6].Descriptor()
+}
+
+func (ConflictKind) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[6]
+}
+
+func (x ConflictKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConflictKind.Descriptor instead.
+func (ConflictKind) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{6}
+}
+
 type Encounter struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	EncounterId string                 `protobuf:"bytes,1,opt,name=encounter_id,json=encounterId,proto3" json:"encounter_id,omitempty"`
@@ -198,9 +440,9 @@ type Encounter struct {
 	// that is not an access entry (reads do not change it).
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	NoteStatus NoteStatus             `protobuf:"varint,8,opt,name=note_status,json=noteStatus,proto3,enum=evidence.v1.NoteStatus" json:"note_status,omitempty"`
-	// Sentences of the current note that are flagged for review (no
-	// evidence supports them), and those of them still unresolved (not
-	// acknowledged by a sign-off).
+	// Sentences of the current note that are flagged (verdict CONTRADICTED
+	// or UNMENTIONED), and those of them no clinician has resolved
+	// (ResolveSentence) in their current version.
 	FlaggedSentences    int32 `protobuf:"varint,9,opt,name=flagged_sentences,json=flaggedSentences,proto3" json:"flagged_sentences,omitempty"`
 	UnresolvedSentences int32 `protobuf:"varint,10,opt,name=unresolved_sentences,json=unresolvedSentences,proto3" json:"unresolved_sentences,omitempty"`
 	// The encounter was crypto-shredded: its title, patient reference and
@@ -1959,13 +2201,200 @@ func (x *RecordEditResponse) GetNote() *Note {
 	return nil
 }
 
+type ResolveSentenceRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EncounterId string                 `protobuf:"bytes,1,opt,name=encounter_id,json=encounterId,proto3" json:"encounter_id,omitempty"`
+	SentenceId  string                 `protobuf:"bytes,2,opt,name=sentence_id,json=sentenceId,proto3" json:"sentence_id,omitempty"`
+	// The verdict the clinician saw; it must be the sentence's current one
+	// (CONTRADICTED or UNMENTIONED).
+	Verdict Verdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=evidence.v1.Verdict" json:"verdict,omitempty"`
+	// Optional: the alignment entry whose verdict they saw
+	// (provenance.alignment_index); when set it must be the current one.
+	AlignmentIndex int64            `protobuf:"varint,4,opt,name=alignment_index,json=alignmentIndex,proto3" json:"alignment_index,omitempty"`
+	Action         ResolutionAction `protobuf:"varint,5,opt,name=action,proto3,enum=evidence.v1.ResolutionAction" json:"action,omitempty"`
+	// Required to confirm; optional with an edit.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The new text, for EDIT.
+	Text          string `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	Verify        bool   `protobuf:"varint,8,opt,name=verify,proto3" json:"verify,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSentenceRequest) Reset() {
+	*x = ResolveSentenceRequest{}
+	mi := &file_evidence_v1_encounter_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSentenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSentenceRequest) ProtoMessage() {}
+
+func (x *ResolveSentenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_encounter_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSentenceRequest.ProtoReflect.Descriptor instead.
+func (*ResolveSentenceRequest) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResolveSentenceRequest) GetEncounterId() string {
+	if x != nil {
+		return x.EncounterId
+	}
+	return ""
+}
+
+func (x *ResolveSentenceRequest) GetSentenceId() string {
+	if x != nil {
+		return x.SentenceId
+	}
+	return ""
+}
+
+func (x *ResolveSentenceRequest) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *ResolveSentenceRequest) GetAlignmentIndex() int64 {
+	if x != nil {
+		return x.AlignmentIndex
+	}
+	return 0
+}
+
+func (x *ResolveSentenceRequest) GetAction() ResolutionAction {
+	if x != nil {
+		return x.Action
+	}
+	return ResolutionAction_RESOLUTION_ACTION_UNSPECIFIED
+}
+
+func (x *ResolveSentenceRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ResolveSentenceRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ResolveSentenceRequest) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+type ResolveSentenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The edit and alignment entries (for EDIT), then the resolution entry.
+	Receipt         *WriteReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	ResolutionIndex int64         `protobuf:"varint,2,opt,name=resolution_index,json=resolutionIndex,proto3" json:"resolution_index,omitempty"`
+	// For EDIT: the edit entry and the alignment that re-verified it.
+	EditIndex      int64 `protobuf:"varint,3,opt,name=edit_index,json=editIndex,proto3" json:"edit_index,omitempty"`
+	AlignmentIndex int64 `protobuf:"varint,4,opt,name=alignment_index,json=alignmentIndex,proto3" json:"alignment_index,omitempty"`
+	Note           *Note `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResolveSentenceResponse) Reset() {
+	*x = ResolveSentenceResponse{}
+	mi := &file_evidence_v1_encounter_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSentenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSentenceResponse) ProtoMessage() {}
+
+func (x *ResolveSentenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_encounter_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSentenceResponse.ProtoReflect.Descriptor instead.
+func (*ResolveSentenceResponse) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ResolveSentenceResponse) GetReceipt() *WriteReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *ResolveSentenceResponse) GetResolutionIndex() int64 {
+	if x != nil {
+		return x.ResolutionIndex
+	}
+	return 0
+}
+
+func (x *ResolveSentenceResponse) GetEditIndex() int64 {
+	if x != nil {
+		return x.EditIndex
+	}
+	return 0
+}
+
+func (x *ResolveSentenceResponse) GetAlignmentIndex() int64 {
+	if x != nil {
+		return x.AlignmentIndex
+	}
+	return 0
+}
+
+func (x *ResolveSentenceResponse) GetNote() *Note {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
 type SignNoteRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	EncounterId string                 `protobuf:"bytes,1,opt,name=encounter_id,json=encounterId,proto3" json:"encounter_id,omitempty"`
 	// The note_hash of the version the clinician reviewed; it must be the
 	// current one.
 	NoteHash []byte `protobuf:"bytes,2,opt,name=note_hash,json=noteHash,proto3" json:"note_hash,omitempty"`
-	// Every unsupported sentence must be acknowledged to sign.
+	// Recorded with the sign-off. Before resolutions existed, every
+	// unsupported sentence had to be acknowledged here; now every flagged
+	// sentence must be resolved (ResolveSentence) instead, and an
+	// acknowledgement is neither required nor enough.
 	AcknowledgedSentenceIds []string `protobuf:"bytes,3,rep,name=acknowledged_sentence_ids,json=acknowledgedSentenceIds,proto3" json:"acknowledged_sentence_ids,omitempty"`
 	Statement               string   `protobuf:"bytes,4,opt,name=statement,proto3" json:"statement,omitempty"`
 	Verify                  bool     `protobuf:"varint,5,opt,name=verify,proto3" json:"verify,omitempty"`
@@ -1975,7 +2404,7 @@ type SignNoteRequest struct {
 
 func (x *SignNoteRequest) Reset() {
 	*x = SignNoteRequest{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[24]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2416,7 @@ func (x *SignNoteRequest) String() string {
 func (*SignNoteRequest) ProtoMessage() {}
 
 func (x *SignNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[24]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2429,7 @@ func (x *SignNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignNoteRequest.ProtoReflect.Descriptor instead.
 func (*SignNoteRequest) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{24}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SignNoteRequest) GetEncounterId() string {
@@ -2048,7 +2477,7 @@ type SignNoteResponse struct {
 
 func (x *SignNoteResponse) Reset() {
 	*x = SignNoteResponse{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[25]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2489,7 @@ func (x *SignNoteResponse) String() string {
 func (*SignNoteResponse) ProtoMessage() {}
 
 func (x *SignNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[25]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2502,7 @@ func (x *SignNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignNoteResponse.ProtoReflect.Descriptor instead.
 func (*SignNoteResponse) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{25}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SignNoteResponse) GetReceipt() *WriteReceipt {
@@ -2099,7 +2528,7 @@ type GetTranscriptRequest struct {
 
 func (x *GetTranscriptRequest) Reset() {
 	*x = GetTranscriptRequest{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[26]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2540,7 @@ func (x *GetTranscriptRequest) String() string {
 func (*GetTranscriptRequest) ProtoMessage() {}
 
 func (x *GetTranscriptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[26]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2553,7 @@ func (x *GetTranscriptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTranscriptRequest.ProtoReflect.Descriptor instead.
 func (*GetTranscriptRequest) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{26}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetTranscriptRequest) GetEncounterId() string {
@@ -2144,7 +2573,7 @@ type GetTranscriptResponse struct {
 
 func (x *GetTranscriptResponse) Reset() {
 	*x = GetTranscriptResponse{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[27]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2585,7 @@ func (x *GetTranscriptResponse) String() string {
 func (*GetTranscriptResponse) ProtoMessage() {}
 
 func (x *GetTranscriptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[27]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2598,7 @@ func (x *GetTranscriptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTranscriptResponse.ProtoReflect.Descriptor instead.
 func (*GetTranscriptResponse) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{27}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetTranscriptResponse) GetSegments() []*Segment {
@@ -2195,7 +2624,7 @@ type GetNoteRequest struct {
 
 func (x *GetNoteRequest) Reset() {
 	*x = GetNoteRequest{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[28]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2636,7 @@ func (x *GetNoteRequest) String() string {
 func (*GetNoteRequest) ProtoMessage() {}
 
 func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[28]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2649,7 @@ func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNoteRequest.ProtoReflect.Descriptor instead.
 func (*GetNoteRequest) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{28}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetNoteRequest) GetEncounterId() string {
@@ -2239,7 +2668,7 @@ type GetNoteResponse struct {
 
 func (x *GetNoteResponse) Reset() {
 	*x = GetNoteResponse{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[29]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2680,7 @@ func (x *GetNoteResponse) String() string {
 func (*GetNoteResponse) ProtoMessage() {}
 
 func (x *GetNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[29]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2693,7 @@ func (x *GetNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNoteResponse.ProtoReflect.Descriptor instead.
 func (*GetNoteResponse) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{29}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetNoteResponse) GetNote() *Note {
@@ -2296,7 +2725,7 @@ type Note struct {
 
 func (x *Note) Reset() {
 	*x = Note{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[30]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2737,7 @@ func (x *Note) String() string {
 func (*Note) ProtoMessage() {}
 
 func (x *Note) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[30]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2750,7 @@ func (x *Note) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Note.ProtoReflect.Descriptor instead.
 func (*Note) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{30}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Note) GetEncounterId() string {
@@ -2390,7 +2819,7 @@ type Section struct {
 
 func (x *Section) Reset() {
 	*x = Section{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[31]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2831,7 @@ func (x *Section) String() string {
 func (*Section) ProtoMessage() {}
 
 func (x *Section) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[31]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2844,7 @@ func (x *Section) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Section.ProtoReflect.Descriptor instead.
 func (*Section) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{31}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Section) GetName() string {
@@ -2439,16 +2868,30 @@ type Sentence struct {
 	// No transcript evidence was found for the current text.
 	Unsupported bool `protobuf:"varint,3,opt,name=unsupported,proto3" json:"unsupported,omitempty"`
 	// A signer acknowledged the sentence while it was unsupported.
-	Acknowledged  bool            `protobuf:"varint,4,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
-	Evidence      []*EvidenceSpan `protobuf:"bytes,5,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	Provenance    *Provenance     `protobuf:"bytes,6,opt,name=provenance,proto3" json:"provenance,omitempty"`
+	Acknowledged bool            `protobuf:"varint,4,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	Evidence     []*EvidenceSpan `protobuf:"bytes,5,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Provenance   *Provenance     `protobuf:"bytes,6,opt,name=provenance,proto3" json:"provenance,omitempty"`
+	// Whether the transcript supports the current text (docs/align.md). A
+	// version no alignment covers yet is UNMENTIONED and MAJOR.
+	Verdict Verdict `protobuf:"varint,7,opt,name=verdict,proto3,enum=evidence.v1.Verdict" json:"verdict,omitempty"`
+	// Set when the verdict is CONTRADICTED or UNMENTIONED.
+	Severity Severity `protobuf:"varint,8,opt,name=severity,proto3,enum=evidence.v1.Severity" json:"severity,omitempty"`
+	// For CONTRADICTED: each claim and the transcript words that say
+	// otherwise.
+	Conflicts []*Conflict `protobuf:"bytes,9,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// For UNMENTIONED: the parts of the text nothing supports.
+	UnsupportedRanges []*TextRange `protobuf:"bytes,10,rep,name=unsupported_ranges,json=unsupportedRanges,proto3" json:"unsupported_ranges,omitempty"`
+	// A clinician resolved the current version's flag (ResolveSentence).
+	Resolved bool `protobuf:"varint,11,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	// Every resolution of the sentence's flagged versions, oldest first.
+	Resolutions   []*Resolution `protobuf:"bytes,12,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sentence) Reset() {
 	*x = Sentence{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[32]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2903,7 @@ func (x *Sentence) String() string {
 func (*Sentence) ProtoMessage() {}
 
 func (x *Sentence) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[32]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2916,7 @@ func (x *Sentence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sentence.ProtoReflect.Descriptor instead.
 func (*Sentence) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{32}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Sentence) GetSentenceId() string {
@@ -2518,6 +2961,392 @@ func (x *Sentence) GetProvenance() *Provenance {
 	return nil
 }
 
+func (x *Sentence) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *Sentence) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Sentence) GetConflicts() []*Conflict {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+func (x *Sentence) GetUnsupportedRanges() []*TextRange {
+	if x != nil {
+		return x.UnsupportedRanges
+	}
+	return nil
+}
+
+func (x *Sentence) GetResolved() bool {
+	if x != nil {
+		return x.Resolved
+	}
+	return false
+}
+
+func (x *Sentence) GetResolutions() []*Resolution {
+	if x != nil {
+		return x.Resolutions
+	}
+	return nil
+}
+
+// TextRange is a range of a sentence's text, half-open, in UTF-8 bytes and
+// in UTF-16 code units (for browsers).
+type TextRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CharStart     int32                  `protobuf:"varint,1,opt,name=char_start,json=charStart,proto3" json:"char_start,omitempty"`
+	CharEnd       int32                  `protobuf:"varint,2,opt,name=char_end,json=charEnd,proto3" json:"char_end,omitempty"`
+	Utf16Start    int32                  `protobuf:"varint,3,opt,name=utf16_start,json=utf16Start,proto3" json:"utf16_start,omitempty"`
+	Utf16End      int32                  `protobuf:"varint,4,opt,name=utf16_end,json=utf16End,proto3" json:"utf16_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TextRange) Reset() {
+	*x = TextRange{}
+	mi := &file_evidence_v1_encounter_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TextRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TextRange) ProtoMessage() {}
+
+func (x *TextRange) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_encounter_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TextRange.ProtoReflect.Descriptor instead.
+func (*TextRange) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *TextRange) GetCharStart() int32 {
+	if x != nil {
+		return x.CharStart
+	}
+	return 0
+}
+
+func (x *TextRange) GetCharEnd() int32 {
+	if x != nil {
+		return x.CharEnd
+	}
+	return 0
+}
+
+func (x *TextRange) GetUtf16Start() int32 {
+	if x != nil {
+		return x.Utf16Start
+	}
+	return 0
+}
+
+func (x *TextRange) GetUtf16End() int32 {
+	if x != nil {
+		return x.Utf16End
+	}
+	return 0
+}
+
+// Conflict is one claim of a sentence that the transcript contradicts.
+type Conflict struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  ConflictKind           `protobuf:"varint,1,opt,name=kind,proto3,enum=evidence.v1.ConflictKind" json:"kind,omitempty"`
+	// The claim in the sentence's text.
+	Claim *TextRange `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
+	// The transcript words that say otherwise: a range of the segment's
+	// text, half-open, in UTF-8 bytes and UTF-16 code units, and its audio
+	// times.
+	SegmentId     string      `protobuf:"bytes,3,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	SegmentIndex  int64       `protobuf:"varint,4,opt,name=segment_index,json=segmentIndex,proto3" json:"segment_index,omitempty"`
+	CharStart     int32       `protobuf:"varint,5,opt,name=char_start,json=charStart,proto3" json:"char_start,omitempty"`
+	CharEnd       int32       `protobuf:"varint,6,opt,name=char_end,json=charEnd,proto3" json:"char_end,omitempty"`
+	Utf16Start    int32       `protobuf:"varint,7,opt,name=utf16_start,json=utf16Start,proto3" json:"utf16_start,omitempty"`
+	Utf16End      int32       `protobuf:"varint,8,opt,name=utf16_end,json=utf16End,proto3" json:"utf16_end,omitempty"`
+	StartMs       int64       `protobuf:"varint,9,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64       `protobuf:"varint,10,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Words         string      `protobuf:"bytes,11,opt,name=words,proto3" json:"words,omitempty"`
+	SpeakerRole   SpeakerRole `protobuf:"varint,12,opt,name=speaker_role,json=speakerRole,proto3,enum=evidence.v1.SpeakerRole" json:"speaker_role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conflict) Reset() {
+	*x = Conflict{}
+	mi := &file_evidence_v1_encounter_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conflict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conflict) ProtoMessage() {}
+
+func (x *Conflict) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_encounter_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conflict.ProtoReflect.Descriptor instead.
+func (*Conflict) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Conflict) GetKind() ConflictKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ConflictKind_CONFLICT_KIND_UNSPECIFIED
+}
+
+func (x *Conflict) GetClaim() *TextRange {
+	if x != nil {
+		return x.Claim
+	}
+	return nil
+}
+
+func (x *Conflict) GetSegmentId() string {
+	if x != nil {
+		return x.SegmentId
+	}
+	return ""
+}
+
+func (x *Conflict) GetSegmentIndex() int64 {
+	if x != nil {
+		return x.SegmentIndex
+	}
+	return 0
+}
+
+func (x *Conflict) GetCharStart() int32 {
+	if x != nil {
+		return x.CharStart
+	}
+	return 0
+}
+
+func (x *Conflict) GetCharEnd() int32 {
+	if x != nil {
+		return x.CharEnd
+	}
+	return 0
+}
+
+func (x *Conflict) GetUtf16Start() int32 {
+	if x != nil {
+		return x.Utf16Start
+	}
+	return 0
+}
+
+func (x *Conflict) GetUtf16End() int32 {
+	if x != nil {
+		return x.Utf16End
+	}
+	return 0
+}
+
+func (x *Conflict) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *Conflict) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *Conflict) GetWords() string {
+	if x != nil {
+		return x.Words
+	}
+	return ""
+}
+
+func (x *Conflict) GetSpeakerRole() SpeakerRole {
+	if x != nil {
+		return x.SpeakerRole
+	}
+	return SpeakerRole_SPEAKER_ROLE_UNSPECIFIED
+}
+
+// Resolution is a clinician's resolution of a flagged sentence version.
+type Resolution struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeafIndex  int64                  `protobuf:"varint,1,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Actor      string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	RecordTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
+	// The sentence version resolved (a model output or edit entry) and the
+	// alignment entry whose verdict the clinician saw (-1: none covered it).
+	VersionIndex   int64            `protobuf:"varint,4,opt,name=version_index,json=versionIndex,proto3" json:"version_index,omitempty"`
+	AlignmentIndex int64            `protobuf:"varint,5,opt,name=alignment_index,json=alignmentIndex,proto3" json:"alignment_index,omitempty"`
+	Verdict        Verdict          `protobuf:"varint,6,opt,name=verdict,proto3,enum=evidence.v1.Verdict" json:"verdict,omitempty"`
+	Severity       Severity         `protobuf:"varint,7,opt,name=severity,proto3,enum=evidence.v1.Severity" json:"severity,omitempty"`
+	Action         ResolutionAction `protobuf:"varint,8,opt,name=action,proto3,enum=evidence.v1.ResolutionAction" json:"action,omitempty"`
+	Reason         string           `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For EDIT: the edit entry, the alignment that re-verified it and the new
+	// text's verdict.
+	EditIndex      int64   `protobuf:"varint,10,opt,name=edit_index,json=editIndex,proto3" json:"edit_index,omitempty"`
+	RealignedIndex int64   `protobuf:"varint,11,opt,name=realigned_index,json=realignedIndex,proto3" json:"realigned_index,omitempty"`
+	NewVerdict     Verdict `protobuf:"varint,12,opt,name=new_verdict,json=newVerdict,proto3,enum=evidence.v1.Verdict" json:"new_verdict,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Resolution) Reset() {
+	*x = Resolution{}
+	mi := &file_evidence_v1_encounter_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resolution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resolution) ProtoMessage() {}
+
+func (x *Resolution) ProtoReflect() protoreflect.Message {
+	mi := &file_evidence_v1_encounter_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resolution.ProtoReflect.Descriptor instead.
+func (*Resolution) Descriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Resolution) GetLeafIndex() int64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *Resolution) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Resolution) GetRecordTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordTime
+	}
+	return nil
+}
+
+func (x *Resolution) GetVersionIndex() int64 {
+	if x != nil {
+		return x.VersionIndex
+	}
+	return 0
+}
+
+func (x *Resolution) GetAlignmentIndex() int64 {
+	if x != nil {
+		return x.AlignmentIndex
+	}
+	return 0
+}
+
+func (x *Resolution) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *Resolution) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Resolution) GetAction() ResolutionAction {
+	if x != nil {
+		return x.Action
+	}
+	return ResolutionAction_RESOLUTION_ACTION_UNSPECIFIED
+}
+
+func (x *Resolution) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Resolution) GetEditIndex() int64 {
+	if x != nil {
+		return x.EditIndex
+	}
+	return 0
+}
+
+func (x *Resolution) GetRealignedIndex() int64 {
+	if x != nil {
+		return x.RealignedIndex
+	}
+	return 0
+}
+
+func (x *Resolution) GetNewVerdict() Verdict {
+	if x != nil {
+		return x.NewVerdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
 // EvidenceSpan is a stretch of transcript that supports a sentence.
 type EvidenceSpan struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -2541,7 +3370,7 @@ type EvidenceSpan struct {
 
 func (x *EvidenceSpan) Reset() {
 	*x = EvidenceSpan{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[33]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +3382,7 @@ func (x *EvidenceSpan) String() string {
 func (*EvidenceSpan) ProtoMessage() {}
 
 func (x *EvidenceSpan) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[33]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +3395,7 @@ func (x *EvidenceSpan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceSpan.ProtoReflect.Descriptor instead.
 func (*EvidenceSpan) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{33}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EvidenceSpan) GetSegmentId() string {
@@ -2659,7 +3488,7 @@ type Provenance struct {
 
 func (x *Provenance) Reset() {
 	*x = Provenance{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[34]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +3500,7 @@ func (x *Provenance) String() string {
 func (*Provenance) ProtoMessage() {}
 
 func (x *Provenance) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[34]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +3513,7 @@ func (x *Provenance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provenance.ProtoReflect.Descriptor instead.
 func (*Provenance) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{34}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Provenance) GetVersions() []*SentenceVersion {
@@ -2726,7 +3555,7 @@ type SentenceVersion struct {
 
 func (x *SentenceVersion) Reset() {
 	*x = SentenceVersion{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[35]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3567,7 @@ func (x *SentenceVersion) String() string {
 func (*SentenceVersion) ProtoMessage() {}
 
 func (x *SentenceVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[35]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3580,7 @@ func (x *SentenceVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SentenceVersion.ProtoReflect.Descriptor instead.
 func (*SentenceVersion) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{35}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SentenceVersion) GetLeafIndex() int64 {
@@ -2824,7 +3653,7 @@ type Signoff struct {
 
 func (x *Signoff) Reset() {
 	*x = Signoff{}
-	mi := &file_evidence_v1_encounter_proto_msgTypes[36]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3665,7 @@ func (x *Signoff) String() string {
 func (*Signoff) ProtoMessage() {}
 
 func (x *Signoff) ProtoReflect() protoreflect.Message {
-	mi := &file_evidence_v1_encounter_proto_msgTypes[36]
+	mi := &file_evidence_v1_encounter_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3678,7 @@ func (x *Signoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signoff.ProtoReflect.Descriptor instead.
 func (*Signoff) Descriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{36}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Signoff) GetLeafIndex() int64 {
@@ -3067,6 +3896,23 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\n" +
 	"edit_index\x18\x03 \x01(\x03R\teditIndex\x12'\n" +
 	"\x0falignment_index\x18\x04 \x01(\x03R\x0ealignmentIndex\x12%\n" +
+	"\x04note\x18\x05 \x01(\v2\x11.evidence.v1.NoteR\x04note\"\xb0\x02\n" +
+	"\x16ResolveSentenceRequest\x12!\n" +
+	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\x12\x1f\n" +
+	"\vsentence_id\x18\x02 \x01(\tR\n" +
+	"sentenceId\x12.\n" +
+	"\averdict\x18\x03 \x01(\x0e2\x14.evidence.v1.VerdictR\averdict\x12'\n" +
+	"\x0falignment_index\x18\x04 \x01(\x03R\x0ealignmentIndex\x125\n" +
+	"\x06action\x18\x05 \x01(\x0e2\x1d.evidence.v1.ResolutionActionR\x06action\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04text\x12\x16\n" +
+	"\x06verify\x18\b \x01(\bR\x06verify\"\xe8\x01\n" +
+	"\x17ResolveSentenceResponse\x123\n" +
+	"\areceipt\x18\x01 \x01(\v2\x19.evidence.v1.WriteReceiptR\areceipt\x12)\n" +
+	"\x10resolution_index\x18\x02 \x01(\x03R\x0fresolutionIndex\x12\x1d\n" +
+	"\n" +
+	"edit_index\x18\x03 \x01(\x03R\teditIndex\x12'\n" +
+	"\x0falignment_index\x18\x04 \x01(\x03R\x0ealignmentIndex\x12%\n" +
 	"\x04note\x18\x05 \x01(\v2\x11.evidence.v1.NoteR\x04note\"\xc3\x01\n" +
 	"\x0fSignNoteRequest\x12!\n" +
 	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\x12\x1b\n" +
@@ -3098,7 +3944,7 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\x06signed\x18\b \x01(\bR\x06signed\"R\n" +
 	"\aSection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
-	"\tsentences\x18\x02 \x03(\v2\x15.evidence.v1.SentenceR\tsentences\"\xf5\x01\n" +
+	"\tsentences\x18\x02 \x03(\v2\x15.evidence.v1.SentenceR\tsentences\"\xab\x04\n" +
 	"\bSentence\x12\x1f\n" +
 	"\vsentence_id\x18\x01 \x01(\tR\n" +
 	"sentenceId\x12\x12\n" +
@@ -3108,7 +3954,57 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\bevidence\x18\x05 \x03(\v2\x19.evidence.v1.EvidenceSpanR\bevidence\x127\n" +
 	"\n" +
 	"provenance\x18\x06 \x01(\v2\x17.evidence.v1.ProvenanceR\n" +
-	"provenance\"\xe3\x02\n" +
+	"provenance\x12.\n" +
+	"\averdict\x18\a \x01(\x0e2\x14.evidence.v1.VerdictR\averdict\x121\n" +
+	"\bseverity\x18\b \x01(\x0e2\x15.evidence.v1.SeverityR\bseverity\x123\n" +
+	"\tconflicts\x18\t \x03(\v2\x15.evidence.v1.ConflictR\tconflicts\x12E\n" +
+	"\x12unsupported_ranges\x18\n" +
+	" \x03(\v2\x16.evidence.v1.TextRangeR\x11unsupportedRanges\x12\x1a\n" +
+	"\bresolved\x18\v \x01(\bR\bresolved\x129\n" +
+	"\vresolutions\x18\f \x03(\v2\x17.evidence.v1.ResolutionR\vresolutions\"\x83\x01\n" +
+	"\tTextRange\x12\x1d\n" +
+	"\n" +
+	"char_start\x18\x01 \x01(\x05R\tcharStart\x12\x19\n" +
+	"\bchar_end\x18\x02 \x01(\x05R\acharEnd\x12\x1f\n" +
+	"\vutf16_start\x18\x03 \x01(\x05R\n" +
+	"utf16Start\x12\x1b\n" +
+	"\tutf16_end\x18\x04 \x01(\x05R\butf16End\"\xa8\x03\n" +
+	"\bConflict\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.evidence.v1.ConflictKindR\x04kind\x12,\n" +
+	"\x05claim\x18\x02 \x01(\v2\x16.evidence.v1.TextRangeR\x05claim\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x03 \x01(\tR\tsegmentId\x12#\n" +
+	"\rsegment_index\x18\x04 \x01(\x03R\fsegmentIndex\x12\x1d\n" +
+	"\n" +
+	"char_start\x18\x05 \x01(\x05R\tcharStart\x12\x19\n" +
+	"\bchar_end\x18\x06 \x01(\x05R\acharEnd\x12\x1f\n" +
+	"\vutf16_start\x18\a \x01(\x05R\n" +
+	"utf16Start\x12\x1b\n" +
+	"\tutf16_end\x18\b \x01(\x05R\butf16End\x12\x19\n" +
+	"\bstart_ms\x18\t \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\n" +
+	" \x01(\x03R\x05endMs\x12\x14\n" +
+	"\x05words\x18\v \x01(\tR\x05words\x12;\n" +
+	"\fspeaker_role\x18\f \x01(\x0e2\x18.evidence.v1.SpeakerRoleR\vspeakerRole\"\xfd\x03\n" +
+	"\n" +
+	"Resolution\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x01 \x01(\x03R\tleafIndex\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12;\n" +
+	"\vrecord_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordTime\x12#\n" +
+	"\rversion_index\x18\x04 \x01(\x03R\fversionIndex\x12'\n" +
+	"\x0falignment_index\x18\x05 \x01(\x03R\x0ealignmentIndex\x12.\n" +
+	"\averdict\x18\x06 \x01(\x0e2\x14.evidence.v1.VerdictR\averdict\x121\n" +
+	"\bseverity\x18\a \x01(\x0e2\x15.evidence.v1.SeverityR\bseverity\x125\n" +
+	"\x06action\x18\b \x01(\x0e2\x1d.evidence.v1.ResolutionActionR\x06action\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"edit_index\x18\n" +
+	" \x01(\x03R\teditIndex\x12'\n" +
+	"\x0frealigned_index\x18\v \x01(\x03R\x0erealignedIndex\x125\n" +
+	"\vnew_verdict\x18\f \x01(\x0e2\x14.evidence.v1.VerdictR\n" +
+	"newVerdict\"\xe3\x02\n" +
 	"\fEvidenceSpan\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\tR\tsegmentId\x12#\n" +
@@ -3166,7 +4062,33 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\x17EDIT_ACTION_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EDIT_ACTION_REPLACE\x10\x01\x12\x13\n" +
 	"\x0fEDIT_ACTION_ADD\x10\x02\x12\x16\n" +
-	"\x12EDIT_ACTION_DELETE\x10\x032\xe9\x06\n" +
+	"\x12EDIT_ACTION_DELETE\x10\x03*p\n" +
+	"\x10ResolutionAction\x12!\n" +
+	"\x1dRESOLUTION_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19RESOLUTION_ACTION_CONFIRM\x10\x01\x12\x1a\n" +
+	"\x16RESOLUTION_ACTION_EDIT\x10\x02*\x82\x01\n" +
+	"\aVerdict\x12\x17\n" +
+	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11VERDICT_SUPPORTED\x10\x01\x12\x14\n" +
+	"\x10VERDICT_INFERRED\x10\x02\x12\x18\n" +
+	"\x14VERDICT_CONTRADICTED\x10\x03\x12\x17\n" +
+	"\x13VERDICT_UNMENTIONED\x10\x04*b\n" +
+	"\bSeverity\x12\x18\n" +
+	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eSEVERITY_MAJOR\x10\x01\x12\x12\n" +
+	"\x0eSEVERITY_MINOR\x10\x02\x12\x14\n" +
+	"\x10SEVERITY_MINIMAL\x10\x03*\xc8\x02\n" +
+	"\fConflictKind\x12\x1d\n" +
+	"\x19CONFLICT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16CONFLICT_KIND_NEGATION\x10\x01\x12\x18\n" +
+	"\x14CONFLICT_KIND_NUMBER\x10\x02\x12 \n" +
+	"\x1cCONFLICT_KIND_DURATION_ONSET\x10\x03\x12\x1c\n" +
+	"\x18CONFLICT_KIND_MEDICATION\x10\x04\x12 \n" +
+	"\x1cCONFLICT_KIND_DOSE_FREQUENCY\x10\x05\x12!\n" +
+	"\x1dCONFLICT_KIND_LATERALITY_SITE\x10\x06\x12\x1b\n" +
+	"\x17CONFLICT_KIND_CONDITION\x10\a\x12\x1d\n" +
+	"\x19CONFLICT_KIND_ATTRIBUTION\x10\b\x12\"\n" +
+	"\x1eCONFLICT_KIND_SEVERITY_QUALITY\x10\t2\xc7\a\n" +
 	"\x10EncounterService\x12\\\n" +
 	"\x0fCreateEncounter\x12#.evidence.v1.CreateEncounterRequest\x1a$.evidence.v1.CreateEncounterResponse\x12Y\n" +
 	"\x0eListEncounters\x12\".evidence.v1.ListEncountersRequest\x1a#.evidence.v1.ListEncountersResponse\x12S\n" +
@@ -3175,7 +4097,8 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\vRecordAudio\x12\x1f.evidence.v1.RecordAudioRequest\x1a .evidence.v1.RecordAudioResponse(\x01\x12b\n" +
 	"\x11RecordModelOutput\x12%.evidence.v1.RecordModelOutputRequest\x1a&.evidence.v1.RecordModelOutputResponse\x12M\n" +
 	"\n" +
-	"RecordEdit\x12\x1e.evidence.v1.RecordEditRequest\x1a\x1f.evidence.v1.RecordEditResponse\x12G\n" +
+	"RecordEdit\x12\x1e.evidence.v1.RecordEditRequest\x1a\x1f.evidence.v1.RecordEditResponse\x12\\\n" +
+	"\x0fResolveSentence\x12#.evidence.v1.ResolveSentenceRequest\x1a$.evidence.v1.ResolveSentenceResponse\x12G\n" +
 	"\bSignNote\x12\x1c.evidence.v1.SignNoteRequest\x1a\x1d.evidence.v1.SignNoteResponse\x12V\n" +
 	"\rGetTranscript\x12!.evidence.v1.GetTranscriptRequest\x1a\".evidence.v1.GetTranscriptResponse\x12D\n" +
 	"\aGetNote\x12\x1b.evidence.v1.GetNoteRequest\x1a\x1c.evidence.v1.GetNoteResponseBGZEgithub.com/evidenceledger/evidence/grpcapi/gen/evidence/v1;evidencev1b\x06proto3"
@@ -3192,126 +4115,154 @@ func file_evidence_v1_encounter_proto_rawDescGZIP() []byte {
 	return file_evidence_v1_encounter_proto_rawDescData
 }
 
-var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_evidence_v1_encounter_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_evidence_v1_encounter_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_evidence_v1_encounter_proto_goTypes = []any{
 	(NoteStatus)(0),                   // 0: evidence.v1.NoteStatus
 	(SpeakerRole)(0),                  // 1: evidence.v1.SpeakerRole
 	(EditAction)(0),                   // 2: evidence.v1.EditAction
-	(*Encounter)(nil),                 // 3: evidence.v1.Encounter
-	(*CreateEncounterRequest)(nil),    // 4: evidence.v1.CreateEncounterRequest
-	(*CreateEncounterResponse)(nil),   // 5: evidence.v1.CreateEncounterResponse
-	(*ListEncountersRequest)(nil),     // 6: evidence.v1.ListEncountersRequest
-	(*ListEncountersResponse)(nil),    // 7: evidence.v1.ListEncountersResponse
-	(*GetEncounterRequest)(nil),       // 8: evidence.v1.GetEncounterRequest
-	(*GetEncounterResponse)(nil),      // 9: evidence.v1.GetEncounterResponse
-	(*Word)(nil),                      // 10: evidence.v1.Word
-	(*Segment)(nil),                   // 11: evidence.v1.Segment
-	(*RecordSegmentsRequest)(nil),     // 12: evidence.v1.RecordSegmentsRequest
-	(*RecordSegmentsResponse)(nil),    // 13: evidence.v1.RecordSegmentsResponse
-	(*AudioHeader)(nil),               // 14: evidence.v1.AudioHeader
-	(*RecordAudioRequest)(nil),        // 15: evidence.v1.RecordAudioRequest
-	(*RecordAudioResponse)(nil),       // 16: evidence.v1.RecordAudioResponse
-	(*Audio)(nil),                     // 17: evidence.v1.Audio
-	(*ModelRef)(nil),                  // 18: evidence.v1.ModelRef
-	(*DraftNote)(nil),                 // 19: evidence.v1.DraftNote
-	(*DraftSection)(nil),              // 20: evidence.v1.DraftSection
-	(*DraftSentence)(nil),             // 21: evidence.v1.DraftSentence
-	(*TokenUsage)(nil),                // 22: evidence.v1.TokenUsage
-	(*RecordModelOutputRequest)(nil),  // 23: evidence.v1.RecordModelOutputRequest
-	(*RecordModelOutputResponse)(nil), // 24: evidence.v1.RecordModelOutputResponse
-	(*RecordEditRequest)(nil),         // 25: evidence.v1.RecordEditRequest
-	(*RecordEditResponse)(nil),        // 26: evidence.v1.RecordEditResponse
-	(*SignNoteRequest)(nil),           // 27: evidence.v1.SignNoteRequest
-	(*SignNoteResponse)(nil),          // 28: evidence.v1.SignNoteResponse
-	(*GetTranscriptRequest)(nil),      // 29: evidence.v1.GetTranscriptRequest
-	(*GetTranscriptResponse)(nil),     // 30: evidence.v1.GetTranscriptResponse
-	(*GetNoteRequest)(nil),            // 31: evidence.v1.GetNoteRequest
-	(*GetNoteResponse)(nil),           // 32: evidence.v1.GetNoteResponse
-	(*Note)(nil),                      // 33: evidence.v1.Note
-	(*Section)(nil),                   // 34: evidence.v1.Section
-	(*Sentence)(nil),                  // 35: evidence.v1.Sentence
-	(*EvidenceSpan)(nil),              // 36: evidence.v1.EvidenceSpan
-	(*Provenance)(nil),                // 37: evidence.v1.Provenance
-	(*SentenceVersion)(nil),           // 38: evidence.v1.SentenceVersion
-	(*Signoff)(nil),                   // 39: evidence.v1.Signoff
-	nil,                               // 40: evidence.v1.RecordModelOutputRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
-	(*WriteReceipt)(nil),              // 42: evidence.v1.WriteReceipt
-	(EntryKind)(0),                    // 43: evidence.v1.EntryKind
+	(ResolutionAction)(0),             // 3: evidence.v1.ResolutionAction
+	(Verdict)(0),                      // 4: evidence.v1.Verdict
+	(Severity)(0),                     // 5: evidence.v1.Severity
+	(ConflictKind)(0),                 // 6: evidence.v1.ConflictKind
+	(*Encounter)(nil),                 // 7: evidence.v1.Encounter
+	(*CreateEncounterRequest)(nil),    // 8: evidence.v1.CreateEncounterRequest
+	(*CreateEncounterResponse)(nil),   // 9: evidence.v1.CreateEncounterResponse
+	(*ListEncountersRequest)(nil),     // 10: evidence.v1.ListEncountersRequest
+	(*ListEncountersResponse)(nil),    // 11: evidence.v1.ListEncountersResponse
+	(*GetEncounterRequest)(nil),       // 12: evidence.v1.GetEncounterRequest
+	(*GetEncounterResponse)(nil),      // 13: evidence.v1.GetEncounterResponse
+	(*Word)(nil),                      // 14: evidence.v1.Word
+	(*Segment)(nil),                   // 15: evidence.v1.Segment
+	(*RecordSegmentsRequest)(nil),     // 16: evidence.v1.RecordSegmentsRequest
+	(*RecordSegmentsResponse)(nil),    // 17: evidence.v1.RecordSegmentsResponse
+	(*AudioHeader)(nil),               // 18: evidence.v1.AudioHeader
+	(*RecordAudioRequest)(nil),        // 19: evidence.v1.RecordAudioRequest
+	(*RecordAudioResponse)(nil),       // 20: evidence.v1.RecordAudioResponse
+	(*Audio)(nil),                     // 21: evidence.v1.Audio
+	(*ModelRef)(nil),                  // 22: evidence.v1.ModelRef
+	(*DraftNote)(nil),                 // 23: evidence.v1.DraftNote
+	(*DraftSection)(nil),              // 24: evidence.v1.DraftSection
+	(*DraftSentence)(nil),             // 25: evidence.v1.DraftSentence
+	(*TokenUsage)(nil),                // 26: evidence.v1.TokenUsage
+	(*RecordModelOutputRequest)(nil),  // 27: evidence.v1.RecordModelOutputRequest
+	(*RecordModelOutputResponse)(nil), // 28: evidence.v1.RecordModelOutputResponse
+	(*RecordEditRequest)(nil),         // 29: evidence.v1.RecordEditRequest
+	(*RecordEditResponse)(nil),        // 30: evidence.v1.RecordEditResponse
+	(*ResolveSentenceRequest)(nil),    // 31: evidence.v1.ResolveSentenceRequest
+	(*ResolveSentenceResponse)(nil),   // 32: evidence.v1.ResolveSentenceResponse
+	(*SignNoteRequest)(nil),           // 33: evidence.v1.SignNoteRequest
+	(*SignNoteResponse)(nil),          // 34: evidence.v1.SignNoteResponse
+	(*GetTranscriptRequest)(nil),      // 35: evidence.v1.GetTranscriptRequest
+	(*GetTranscriptResponse)(nil),     // 36: evidence.v1.GetTranscriptResponse
+	(*GetNoteRequest)(nil),            // 37: evidence.v1.GetNoteRequest
+	(*GetNoteResponse)(nil),           // 38: evidence.v1.GetNoteResponse
+	(*Note)(nil),                      // 39: evidence.v1.Note
+	(*Section)(nil),                   // 40: evidence.v1.Section
+	(*Sentence)(nil),                  // 41: evidence.v1.Sentence
+	(*TextRange)(nil),                 // 42: evidence.v1.TextRange
+	(*Conflict)(nil),                  // 43: evidence.v1.Conflict
+	(*Resolution)(nil),                // 44: evidence.v1.Resolution
+	(*EvidenceSpan)(nil),              // 45: evidence.v1.EvidenceSpan
+	(*Provenance)(nil),                // 46: evidence.v1.Provenance
+	(*SentenceVersion)(nil),           // 47: evidence.v1.SentenceVersion
+	(*Signoff)(nil),                   // 48: evidence.v1.Signoff
+	nil,                               // 49: evidence.v1.RecordModelOutputRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(*WriteReceipt)(nil),              // 51: evidence.v1.WriteReceipt
+	(EntryKind)(0),                    // 52: evidence.v1.EntryKind
 }
 var file_evidence_v1_encounter_proto_depIdxs = []int32{
-	41, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
-	41, // 1: evidence.v1.Encounter.update_time:type_name -> google.protobuf.Timestamp
+	50, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
+	50, // 1: evidence.v1.Encounter.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: evidence.v1.Encounter.note_status:type_name -> evidence.v1.NoteStatus
-	3,  // 3: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
-	42, // 4: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	41, // 5: evidence.v1.ListEncountersRequest.update_time_start:type_name -> google.protobuf.Timestamp
-	41, // 6: evidence.v1.ListEncountersRequest.update_time_end:type_name -> google.protobuf.Timestamp
+	7,  // 3: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	51, // 4: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	50, // 5: evidence.v1.ListEncountersRequest.update_time_start:type_name -> google.protobuf.Timestamp
+	50, // 6: evidence.v1.ListEncountersRequest.update_time_end:type_name -> google.protobuf.Timestamp
 	0,  // 7: evidence.v1.ListEncountersRequest.note_status:type_name -> evidence.v1.NoteStatus
-	3,  // 8: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
-	3,  // 9: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	7,  // 8: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
+	7,  // 9: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
 	1,  // 10: evidence.v1.Segment.speaker_role:type_name -> evidence.v1.SpeakerRole
-	10, // 11: evidence.v1.Segment.words:type_name -> evidence.v1.Word
-	41, // 12: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
-	11, // 13: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
-	42, // 14: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	14, // 15: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
-	42, // 16: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	20, // 17: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
-	21, // 18: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
-	18, // 19: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
-	40, // 20: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
-	19, // 21: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
-	22, // 22: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
-	42, // 23: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	33, // 24: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
+	14, // 11: evidence.v1.Segment.words:type_name -> evidence.v1.Word
+	50, // 12: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
+	15, // 13: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
+	51, // 14: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	18, // 15: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
+	51, // 16: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	24, // 17: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
+	25, // 18: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
+	22, // 19: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
+	49, // 20: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
+	23, // 21: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
+	26, // 22: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
+	51, // 23: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 24: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
 	2,  // 25: evidence.v1.RecordEditRequest.action:type_name -> evidence.v1.EditAction
-	42, // 26: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	33, // 27: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
-	42, // 28: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	33, // 29: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
-	11, // 30: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
-	17, // 31: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
-	33, // 32: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
-	34, // 33: evidence.v1.Note.sections:type_name -> evidence.v1.Section
-	18, // 34: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
-	39, // 35: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
-	35, // 36: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
-	36, // 37: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
-	37, // 38: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
-	1,  // 39: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
-	38, // 40: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
-	43, // 41: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
-	2,  // 42: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
-	41, // 43: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
-	18, // 44: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
-	41, // 45: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
-	4,  // 46: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
-	6,  // 47: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
-	8,  // 48: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
-	12, // 49: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
-	15, // 50: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
-	23, // 51: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
-	25, // 52: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
-	27, // 53: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
-	29, // 54: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
-	31, // 55: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
-	5,  // 56: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
-	7,  // 57: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
-	9,  // 58: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
-	13, // 59: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
-	16, // 60: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
-	24, // 61: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
-	26, // 62: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
-	28, // 63: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
-	30, // 64: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
-	32, // 65: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
-	56, // [56:66] is the sub-list for method output_type
-	46, // [46:56] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	51, // 26: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 27: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
+	4,  // 28: evidence.v1.ResolveSentenceRequest.verdict:type_name -> evidence.v1.Verdict
+	3,  // 29: evidence.v1.ResolveSentenceRequest.action:type_name -> evidence.v1.ResolutionAction
+	51, // 30: evidence.v1.ResolveSentenceResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 31: evidence.v1.ResolveSentenceResponse.note:type_name -> evidence.v1.Note
+	51, // 32: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 33: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
+	15, // 34: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
+	21, // 35: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
+	39, // 36: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
+	40, // 37: evidence.v1.Note.sections:type_name -> evidence.v1.Section
+	22, // 38: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
+	48, // 39: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
+	41, // 40: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
+	45, // 41: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
+	46, // 42: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
+	4,  // 43: evidence.v1.Sentence.verdict:type_name -> evidence.v1.Verdict
+	5,  // 44: evidence.v1.Sentence.severity:type_name -> evidence.v1.Severity
+	43, // 45: evidence.v1.Sentence.conflicts:type_name -> evidence.v1.Conflict
+	42, // 46: evidence.v1.Sentence.unsupported_ranges:type_name -> evidence.v1.TextRange
+	44, // 47: evidence.v1.Sentence.resolutions:type_name -> evidence.v1.Resolution
+	6,  // 48: evidence.v1.Conflict.kind:type_name -> evidence.v1.ConflictKind
+	42, // 49: evidence.v1.Conflict.claim:type_name -> evidence.v1.TextRange
+	1,  // 50: evidence.v1.Conflict.speaker_role:type_name -> evidence.v1.SpeakerRole
+	50, // 51: evidence.v1.Resolution.record_time:type_name -> google.protobuf.Timestamp
+	4,  // 52: evidence.v1.Resolution.verdict:type_name -> evidence.v1.Verdict
+	5,  // 53: evidence.v1.Resolution.severity:type_name -> evidence.v1.Severity
+	3,  // 54: evidence.v1.Resolution.action:type_name -> evidence.v1.ResolutionAction
+	4,  // 55: evidence.v1.Resolution.new_verdict:type_name -> evidence.v1.Verdict
+	1,  // 56: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
+	47, // 57: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
+	52, // 58: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
+	2,  // 59: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
+	50, // 60: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
+	22, // 61: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
+	50, // 62: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
+	8,  // 63: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
+	10, // 64: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
+	12, // 65: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
+	16, // 66: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
+	19, // 67: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
+	27, // 68: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
+	29, // 69: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
+	31, // 70: evidence.v1.EncounterService.ResolveSentence:input_type -> evidence.v1.ResolveSentenceRequest
+	33, // 71: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
+	35, // 72: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
+	37, // 73: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
+	9,  // 74: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
+	11, // 75: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
+	13, // 76: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
+	17, // 77: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
+	20, // 78: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
+	28, // 79: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
+	30, // 80: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
+	32, // 81: evidence.v1.EncounterService.ResolveSentence:output_type -> evidence.v1.ResolveSentenceResponse
+	34, // 82: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
+	36, // 83: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
+	38, // 84: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
+	74, // [74:85] is the sub-list for method output_type
+	63, // [63:74] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_evidence_v1_encounter_proto_init() }
@@ -3329,8 +4280,8 @@ func file_evidence_v1_encounter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_evidence_v1_encounter_proto_rawDesc), len(file_evidence_v1_encounter_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   38,
+			NumEnums:      7,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	EncounterService_RecordAudio_FullMethodName       = "/evidence.v1.EncounterService/RecordAudio"
 	EncounterService_RecordModelOutput_FullMethodName = "/evidence.v1.EncounterService/RecordModelOutput"
 	EncounterService_RecordEdit_FullMethodName        = "/evidence.v1.EncounterService/RecordEdit"
+	EncounterService_ResolveSentence_FullMethodName   = "/evidence.v1.EncounterService/ResolveSentence"
 	EncounterService_SignNote_FullMethodName          = "/evidence.v1.EncounterService/SignNote"
 	EncounterService_GetTranscript_FullMethodName     = "/evidence.v1.EncounterService/GetTranscript"
 	EncounterService_GetNote_FullMethodName           = "/evidence.v1.EncounterService/GetNote"
@@ -60,7 +61,15 @@ type EncounterServiceClient interface {
 	// RecordEdit records a clinician's change to one sentence, then re-aligns
 	// that sentence.
 	RecordEdit(ctx context.Context, in *RecordEditRequest, opts ...grpc.CallOption) (*RecordEditResponse, error)
-	// SignNote signs the current note version.
+	// ResolveSentence resolves a flagged sentence (verdict contradicted or
+	// unmentioned) of the current note: the clinician confirms it as written,
+	// with a reason, or edits it, which re-aligns and re-verifies the new
+	// text. It records a resolution entry with the verdict they saw and what
+	// they did. A sentence that is not flagged, or is already resolved, is
+	// FailedPrecondition with the field named; nothing is written.
+	ResolveSentence(ctx context.Context, in *ResolveSentenceRequest, opts ...grpc.CallOption) (*ResolveSentenceResponse, error)
+	// SignNote signs the current note version. It is FailedPrecondition while
+	// any flagged sentence is unresolved.
 	SignNote(ctx context.Context, in *SignNoteRequest, opts ...grpc.CallOption) (*SignNoteResponse, error)
 	// GetTranscript returns the encounter's transcript segments and audio.
 	GetTranscript(ctx context.Context, in *GetTranscriptRequest, opts ...grpc.CallOption) (*GetTranscriptResponse, error)
@@ -150,6 +159,16 @@ func (c *encounterServiceClient) RecordEdit(ctx context.Context, in *RecordEditR
 	return out, nil
 }
 
+func (c *encounterServiceClient) ResolveSentence(ctx context.Context, in *ResolveSentenceRequest, opts ...grpc.CallOption) (*ResolveSentenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveSentenceResponse)
+	err := c.cc.Invoke(ctx, EncounterService_ResolveSentence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *encounterServiceClient) SignNote(ctx context.Context, in *SignNoteRequest, opts ...grpc.CallOption) (*SignNoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SignNoteResponse)
@@ -209,7 +228,15 @@ type EncounterServiceServer interface {
 	// RecordEdit records a clinician's change to one sentence, then re-aligns
 	// that sentence.
 	RecordEdit(context.Context, *RecordEditRequest) (*RecordEditResponse, error)
-	// SignNote signs the current note version.
+	// ResolveSentence resolves a flagged sentence (verdict contradicted or
+	// unmentioned) of the current note: the clinician confirms it as written,
+	// with a reason, or edits it, which re-aligns and re-verifies the new
+	// text. It records a resolution entry with the verdict they saw and what
+	// they did. A sentence that is not flagged, or is already resolved, is
+	// FailedPrecondition with the field named; nothing is written.
+	ResolveSentence(context.Context, *ResolveSentenceRequest) (*ResolveSentenceResponse, error)
+	// SignNote signs the current note version. It is FailedPrecondition while
+	// any flagged sentence is unresolved.
 	SignNote(context.Context, *SignNoteRequest) (*SignNoteResponse, error)
 	// GetTranscript returns the encounter's transcript segments and audio.
 	GetTranscript(context.Context, *GetTranscriptRequest) (*GetTranscriptResponse, error)
@@ -246,6 +273,9 @@ func (UnimplementedEncounterServiceServer) RecordModelOutput(context.Context, *R
 }
 func (UnimplementedEncounterServiceServer) RecordEdit(context.Context, *RecordEditRequest) (*RecordEditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordEdit not implemented")
+}
+func (UnimplementedEncounterServiceServer) ResolveSentence(context.Context, *ResolveSentenceRequest) (*ResolveSentenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveSentence not implemented")
 }
 func (UnimplementedEncounterServiceServer) SignNote(context.Context, *SignNoteRequest) (*SignNoteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignNote not implemented")
@@ -392,6 +422,24 @@ func _EncounterService_RecordEdit_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EncounterService_ResolveSentence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveSentenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncounterServiceServer).ResolveSentence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncounterService_ResolveSentence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncounterServiceServer).ResolveSentence(ctx, req.(*ResolveSentenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EncounterService_SignNote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SignNoteRequest)
 	if err := dec(in); err != nil {
@@ -476,6 +524,10 @@ var EncounterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordEdit",
 			Handler:    _EncounterService_RecordEdit_Handler,
+		},
+		{
+			MethodName: "ResolveSentence",
+			Handler:    _EncounterService_ResolveSentence_Handler,
 		},
 		{
 			MethodName: "SignNote",
