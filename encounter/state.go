@@ -326,20 +326,46 @@ func (s *state) catchUp(l *ledger.Log) error {
 	if err != nil {
 		return err
 	}
-	for _, x := range idx {
-		p, e, err := l.Payload(x)
-		if errors.Is(err, ledger.ErrRedacted) {
+	for _, f := range readChain(l, idx) {
+		if errors.Is(f.err, ledger.ErrRedacted) {
 			// Shredded, perhaps through another node: drop what was
 			// decoded before, so that nothing of it stays in memory.
 			s.forget()
 			return fmt.Errorf("%w: the encounter's payloads were destroyed", ledger.ErrRedacted)
 		}
-		if err != nil {
-			return err
+		if f.err != nil {
+			return f.err
 		}
-		if err := s.apply(e, p); err != nil {
+		if err := s.apply(f.entry, f.payload); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chainEntry is an entry of a chain read by readChain.
+type chainEntry struct {
+	entry   *ledger.StoredEntry
+	payload []byte // nil for kinds whose payload the state does not use
+	err     error
+}
+
+// readChain reads the entries idx, each checked against the tree, with
+// the payloads the state uses: not those of access and redaction entries,
+// which hold nothing it needs (a visit read often has many access
+// entries).
+func readChain(l *ledger.Log, idx []int64) []chainEntry {
+	out := make([]chainEntry, len(idx))
+	for i, x := range idx {
+		f := &out[i]
+		if f.entry, f.err = l.Entry(x); f.err != nil {
+			continue
+		}
+		switch f.entry.Leaf.Kind {
+		case ledger.KindAccess, ledger.KindRedaction:
+			continue
+		}
+		f.payload, f.entry, f.err = l.Payload(x)
+	}
+	return out
 }

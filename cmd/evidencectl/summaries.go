@@ -165,7 +165,7 @@ serve the directory afterwards (tenant "bench").`,
 				for _, o := range r.Openings {
 					fmt.Fprintf(w, "opening: %s\t%s; state cache hit rate %.2f\n", o.Name, lat(o.Latency), o.HitRate)
 				}
-				fmt.Fprintf(w, "state cache\t%d visits in %s\n", r.CacheStates, mib(r.CacheMaxBytes))
+				fmt.Fprintf(w, "state cache\t%d visits in %s of %s after the openings\n", r.CacheStates, mib(r.CacheBytes), mib(r.CacheMaxBytes))
 				for _, t := range r.Trails {
 					fmt.Fprintf(w, "note reads, %d readers\twith the access trail %.0f/s (%s), %d syncs, %.1f reads per sync; without %.0f/s (%s)\n",
 						t.Readers, t.ReadsPerSec, lat(t.Latency), t.Syncs, t.ReadsPerSync, t.NoTrailPerSec, lat(t.NoTrail))
