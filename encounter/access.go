@@ -220,9 +220,12 @@ func (svc *Service) DestroyPayloads(ctx context.Context, c Caller, id string) (i
 	if id == AuditChain {
 		return 0, &ledger.InvalidError{Field: "encounter_id", Reason: "the audit chain holds no PHI and cannot be shredded"}
 	}
-	s := svc.states.get(c.Tenant, id)
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
 	s.forget()
 	b, n, err := svc.log.Tombstones(c.Tenant, id, func(k ledger.Kind) bool { return k != ledger.KindAccess && k != ledger.KindRedaction })
 	if err != nil {
@@ -266,9 +269,12 @@ func (svc *Service) RecordRedaction(ctx context.Context, c Caller, id string, r 
 	if err := svc.EnsureAuditKey(ctx, c.Tenant); err != nil {
 		return nil, err
 	}
-	s := svc.states.get(c.Tenant, id)
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
 	if _, err := svc.log.EncounterHead(c.Tenant, id); err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
 			return nil, fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
@@ -291,16 +297,16 @@ func (svc *Service) Forget(c Caller, id string) {
 }
 
 func (c *stateCache) drop(tenant, id string) {
-	k := tenant + "\x00" + id
+	k := cacheKey(tenant, id)
 	c.mu.Lock()
 	el, ok := c.mu.items[k]
+	var s *state
 	if ok {
-		c.mu.lru.Remove(el)
-		delete(c.mu.items, k)
+		s = el.Value.(*cached).s
+		c.removeLocked(el)
 	}
 	c.mu.Unlock()
 	if ok {
-		s := el.Value.(*state)
 		s.mu.Lock()
 		s.forget()
 		s.mu.Unlock()

@@ -66,10 +66,11 @@ func TestServicesShareTheLog(t *testing.T) {
 
 	// A cached state that does not match the chain (same head, another
 	// count) is rebuilt from the chain, not trusted.
-	s := b.states.get(alice.Tenant, id)
+	s := b.states.acquire(alice.Tenant, id)
 	s.mu.Lock()
 	s.count += 3
 	s.segments = s.segments[:1]
+	b.states.release(s)
 	s.mu.Unlock()
 	segs, _, err = b.Transcript(ctx, alice, id)
 	if err != nil || len(segs) != len(visit) {

@@ -84,21 +84,32 @@ type Service struct {
 	app         Appender
 	blobs       *blob.Store
 	states      *stateCache
-	accessTrail bool     // see WithAccessTrail
-	check       Checker  // see WithChecker; nil means align.Align
-	keys        Keys     // see WithKeys; nil: keys need not be made
-	auditKeys   sync.Map // tenants whose audit key is known to exist
+	accessTrail bool        // see WithAccessTrail
+	check       Checker     // see WithChecker; nil means align.Align
+	summaries   SummaryView // see WithSummaries; nil: Find reads the chains
+	keys        Keys        // see WithKeys; nil: keys need not be made
+	auditKeys   sync.Map    // tenants whose audit key is known to exist
 }
 
 // New returns a Service that reads the log l, appends through app and keeps
 // recordings in blobs.
 func New(l *ledger.Log, app Appender, blobs *blob.Store, opts ...Option) *Service {
-	svc := &Service{log: l, app: app, blobs: blobs, states: newStateCache(1024)}
+	svc := &Service{log: l, app: app, blobs: blobs, states: newStateCache(DefaultStateCacheBytes)}
 	for _, o := range opts {
 		o(svc)
 	}
 	return svc
 }
+
+// WithStateCacheBytes bounds the memory of the decoded encounters the
+// Service keeps (estimated; default DefaultStateCacheBytes). A visit not
+// in the cache is decoded from its own chain when it is next read.
+func WithStateCacheBytes(n int64) Option {
+	return func(s *Service) { s.states = newStateCache(n) }
+}
+
+// CacheStats returns the state cache's hit and miss counts and its size.
+func (svc *Service) CacheStats() CacheStats { return svc.states.stats() }
 
 func invalid(field, format string, args ...any) error {
 	return &ledger.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -117,14 +128,30 @@ type Info struct {
 	ID         string
 	Title      string
 	PatientRef string
-	Created    meta
-	Count      uint64
-	Head       int64
+	// Created is the opening entry: its leaf, actor and time.
+	Created meta
+	// Updated is the time of the latest entry that is not an access
+	// entry: when the encounter was last written. Reads do not change it.
+	Updated time.Time
+	// Count is the number of entries in the encounter's chain, access
+	// entries included, and Head the leaf index of the last one.
+	Count uint64
+	Head  int64
+	// Status is where the note stands; Flagged and Unresolved count its
+	// flagged sentences and those still unresolved (Review.Flags).
+	Status              NoteStatus
+	Flagged, Unresolved int
+	// Redacted: the encounter's payloads were destroyed (crypto-shredded);
+	// its title and patient reference are gone, and its note with them.
+	Redacted bool
 }
 
 func (s *state) info() Info {
+	n := s.project()
+	flagged, unresolved := n.Flags()
 	return Info{ID: s.id, Title: s.opened.Title, PatientRef: s.opened.PatientRef,
-		Created: meta{Index: -1, Actor: s.actor, Time: s.openedAt}, Count: s.count, Head: s.head}
+		Created: meta{Index: s.openedLeaf, Actor: s.actor, Time: s.openedAt}, Updated: s.updated, Count: s.count, Head: s.head,
+		Status: n.Status(), Flagged: flagged, Unresolved: unresolved}
 }
 
 // with runs fn on the up-to-date state of an encounter, holding its lock.
@@ -135,9 +162,12 @@ func (svc *Service) with(c Caller, id string, fn func(s *state) error) error {
 	if id == AuditChain {
 		return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
 	}
-	s := svc.states.get(c.Tenant, id)
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
 	if err := s.refresh(svc.log); err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
@@ -283,7 +313,7 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 			return Info{}, nil, err
 		}
 	}
-	s := svc.states.get(c.Tenant, id)
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
 	a, err := svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
 	if err != nil {
@@ -303,7 +333,10 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 		info, err := svc.get(c, leaf.Encounter)
 		return info, a, err
 	}
-	defer s.mu.Unlock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
 	if err := s.applyAppended(svc.log, a, [][]byte{p}, []any{opened}); err != nil {
 		return Info{}, nil, err
 	}
@@ -326,7 +359,9 @@ func (svc *Service) get(c Caller, id string) (Info, error) {
 }
 
 // List returns up to limit of the tenant's encounters with ids after the
-// given one, in id order, and whether more follow.
+// given one, in id order, and whether more follow. It reads each listed
+// encounter's chain; the API lists through Find, which reads the
+// encounter summaries.
 func (svc *Service) List(ctx context.Context, c Caller, after string, limit int) ([]Info, bool, error) {
 	var ids []string
 	more := false

@@ -2,11 +2,11 @@ package grpcapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -65,7 +65,9 @@ func appendedIndexes(a *ledger.Appended) []int64 {
 
 func encounterPB(i encounter.Info) *pb.Encounter {
 	return &pb.Encounter{EncounterId: i.ID, Title: i.Title, PatientRef: i.PatientRef,
-		CreateTime: timestamppb.New(i.Created.Time), EntryCount: int64(i.Count), HeadIndex: i.Head}
+		CreateTime: timestamppb.New(i.Created.Time), EntryCount: int64(i.Count), HeadIndex: i.Head,
+		UpdateTime: timestamppb.New(i.Updated), NoteStatus: pb.NoteStatus(i.Status),
+		FlaggedSentences: int32(i.Flagged), UnresolvedSentences: int32(i.Unresolved), Redacted: i.Redacted}
 }
 
 func (s *encounterServer) CreateEncounter(ctx context.Context, req *pb.CreateEncounterRequest) (*pb.CreateEncounterResponse, error) {
@@ -84,44 +86,34 @@ func (s *encounterServer) CreateEncounter(ctx context.Context, req *pb.CreateEnc
 	return &pb.CreateEncounterResponse{Encounter: encounterPB(info), Receipt: r}, nil
 }
 
-// Page tokens are the base64 of the last encounter id of the previous page.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 func (s *encounterServer) ListEncounters(ctx context.Context, req *pb.ListEncountersRequest) (*pb.ListEncountersResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, invalidArg("page_size", "must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
-	after := ""
-	if t := req.GetPageToken(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || ledger.CheckID("page_token", string(b), ledger.MaxEncounterLen) != nil {
-			return nil, invalidArg("page_token", "is not a token this server issued")
+	q := encounter.ListQuery{PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	q.Status = encounter.NoteStatus(req.GetNoteStatus())
+	q.Unresolved, q.PatientRef = req.GetHasUnresolvedFlags(), req.GetPatientRef()
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		into  *time.Time
+	}{{"update_time_start", req.GetUpdateTimeStart(), &q.UpdatedFrom}, {"update_time_end", req.GetUpdateTimeEnd(), &q.UpdatedTo}} {
+		if t.ts == nil {
+			continue
 		}
-		after = string(b)
+		if err := t.ts.CheckValid(); err != nil {
+			return nil, invalidArg(t.field, "is not a valid timestamp")
+		}
+		*t.into = t.ts.AsTime()
 	}
-	infos, more, err := s.svc.List(ctx, c, after, size)
+	page, err := s.svc.Find(ctx, c, q)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	resp := &pb.ListEncountersResponse{}
-	for _, i := range infos {
+	resp := &pb.ListEncountersResponse{NextPageToken: page.NextPageToken, TreeSize: page.TreeSize}
+	for _, i := range page.Encounters {
 		resp.Encounters = append(resp.Encounters, encounterPB(i))
-	}
-	if more && len(infos) > 0 {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(infos[len(infos)-1].ID))
 	}
 	return resp, nil
 }

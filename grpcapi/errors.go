@@ -72,7 +72,7 @@ func statusOf(err error) error {
 		return withField(code, invalid.Field, invalid.Reason, err.Error())
 	case errors.As(err, &badSearch):
 		return withField(codes.InvalidArgument, badSearch.Field, badSearch.Reason, err.Error())
-	case errors.Is(err, index.ErrBehind):
+	case errors.Is(err, index.ErrBehind), errors.Is(err, encounter.ErrBehind):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, blob.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())

@@ -23,6 +23,7 @@ import (
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 	"github.com/evidenceledger/evidence/ledger/tlogtiles"
 	"github.com/evidenceledger/evidence/pipeline"
+	"github.com/evidenceledger/evidence/summary"
 	"github.com/evidenceledger/evidence/web"
 )
 
@@ -66,7 +67,14 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l.Log, l, blob.New(store, nil))
+	sums, err := summary.Open(t.TempDir(), l.Log, summary.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopSummaries := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { sums.Follow(ctx); close(followed) }()
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithSummaries(sums))
 	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: devAuth, Inference: pipeline.New(svc, nil, pipeline.Options{})})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,6 +98,9 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 		hs.Close()
 		conn.Close()
 		gs.Stop()
+		stopSummaries()
+		<-followed
+		sums.Close()
 		l.Close()
 		store.Close()
 	})

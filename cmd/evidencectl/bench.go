@@ -20,7 +20,7 @@ import (
 
 func benchCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "bench", Short: "Benchmarks (offline, in a scratch directory)"}
-	c.AddCommand(benchAppendCmd(g), benchProofsCmd(g), benchGRPCCmd(g), benchFloorCmd(g), benchFloorServerCmd(), benchProxyCmd(g), benchSearchCmd(g))
+	c.AddCommand(benchAppendCmd(g), benchProofsCmd(g), benchGRPCCmd(g), benchFloorCmd(g), benchFloorServerCmd(), benchProxyCmd(g), benchSearchCmd(g), benchReadsCmd(g))
 	return c
 }
 

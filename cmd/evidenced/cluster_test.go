@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/auth/authtest"
@@ -331,6 +332,23 @@ func TestCluster(t *testing.T) {
 		}
 		return true
 	})
+
+	// Each node keeps its own encounter summaries from its own log: every
+	// node lists the same visit, field for field.
+	var lists []*pb.ListEncountersResponse
+	for _, n := range nodes {
+		ctx := metadata.AppendToOutgoingContext(bearerCtx(context.Background(), tok["clinician"]), "x-evidence-min-tree-size", strconv.FormatInt(st.GetMembers()[0].GetTreeSize(), 10))
+		l, err := enc(n).ListEncounters(ctx, &pb.ListEncountersRequest{})
+		if err != nil || len(l.GetEncounters()) != 1 || l.GetEncounters()[0].GetEncounterId() != id || l.GetEncounters()[0].GetTitle() != "synthetic" {
+			t.Fatalf("%s lists %v, %v", n.id, l, err)
+		}
+		lists = append(lists, l)
+	}
+	for i, l := range lists[1:] {
+		if !proto.Equal(l.GetEncounters()[0], lists[0].GetEncounters()[0]) {
+			t.Fatalf("%s lists %v, %s lists %v", nodes[i+1].id, l.GetEncounters()[0], nodes[0].id, lists[0].GetEncounters()[0])
+		}
+	}
 
 	// A tenant's identity may not ask for the cluster's status.
 	if _, err := pb.NewClusterServiceClient(n0.conn).GetClusterStatus(bearerCtx(context.Background(), tok["clinician"]), &pb.GetClusterStatusRequest{}); status.Code(err) != codes.PermissionDenied {

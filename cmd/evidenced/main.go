@@ -163,7 +163,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
 	keys := envelope.NewKeys(sealer, writes)
 	blobs := blob.New(writes, sealer)
-	svc := encounter.New(log, app, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys))
+	// The encounter summaries are a view of the log that the visit list
+	// reads; every node, cluster member or not, keeps its own.
+	sums, stopSummaries, err := startSummaries(ctx, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSummaries()
+	svc := encounter.New(log, app, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys), encounter.WithSummaries(sums),
+		encounter.WithStateCacheBytes(int64(cfg.StateCacheMB)<<20))
+	reg.MustRegister(newReadCollector(svc, sums))
 	// The search index is a view of the log, optional for nodes that only
 	// ingest; without it SearchService is not served.
 	var idx *index.Index
@@ -279,6 +288,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		logger.Error("proxied calls left in the spool for the next start", "error", err.Error())
 	}
 	stopIndex()
+	stopSummaries()
 	// Close drains appends already accepted before storage closes; in a
 	// cluster raft stops applying first.
 	closeLog()
