@@ -4,10 +4,12 @@
 //
 // The method (see docs/align.md) is lexical and deterministic: texts are normalized with
 // package clinicaltext (stems, numbers, durations, clinical abbreviations, lay synonyms),
-// segments are ranked with BM25 plus conversational context — neighbouring turns, a question
-// followed by its short answer, negation agreement, temporal coherence — and a small
-// logistic-regression reranker turns these features into a probability. Spans whose
-// probability clears a threshold chosen on a training split are returned.
+// bridged to related words with package termassoc, and segments are ranked with BM25 plus
+// conversational context — neighbouring turns, a question followed by its short answer,
+// negation agreement, speaker roles, first mentions and recaps, temporal coherence — and a
+// small linear reranker turns these features into a probability. Within each note section
+// (see SplitNote) the evidence of consecutive sentences is decoded jointly. Spans whose
+// probability clears thresholds chosen on the training parts are returned.
 //
 // Use NewIndex once per encounter and then Index.Align for each sentence, or the convenience
 // function Align. An Index is immutable after NewIndex returns and is safe for concurrent use
@@ -22,7 +24,7 @@ import (
 
 // MethodVersion names the alignment method and its parameters. It is recorded with every
 // Result and changes whenever the output for some input may change.
-const MethodVersion = "align-2026.11-bm25ctx-note-qa-lr2"
+const MethodVersion = "align-2026.12-bm25ctx-note-qa-roles-bridges-joint-lr3-claims1"
 
 // Limits on inputs. NewIndex and Align reject inputs beyond them with ErrTooLarge.
 const (

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/evidenceledger/evidence/clinicaltext"
+	"github.com/evidenceledger/evidence/termassoc"
 )
 
 // BM25 parameters (Robertson and Zaragoza's usual defaults).
@@ -32,6 +33,13 @@ type Index struct {
 	avgTurnLen   float64
 	scratch      sync.Pool  // *scratch
 	tr           transcript // what each segment says, for the claim checker
+	// Set by readRoles (roles.go) and for semantic bridges.
+	nSpeakers int
+	patient   []bool // by speaker: the label names the patient
+	labelled  speakerRoles
+	hasLabels bool
+	maxIDF    float64
+	assoc     func(dst []termassoc.Neighbour, term string) []termassoc.Neighbour
 }
 
 type posting struct {
@@ -83,6 +91,10 @@ func NewIndex(segments []Segment) (*Index, error) {
 	speakers := map[string]int32{}
 	var df []int32
 	analysed := make([][]clinicaltext.Token, len(segments))
+	// Conversations repeat short turns ("Yeah.", "Okay."): analyse each distinct text once.
+	// The token slices are shared read-only.
+	type analysis struct{ raw, toks []clinicaltext.Token }
+	seen := make(map[string]analysis)
 	totalLen := 0
 	for i, s := range segments {
 		x.segIndex[s.ID] = i
@@ -95,8 +107,16 @@ func NewIndex(segments []Segment) (*Index, error) {
 		}
 		in.speaker = sp
 		counts := map[int32]int{}
-		raw := clinicaltext.Tokenize(s.Text)
-		analysed[i] = clinicaltext.Analyze(s.Text)
+		a, ok := seen[s.Text]
+		if !ok {
+			raw := clinicaltext.Tokenize(s.Text)
+			a = analysis{raw, clinicaltext.AnalyzeTokens(s.Text, raw)}
+			if len(s.Text) <= 64 {
+				seen[s.Text] = a
+			}
+		}
+		raw := a.raw
+		analysed[i] = a.toks
 		for _, t := range analysed[i] {
 			if t.Flags&clinicaltext.Negation != 0 {
 				in.negated = true
@@ -147,6 +167,7 @@ func NewIndex(segments []Segment) (*Index, error) {
 	x.linkReplies()
 	x.linkTurns(len(df))
 	x.buildTranscript(analysed)
+	x.readRoles()
 	nTurns := len(x.turnLen)
 	x.scratch.New = func() any {
 		sc := newScratch(len(segments))
@@ -309,6 +330,7 @@ func mapWords(text string, words []Word) [][2]int {
 // scratch is per-call working memory, pooled per Index.
 type scratch struct {
 	bm25, sec, prf, comb []float64 // scores of the sentence, section and feedback queries
+	bridge               []float64 // score of the sentence's semantic bridges
 	mask                 []uint64  // bit q set when query term q occurs in the segment
 	mark                 []bool    // the segment is in touched
 	touched              []int32
@@ -318,12 +340,12 @@ type scratch struct {
 
 func newScratch(n int) *scratch {
 	return &scratch{bm25: make([]float64, n), sec: make([]float64, n), prf: make([]float64, n),
-		comb: make([]float64, n), mask: make([]uint64, n), mark: make([]bool, n)}
+		comb: make([]float64, n), bridge: make([]float64, n), mask: make([]uint64, n), mark: make([]bool, n)}
 }
 
 func (s *scratch) reset() {
 	for _, i := range s.touched {
-		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, false
+		s.bm25[i], s.sec[i], s.prf[i], s.comb[i], s.bridge[i], s.mask[i], s.mark[i] = 0, 0, 0, 0, 0, 0, false
 	}
 	s.touched = s.touched[:0]
 	for _, t := range s.turnTouched {

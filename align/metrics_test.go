@@ -56,9 +56,12 @@ type sentMetrics struct {
 	hasP               bool
 }
 
-func scoreSentence(gold, pred []ival) sentMetrics {
+// scoreSentence scores predicted intervals against gold; precision counts a prediction
+// mostly inside goldAlt, the gold with its alternatives (alt_gold).
+func scoreSentence(gold, goldAlt, pred []ival) sentMetrics {
 	var m sentMetrics
 	g := unionIvals(gold)
+	ga := unionIvals(goldAlt)
 	if len(pred) > 0 && mostlyInside(pred[0], g) {
 		m.hit1 = 1
 	}
@@ -77,7 +80,7 @@ func scoreSentence(gold, pred []ival) sentMetrics {
 		m.hasP = true
 		n := 0
 		for _, p := range pred {
-			if mostlyInside(p, g) {
+			if mostlyInside(p, ga) {
 				n++
 			}
 		}

@@ -34,6 +34,11 @@ type model struct {
 	// Stage2 rescores candidates with the first stage's probabilities of their
 	// neighbourhood (stacking); nil means one stage.
 	Stage2 *stage2 `json:"stage2,omitempty"`
+	// SectionPos gives, for each section kind (see sections.go), the mean and standard
+	// deviation of the relative time (0..1) of its gold evidence on the train parts.
+	SectionPos [][2]float64 `json:"section_pos,omitempty"`
+	// Decode holds the joint decoding parameters (decode.go); nil turns decoding off.
+	Decode *decodeParams `json:"decode,omitempty"`
 	// Note says how the parameters were made.
 	Note string `json:"note"`
 }

@@ -3,8 +3,6 @@ package align
 import (
 	"flag"
 	"fmt"
-	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -13,32 +11,6 @@ var flagPriMock = flag.Bool("primock", false, "align PriMock57 notes and print c
 type priMockNote struct {
 	EncounterID string `json:"encounter_id"`
 	Note        string `json:"note"`
-}
-
-var (
-	listMarker   = regexp.MustCompile(`^\s*(\d+[.)]|[-*•])\s*`)
-	sentenceStop = regexp.MustCompile(`([.!?])\s+([A-Z0-9])`)
-	headerOnly   = regexp.MustCompile(`^[A-Za-z /&]{1,30}:$`)
-)
-
-// splitNote splits a clinician's note into sentences: one per line, list markers removed,
-// lines split again after ". ", "! " or "? " followed by a capital or digit; lines that
-// are only a heading ("Plan:") are dropped.
-func splitNote(note string) []string {
-	var out []string
-	for _, line := range strings.Split(note, "\n") {
-		line = strings.TrimSpace(listMarker.ReplaceAllString(line, ""))
-		if line == "" || headerOnly.MatchString(line) {
-			continue
-		}
-		line = sentenceStop.ReplaceAllString(line, "$1\n$2")
-		for _, s := range strings.Split(line, "\n") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }
 
 // TestPriMockReport aligns every PriMock57 note and prints coverage and a sample of
@@ -52,9 +24,9 @@ func TestPriMockReport(t *testing.T) {
 	total, covered := 0, 0
 	k := 0
 	for _, n := range notes {
-		var sents []Sentence
-		for i, s := range splitNote(n.Note) {
-			sents = append(sents, Sentence{ID: fmt.Sprintf("%s-%02d", n.EncounterID, i), Text: s})
+		sents := SplitNote(n.Note)
+		for i := range sents {
+			sents[i].ID = fmt.Sprintf("%s-%02d", n.EncounterID, i)
 		}
 		res, err := Align(segs[n.EncounterID], sents)
 		if err != nil {

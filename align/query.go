@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
 
 	"github.com/evidenceledger/evidence/clinicaltext"
+	"github.com/evidenceledger/evidence/termassoc"
 )
 
 // query is one analysed sentence.
@@ -17,6 +19,17 @@ type query struct {
 	total   float64   // sum of weights
 	negated bool
 	nTerms  int // content terms in the sentence, known or not
+	// Semantic bridges (see bridges): transcript terms related to the sentence's terms but
+	// not among them, weighted by idf times relatedness, and for each the query term
+	// position (in terms, see below) it stands for.
+	bridgeIDs []int32
+	bridgeW   []float64
+	bridgeOf  []int
+	// terms are the distinct content terms of the sentence (known or not) and termW their
+	// weights: idf when known, else the largest idf of the index (a word the conversation
+	// never uses is rare in it).
+	terms []string
+	termW []float64
 }
 
 func (x *Index) analyseQuery(text string) query {
@@ -33,6 +46,7 @@ func (x *Index) analyseText(text string, noteShare map[string]float64) query {
 	}
 	var q query
 	seen := map[int32]bool{}
+	seenTerm := map[string]bool{}
 	for _, t := range clinicaltext.Analyze(text) {
 		if t.Flags&clinicaltext.Negation != 0 {
 			q.negated = true
@@ -41,6 +55,15 @@ func (x *Index) analyseText(text string, noteShare map[string]float64) query {
 			continue
 		}
 		id, ok := x.vocab[t.Term]
+		if !seenTerm[t.Term] && t.Flags&clinicaltext.Number == 0 {
+			seenTerm[t.Term] = true
+			w := x.maxIDF
+			if ok {
+				w = x.idf[id]
+			}
+			q.terms = append(q.terms, t.Term)
+			q.termW = append(q.termW, w/(1+noteShareDamping*noteShare[t.Term]))
+		}
 		if t.Flags&clinicaltext.Expansion == 0 {
 			q.nTerms++
 			if ok {
@@ -61,6 +84,49 @@ func (x *Index) analyseText(text string, noteShare map[string]float64) query {
 	}
 	return q
 }
+
+// maxBridges caps the bridge terms of one sentence.
+const maxBridges = 32
+
+// bridges fills q's semantic bridges from package termassoc: for each content term of the
+// sentence, its related terms that the transcript uses and the sentence does not.
+func (x *Index) bridges(q *query) {
+	if x.assoc == nil {
+		return
+	}
+	buf := nbPool.Get().(*[]termassoc.Neighbour)
+	defer nbPool.Put(buf)
+	var pos map[int32]int
+	for ti, term := range q.terms {
+		*buf = x.assoc((*buf)[:0], term)
+		for _, nb := range *buf {
+			id, ok := x.vocab[nb.Term]
+			if !ok || slices.Contains(q.ids, id) {
+				continue
+			}
+			w := x.idf[id] * nb.Score
+			if k, ok := pos[id]; ok {
+				if w > q.bridgeW[k] {
+					q.bridgeW[k], q.bridgeOf[k] = w, ti
+				}
+				continue
+			}
+			if len(q.bridgeIDs) == maxBridges {
+				continue
+			}
+			if pos == nil {
+				pos = make(map[int32]int, maxBridges)
+			}
+			pos[id] = len(q.bridgeIDs)
+			q.bridgeIDs = append(q.bridgeIDs, id)
+			q.bridgeW = append(q.bridgeW, w)
+			q.bridgeOf = append(q.bridgeOf, ti)
+		}
+	}
+}
+
+// nbPool holds neighbour buffers for bridges.
+var nbPool = sync.Pool{New: func() any { return new([]termassoc.Neighbour) }}
 
 // candidate is one segment considered as evidence, with its features.
 type candidate struct {
@@ -105,6 +171,14 @@ const (
 	fHasOrder
 	fNearNeighbour
 	fSectionDensity
+	fRoleMatch
+	fRoleKnown
+	fPatient
+	fKindPos
+	fBridgeRel
+	fBridgeCover
+	fHub
+	fFirst
 	numFeatures
 )
 
@@ -114,6 +188,7 @@ var featureNames = [numFeatures]string{
 	"short", "zero_match", "query_len", "best_abs", "section_rel", "prf_rel", "prf_ctx",
 	"same_speaker", "section_region", "phrase", "precision", "turn", "matched",
 	"order", "has_order", "near_neighbour", "section_density",
+	"role_match", "role_known", "patient", "kind_pos", "bridge_rel", "bridge_cover", "hub", "first",
 }
 
 // noteShareDamping sets how strongly note-wide terms are down-weighted (see analyseText).
@@ -138,13 +213,20 @@ func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candida
 	first := x.topBy(sc.bm25, sc.touched, prfDocs)
 	prfIDs, prfW := x.feedbackTerms(first, q)
 	x.accumulate(prfIDs, prfW, sc.prf, sc, false)
+	x.accumulate(q.bridgeIDs, q.bridgeW, sc.bridge, sc, false)
 	for _, i := range sc.touched {
-		sc.comb[i] = sc.bm25[i] + 0.3*sc.prf[i] + 0.3*sc.sec[i]
+		sc.comb[i] = sc.bm25[i] + 0.3*sc.prf[i] + 0.3*sc.sec[i] + bridgeMix*sc.bridge[i]
 	}
 	ranked := x.topBy(sc.comb, sc.touched, topCandidates)
 	best := sc.bm25[first[0]]
 	top := int(first[0])
 	bestSec, bestPRF := maxAt(sc.sec, sc.touched), maxAt(sc.prf, sc.touched)
+	bestBridge := maxAt(sc.bridge, sc.touched)
+	termTotal := 0.0
+	for _, w := range q.termW {
+		termTotal += w
+	}
+	span01 := float64(x.segs[len(x.segs)-1].EndMS - x.segs[0].StartMS)
 	bestTurn := x.scoreTurns(q, sc)
 	span := float64(x.segs[len(x.segs)-1].StartMS - x.segs[0].StartMS)
 	rank := make(map[int]int, len(ranked)*2)
@@ -301,8 +383,94 @@ func (x *Index) candidates(q, sec query, nc *noteContext, sc *scratch) []candida
 			}
 			f[fSectionDensity] = float64(n) / float64(len(nc.sectionMS))
 		}
+		if nc.roleShare != nil {
+			f[fRoleKnown] = 1
+			f[fRoleMatch] = nc.roleShare[in.speaker]
+		}
+		if x.patient != nil && x.patient[in.speaker] {
+			f[fPatient] = 1
+		}
+		if pos := x.model.SectionPos; nc.kind != kindOther && nc.kind < len(pos) && pos[nc.kind][1] > 0 && span01 > 0 {
+			rel := float64(x.segs[i].StartMS-x.segs[0].StartMS) / span01
+			z := (rel - pos[nc.kind][0]) / pos[nc.kind][1]
+			f[fKindPos] = math.Exp(-z * z / 2)
+		}
+		if n := nc.hub[int32(i)]; n > 0 {
+			if slices.Contains(nc.ownTop, int32(i)) {
+				n--
+			}
+			f[fHub] = math.Min(float64(n), hubCap) / hubCap
+		}
+		f[fFirst] = x.firstMass(q, i, sc.mask[i])
+		if bestBridge > 0 {
+			f[fBridgeRel] = sc.bridge[i] / bestBridge
+			if termTotal > 0 {
+				f[fBridgeCover] = x.bridgeCover(q, i, termTotal)
+			}
+		}
 	}
 	return cands
+}
+
+// firstWindow is how many segments before a segment may hold a term's first mention and
+// still count it as the segment's: a question often introduces what its answer confirms.
+const firstWindow = 2
+
+// firstMass is the share of the query's weight held by terms of segment i that the
+// conversation mentions there for the first time (or within firstWindow segments before).
+// Notes report a fact where it was first stated in full; later mentions are often read-backs
+// and recaps.
+func (x *Index) firstMass(q query, i int, mask uint64) float64 {
+	m := 0.0
+	for qi, id := range q.ids {
+		if mask&(1<<uint(qi)) != 0 && int(x.postings[id][0].seg) >= i-firstWindow {
+			m += q.weights[qi]
+		}
+	}
+	return m / q.total
+}
+
+// hubCap caps the hub feature: the number of other sentences of the note whose best BM25
+// segments include this one. A segment that matches many sentences is often a recap ("so
+// just to recap, three days of diarrhoea, ...") rather than where each thing was said.
+const hubCap = 4
+
+// bridgeMix is the weight of the bridge score in the candidate-generation score.
+const bridgeMix = 0.3
+
+// bridgeCover is the share of the sentence's term weight that segment i holds only through a
+// bridge: terms it lacks but whose related terms it has, counted by relatedness.
+func (x *Index) bridgeCover(q query, i int, total float64) float64 {
+	in := &x.info[i]
+	var got [maxBridges]struct {
+		ti  int
+		rel float64
+	}
+	n := 0
+	for k, id := range q.bridgeIDs {
+		if !slices.Contains(in.termIDs, id) {
+			continue
+		}
+		ti := q.bridgeOf[k]
+		if qid, ok := x.vocab[q.terms[ti]]; ok && slices.Contains(in.termIDs, qid) {
+			continue // the term itself is there
+		}
+		rel := q.bridgeW[k] / math.Max(x.idf[id], 1e-9)
+		j := 0
+		for j < n && got[j].ti != ti {
+			j++
+		}
+		if j == n {
+			got[n].ti = ti
+			n++
+		}
+		got[j].rel = max(got[j].rel, rel)
+	}
+	c := 0.0
+	for _, g := range got[:n] {
+		c += q.termW[g.ti] * g.rel
+	}
+	return c / total
 }
 
 // mass is the share of the query's idf weight whose terms are set in mask.

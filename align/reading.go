@@ -34,6 +34,7 @@ type fact struct {
 	aside      bool   // set apart by "apart from", "besides", "other than": presupposed
 	others     bool   // after "other", "else", "more": a question of other things than these
 	never      bool   // negated by "never": a statement about the past as a whole
+	deniedQA   bool   // asked about and answered "no"
 }
 
 // quantity classes.
@@ -147,9 +148,9 @@ var scopePrepositions = map[string]bool{"in": true, "on": true, "at": true, "fro
 var thirdPerson = map[string]bool{"he": true, "she": true, "they": true, "him": true, "her": true, "his": true, "their": true, "them": true}
 
 func readText(text string, toks []clinicaltext.Token, speech bool) reading {
-	var r reading
-	negHead := ""       // the first content word a negation covers
-	lastRelative := -1 // start of the last relative named, for pronouns in speech
+	r := reading{facts: make([]fact, 0, len(toks))}
+	negHead := ""                 // the first content word a negation covers
+	lastRelative := -1            // start of the last relative named, for pronouns in speech
 	negCue, negLeft := -1, 0      // start of the governing cue, content words it may still cover
 	negOther := false             // the negation is of "other" or "more" things, not of what it names
 	aside, others := false, false // in the clause: after "apart from", after "other"
@@ -419,6 +420,10 @@ var phraseValues = []struct{ phrase, group, value string }{
 // valuePhrases finds the phraseValues in text, said the way the fact under them is.
 func valuePhrases(text string, facts []fact) []fact {
 	var out []fact
+	if !strings.Contains(text, " and ") && !strings.Contains(text, "time") && !strings.Contains(text, "while") &&
+		!strings.Contains(text, "often") && !strings.Contains(text, "ittle") {
+		return nil // none of the phrases can be here
+	}
 	lower := strings.ToLower(text)
 	for _, p := range phraseValues {
 		from := 0

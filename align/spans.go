@@ -17,21 +17,44 @@ func (x *Index) Align(s Sentence) []Span {
 
 // AlignNote aligns all sentences of one note, in note order, and returns their spans in
 // that order. Unlike calling Align per sentence, it uses the note as context: terms found in
-// many of its sentences are down-weighted, and evidence is expected to follow the order of
-// the sentences within a section and to lie near the evidence of neighbouring sentences
-// (see docs/align.md). It validates nothing; use the package-level Align for validated input.
+// many of its sentences are down-weighted, evidence is expected to follow the order of the
+// sentences within a section and to lie near the evidence of neighbouring sentences, speakers
+// are mapped to the roles the note names, and each section's evidence is decoded jointly
+// (see docs/align.md). Sections are Sentence.Section, or headings found in the text when it
+// is empty (see SplitNote). It validates nothing; use the package-level Align for validated
+// input.
 func (x *Index) AlignNote(sentences []Sentence) [][]Span {
-	ctxs := x.noteContexts(sentences)
-	out := make([][]Span, len(sentences))
-	for i, s := range sentences {
-		out[i] = x.alignWith(s, &ctxs[i])
-	}
+	out, _ := x.alignNote(sentences)
 	return out
+}
+
+// alignNote is AlignNote that also returns each sentence's ranked candidates (after joint
+// decoding), for training and evaluation.
+func (x *Index) alignNote(sentences []Sentence) ([][]Span, [][]candidate) {
+	ctxs := x.noteContexts(sentences)
+	qs := make([]query, len(sentences))
+	ranked := make([][]candidate, len(sentences))
+	for i, s := range sentences {
+		qs[i] = x.analyseText(s.Text, ctxs[i].share)
+		x.bridges(&qs[i])
+		ranked[i] = x.rank(qs[i], x.analyseText(ctxs[i].section, nil), &ctxs[i])
+	}
+	x.decodeSections(ctxs, ranked)
+	out := make([][]Span, len(sentences))
+	for i := range sentences {
+		out[i] = x.selectSpans(qs[i], ranked[i])
+	}
+	return out, ranked
 }
 
 func (x *Index) alignWith(s Sentence, nc *noteContext) []Span {
 	q := x.analyseText(s.Text, nc.share)
-	return x.selectSpans(q, x.rank(q, x.analyseText(s.Section, nil), nc))
+	x.bridges(&q)
+	sec := s.Section
+	if nc.section != "" {
+		sec = nc.section
+	}
+	return x.selectSpans(q, x.rank(q, x.analyseText(sec, nil), nc))
 }
 
 // noteContext is what alignment knows about a sentence from the rest of its note.
@@ -45,31 +68,69 @@ type noteContext struct {
 	// sectionMS are the start times of the best BM25 segments of the other sentences of
 	// the same section.
 	sectionMS []int64
+	// section is the sentence's section (see noteSections), kind its kind.
+	section string
+	kind    int
+	// roleShare, when the sentence names a role that some speaker holds, is each speaker's
+	// share of that role.
+	roleShare []float64
+	// hub counts, for each segment, the sentences of the note that have it among their
+	// roleTop best BM25 segments (shared by the note); ownTop are this sentence's.
+	hub    map[int32]int
+	ownTop []int32
 }
+
+// roleTop is how many best BM25 segments of a sentence vote for its role's speaker.
+const roleTop = 3
 
 // noteContexts computes the note context of every sentence against this index.
 func (x *Index) noteContexts(sentences []Sentence) []noteContext {
 	shares := noteShares(sentences)
+	names, kinds := noteSections(sentences)
 	out := make([]noteContext, len(sentences))
 	bySection := map[string][]int{}
-	for i, s := range sentences {
-		bySection[s.Section] = append(bySection[s.Section], i)
+	for i := range sentences {
+		bySection[names[i]] = append(bySection[names[i]], i)
 	}
 	topMS := make([]int64, len(sentences))
+	roles := make([]int, len(sentences))
+	topSpk := make([][]int32, len(sentences))
+	tops := make([][]int32, len(sentences))
 	sc := x.scratch.Get().(*scratch)
 	for i, s := range sentences {
 		topMS[i] = -1
+		roles[i] = sentenceRole(s.Text)
 		q := x.analyseText(s.Text, shares[i])
 		x.accumulate(q.ids, q.weights, sc.bm25, sc, false)
-		if top := x.topBy(sc.bm25, sc.touched, 1); len(top) > 0 {
+		top := x.topBy(sc.bm25, sc.touched, roleTop)
+		if len(top) > 0 {
 			topMS[i] = x.segs[top[0]].StartMS
+		}
+		tops[i] = top
+		for _, t := range top {
+			topSpk[i] = append(topSpk[i], x.info[t].speaker)
 		}
 		sc.reset()
 	}
 	x.scratch.Put(sc)
+	voted := roleVotes(x.nSpeakers, roles, topSpk)
+	hub := map[int32]int{}
+	for _, t := range tops {
+		for _, seg := range t {
+			hub[seg]++
+		}
+	}
 	for i := range sentences {
 		out[i].share = shares[i]
-		sec := bySection[sentences[i].Section]
+		out[i].hub, out[i].ownTop = hub, tops[i]
+		out[i].section, out[i].kind = names[i], kinds[i]
+		if r := roles[i]; r != roleNone {
+			out[i].roleShare = x.labelled.share[r]
+			if out[i].roleShare == nil && !x.hasLabels {
+				out[i].roleShare = voted.share[r]
+			}
+		}
+		sec := bySection[names[i]]
 		k := slices.Index(sec, i)
 		if len(sec) >= 2 {
 			out[i].hasPos = true

@@ -157,7 +157,7 @@ func TestTrainVerdict(t *testing.T) {
 		var rows []trainExample
 		for _, e := range ex {
 			y := verdictTarget(e.label)
-			if y < 0 || len(e.a.conflicts) > 0 || !keep(e) {
+			if y < 0 || len(e.a.conflicts) > 0 || unsaid(&e.a.feat) || !keep(e) {
 				continue
 			}
 			var r trainExample
@@ -183,8 +183,8 @@ func TestTrainVerdict(t *testing.T) {
 			if verdictFold(e) != k || e.label.Class != "original" || e.label.Verdict != "supported" {
 				continue
 			}
-			if len(e.a.conflicts) > 0 {
-				conflicted++
+			if len(e.a.conflicts) > 0 || unsaid(&e.a.feat) {
+				conflicted++ // flagged by rule
 				continue
 			}
 			probs = append(probs, mk.prob(&e.a.feat))

@@ -74,9 +74,17 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			tr.answerOf = append(tr.answerOf, [2]int32{int32(q), int32(a)})
 			break
 		}
+		head := -1 // the first concept asked about; what follows a preposition after it is its place
 		for k := range tr.readings[q].facts {
 			f := &tr.readings[q].facts[k]
 			if !asking(q, f) {
+				continue
+			}
+			if head < 0 && !f.expansion && f.cat&(clinicaltext.Symptom|clinicaltext.Condition|clinicaltext.Drug) != 0 {
+				head = k // a concept: "any problems with your vision?" denies the vision problems
+			}
+			if pol == -1 && head >= 0 && k != head && !f.expansion && placeOf(x.segs[q].Text, tr.readings[q].facts[head], *f) {
+				f.asked = false // "any blood in your stool?" "no": no blood; the stool is still there
 				continue
 			}
 			switch {
@@ -85,7 +93,7 @@ func (x *Index) buildTranscript(toks [][]clinicaltext.Token) {
 			case !answered || pol == 0 || f.others:
 				f.asked = true
 			case pol == -1:
-				f.neg, f.asked = true, false
+				f.neg, f.asked, f.deniedQA = true, false, !f.neg
 				f.never = f.never || historyQuestion(toks[q])
 			default:
 				f.asked = false
@@ -112,6 +120,22 @@ func historyQuestion(toks []clinicaltext.Token) bool {
 	for _, t := range toks {
 		switch t.Term {
 		case "ever", "diagnos", "befor", "previous", "previously", "histori", "past":
+			return true
+		}
+	}
+	return false
+}
+
+// placeOf reports whether fact f, later in a question than its head, follows a preposition
+// after the head ("blood *in* your stool"), so that a "no" denies the head, not f.
+func placeOf(text string, head, f fact) bool {
+	if f.start <= head.end {
+		return false
+	}
+	for _, w := range strings.FieldsFunc(strings.ToLower(text[head.end:f.start]), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z')
+	}) {
+		if scopePrepositions[w] && !(w == "of" && negHeads[head.term]) {
 			return true
 		}
 	}
@@ -228,6 +252,23 @@ func (x *Index) verdictOf(s Sentence, toks []clinicaltext.Token, spans []Span) (
 	return verdictFrom(&a, defaultVerdictModel)
 }
 
+// A sentence retrieval finds no evidence for, with at least mostlyUnsaid of its claim weight
+// and unsaidWeight in all found nowhere, is unmentioned whatever the model says: the
+// conversation does not contain it ("Patient owns a purple bicycle").
+// So is one whose main claim is a weighty one found nowhere (a drug, condition, procedure or
+// number said of nothing in the conversation: "Past medical history: diabetes.").
+const (
+	mostlyUnsaid     = 0.9
+	unsaidWeight     = 0.5
+	unsaidClaim      = 0.8
+	unsaidClaimShare = 0.5
+)
+
+func unsaid(f *[numVerdictFeatures]float64) bool {
+	return f[vNoSpans] == 1 && f[vUnsupShare] >= mostlyUnsaid && f[vSumAbsent] >= unsaidWeight ||
+		f[vMaxAbsent] >= unsaidClaim && f[vUnsupShare] >= unsaidClaimShare
+}
+
 // inferredShare is the least share of a sentence's claim weight left unsaid for an
 // assessment that is not flagged to count as inferred rather than supported.
 const inferredShare = 0.25
@@ -333,7 +374,9 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 				// "No rash seen": the clinician's examination now, not the history.
 			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
 				// A synonym ("cellulitis" for infection) is too loose to contradict.
-			case conflictCategory(c.f.cat):
+			case conflictCategory(c.f.cat) || !f.neg && c.firm && !c.f.expansion && x.tr.readings[c.where.seg].facts[c.where.fact].deniedQA && specific(c.f.term):
+				// A concept said the other way, or any specific word the patient was asked
+				// about and said "no" to ("difficulty swallowing?" "No.").
 				addConflict(ConflictNegation, Range{f.cue, f.end}, c.where, -1)
 				if c.firm && !c.f.expansion {
 					firmNegations++
@@ -532,7 +575,7 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 		// The conversation says otherwise: always shown, whatever the model's estimate.
 		return Contradicted, conflictSeverity(a.conflicts, a.r), a.conflicts, nil
 	}
-	if m.prob(&a.feat) < m.Threshold {
+	if m.prob(&a.feat) < m.Threshold && !unsaid(&a.feat) {
 		if a.inference && a.feat[vUnsupShare] >= inferredShare {
 			return Inferred, "", nil, nil
 		}
@@ -754,6 +797,30 @@ func (x *Index) checkFact(f *fact, ev evidence) claimCheck {
 	}
 	best := func(inEv bool) (claimCheck, bool) {
 		var neg, other, asked *mref
+		if inEv {
+			// In the evidence, the best-ranked definite mention of the same person decides
+			// (later in the visit wins a tie: "no... actually I did vomit at the start").
+			var pick *mref
+			for i := range ms {
+				m := ms[i]
+				if _, ok := ev[m.seg]; !ok {
+					continue
+				}
+				g := &x.tr.readings[m.seg].facts[m.fact]
+				if g.asked || g.other != f.other || surface && g.expansion {
+					continue
+				}
+				if pick == nil || ev[m.seg] < ev[pick.seg] || ev[m.seg] == ev[pick.seg] && m.seg > pick.seg {
+					pick = &ms[i]
+				}
+			}
+			if pick != nil {
+				if x.tr.readings[pick.seg].facts[pick.fact].neg != f.neg {
+					return claimCheck{f: f, st: stNegated, where: *pick}, true
+				}
+				return claimCheck{f: f, st: stFound, where: *pick}, true
+			}
+		}
 		for i := range ms {
 			m := ms[i]
 			if _, ok := ev[m.seg]; ok != inEv && inEv {

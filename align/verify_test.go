@@ -1,6 +1,7 @@
 package align
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -130,7 +131,10 @@ func TestCheckerUnmentioned(t *testing.T) {
 // stool?" denies blood; "Yes, I get really breathless" affirms breathlessness; a relative's
 // condition is not the patient's.
 func TestCheckerQuestionsAndAnswers(t *testing.T) {
-	segs := append(visit(), Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."})
+	segs := append(visit(),
+		Segment{ID: "s16", Speaker: "patient", StartMS: 80000, EndMS: 84000, Text: "My mother has diabetes."},
+		Segment{ID: "s17", Speaker: "clinician", StartMS: 85000, EndMS: 88000, Text: "Any difficulty swallowing?"},
+		Segment{ID: "s18", Speaker: "patient", StartMS: 88500, EndMS: 89000, Text: "No."})
 	x := mustIndex(t, segs)
 	for _, tc := range []struct {
 		text    string
@@ -146,6 +150,10 @@ func TestCheckerQuestionsAndAnswers(t *testing.T) {
 		{"PMH: asthma.", false},
 		{"Non-smoker.", false},
 		{"Smokes 20 a day.", true},
+		{"No difficulty swallowing.", false},
+		{"Difficulty swallowing.", true},
+		{"Patient owns a purple bicycle.", true},
+		{"Xylophone quartzite glockenspiel.", true},
 	} {
 		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
 		if r.Verdict.Flagged() != tc.flagged {
@@ -218,4 +226,23 @@ func FuzzCheck(f *testing.F) {
 		s := Sentence{ID: "f", Section: "History", Text: sentence}
 		checkResultShape(t, s, x, x.CheckNote([]Sentence{s})[0])
 	})
+}
+
+// TestCheckerDeterministic checks that the same note against the same transcript gives the
+// same results every time, whatever the order maps are walked in.
+func TestCheckerDeterministic(t *testing.T) {
+	segs := demoConsultation(t)
+	note := []Sentence{
+		{ID: "a", Section: "History", Text: "Blood in stool."},
+		{ID: "b", Section: "History", Text: "Right upper quadrant pain, constant, for 3 weeks."},
+		{ID: "c", Section: "PMH", Text: "PMH: diabetes, mother has asthma."},
+		{ID: "d", Section: "Plan", Text: "Plan: amoxicillin 500mg three times a day; refer to gastroenterology."},
+		{ID: "e", Section: "History", Text: "Fever on first day, nil since."},
+	}
+	first := mustIndex(t, segs).CheckNote(note)
+	for i := 0; i < 5; i++ {
+		if got := mustIndex(t, segs).CheckNote(note); !reflect.DeepEqual(got, first) {
+			t.Fatalf("run %d differs:\n%+v\nwant\n%+v", i, got, first)
+		}
+	}
 }

@@ -13,7 +13,11 @@ import (
 //
 // Invariants, checked by FuzzTokens: every token has a non-empty Term and
 // 0 <= Start < End <= len(text), and Start never decreases from one token to the next.
-func Analyze(text string) []Token { return analyze(text, true) }
+func Analyze(text string) []Token { return analyze(text, Tokenize(text), true) }
+
+// AnalyzeTokens is Analyze for a text whose Tokenize result the caller already has (raw must
+// be Tokenize(text)); it saves tokenizing twice.
+func AnalyzeTokens(text string, raw []Token) []Token { return analyze(text, raw, true) }
 
 // Terms returns the terms of Analyze that are neither stop words nor negation cues:
 // the terms a bag-of-words index should hold.
@@ -34,8 +38,7 @@ type analyzer struct {
 	first  bool  // the next emitted token is the first of cur
 }
 
-func analyze(text string, abbrev bool) []Token {
-	raw := Tokenize(text)
+func analyze(text string, raw []Token, abbrev bool) []Token {
 	a := analyzer{abbrev: abbrev, out: make([]Token, 0, len(raw)+len(raw)/4)}
 	for i := 0; i < len(raw); {
 		if n := a.numberGroup(raw[i:]); n > 0 {

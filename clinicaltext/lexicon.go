@@ -135,7 +135,7 @@ func (l *lexicon) expansionTerms(val string) []string {
 			}
 			var terms []string
 			seen := map[string]bool{}
-			for _, t := range analyze(v, false) {
+			for _, t := range analyze(v, Tokenize(v), false) {
 				if (t.Flags&Stop == 0 || t.Flags&Negation != 0) && !seen[t.Term] {
 					seen[t.Term] = true
 					terms = append(terms, t.Term)

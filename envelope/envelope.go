@@ -196,6 +196,37 @@ func (s *Sealer) OpenChunk(scope blob.Scope, aad, sealed []byte) ([]byte, error)
 	return s.open(scope.Tenant, scope.Encounter, chunkAAD(scope, aad), sealed)
 }
 
+// recordScope stands for the encounter in the scope check of a record
+// sealed under the tenant's audit key, which no encounter owns; it is the
+// reserved id of the tenant's audit chain.
+const recordScope = "audit"
+
+// SealRecord seals a record of the tenant's that is kept for a while
+// outside the ledger's store, such as a call in the inference proxy's spool,
+// under the tenant's audit data key, bound to aad (which names the record).
+// A record must not outlive its use: the audit key is not destroyed when an
+// encounter is shredded.
+func (s *Sealer) SealRecord(tenant string, aad, plaintext []byte) ([]byte, error) {
+	return s.seal(classAudit, tenant, recordScope, recordAAD(tenant, aad), plaintext)
+}
+
+// OpenRecord opens what SealRecord sealed with the same tenant and aad.
+func (s *Sealer) OpenRecord(tenant string, aad, sealed []byte) ([]byte, error) {
+	if len(sealed) < headerLen || sealed[1] != classAudit {
+		return nil, ErrMalformed
+	}
+	return s.open(tenant, recordScope, recordAAD(tenant, aad), sealed)
+}
+
+func recordAAD(tenant string, aad []byte) []byte {
+	b := make([]byte, 0, 24+len(tenant)+len(aad))
+	b = append(b, "evidence/record/v1"...)
+	b = append(b, 0)
+	b = append(b, tenant...)
+	b = append(b, 0)
+	return append(b, aad...)
+}
+
 // payloadAAD binds a payload to its entry: tenant, encounter and the
 // commitment the leaf holds.
 func payloadAAD(tenant, encounter string, c ledger.Hash) []byte {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/evidenceledger/evidence/auth"
@@ -14,7 +16,8 @@ import (
 // ledgerServer implements LedgerService on a *ledger.Log.
 type ledgerServer struct {
 	pb.UnimplementedLedgerServiceServer
-	log *ledger.Log
+	log       *ledger.Log
+	witnessed func() []byte // nil without witnesses
 }
 
 func checkpointPB(cp *ledger.Checkpoint) *pb.SignedCheckpoint {
@@ -62,8 +65,22 @@ func (s *ledgerServer) GetLogInfo(ctx context.Context, _ *pb.GetLogInfoRequest) 
 	return &pb.GetLogInfoResponse{Origin: s.log.Origin(), VerifierKey: s.log.VerifierKey(), TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
 }
 
-func (s *ledgerServer) GetCheckpoint(ctx context.Context, _ *pb.GetCheckpointRequest) (*pb.GetCheckpointResponse, error) {
-	return &pb.GetCheckpointResponse{Checkpoint: checkpointPB(s.log.Checkpoint())}, nil
+func (s *ledgerServer) GetCheckpoint(ctx context.Context, req *pb.GetCheckpointRequest) (*pb.GetCheckpointResponse, error) {
+	if !req.GetWitnessed() {
+		return &pb.GetCheckpointResponse{Checkpoint: checkpointPB(s.log.Checkpoint())}, nil
+	}
+	if s.witnessed == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this server has no witnesses (--witness)")
+	}
+	signed := s.witnessed()
+	if signed == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no checkpoint has been cosigned by the witnesses yet")
+	}
+	cp, err := ledger.OpenCheckpoint(signed, s.log.Origin(), s.log.Key())
+	if err != nil {
+		return nil, status.Error(codes.Internal, "the witnessed checkpoint does not verify")
+	}
+	return &pb.GetCheckpointResponse{Checkpoint: checkpointPB(cp)}, nil
 }
 
 func (s *ledgerServer) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*pb.GetEntryResponse, error) {

@@ -66,6 +66,10 @@ type Config struct {
 	// authorizes nothing: for package tests only; evidenced always sets
 	// it.
 	Policy *auth.Policy
+	// Witnessed, when set, returns the latest checkpoint cosigned by the
+	// log's witnesses (*witness.Submitter), served by GetCheckpoint with
+	// witnessed set.
+	Witnessed func() []byte
 	// Cluster, when set, is the raft member this server runs on, and
 	// ClusterService reports on its cluster; without it ClusterService
 	// answers FailedPrecondition.
@@ -89,7 +93,7 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 		grpc.ChainStreamInterceptor(recoverStream(cfg.Logger), observeStream(cfg.Logger, m), guardStream(cfg.Auth, cfg.Policy), consistencyStream(cfg.Log), accessStream()),
 	)
 	s := grpc.NewServer(opts...)
-	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log})
+	pb.RegisterLedgerServiceServer(s, &ledgerServer{log: cfg.Log, witnessed: cfg.Witnessed})
 	pb.RegisterEncounterServiceServer(s, &encounterServer{svc: cfg.Encounters, log: cfg.Log})
 	pb.RegisterAlignServiceServer(s, &alignServer{svc: cfg.Encounters})
 	if cfg.Search != nil {

@@ -145,9 +145,13 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return fmt.Errorf("ledger: write %s: %w", filepath.Base(path), err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
+	d, err := os.Open(filepath.Dir(path))
+	if err == nil {
+		err = d.Sync()
 		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: sync the directory of %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

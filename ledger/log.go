@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
 
@@ -52,6 +54,10 @@ type Options struct {
 	// for: a repeat applied within that many entries of the original is
 	// recognised. Default 1,048,576.
 	RequestIDWindow int64
+	// HighWater, when set, keeps the latest published checkpoint outside
+	// the store (see HighWater): Open refuses a store that is behind it
+	// or not consistent with it, and the log keeps it up to date.
+	HighWater HighWater
 }
 
 func (o *Options) setDefaults() {
@@ -146,13 +152,17 @@ type Log struct {
 
 	applyMu     sync.Mutex // serializes Apply, ApplyWrite, Reload and Close with a Replicator
 	applyClosed bool
+
+	hw *highWater // nil without Options.HighWater
 }
 
 // Open opens the log kept in store, creating an empty one if store is
 // empty. It reads only the latest checkpoint and the right edge of the tree,
 // so its cost does not grow with the size of the log. It verifies that
 // state: a bad signature, or tree hashes that do not match the signed root,
-// return a *CorruptionError.
+// return a *CorruptionError. With Options.HighWater, a store behind or not
+// consistent with the high-water checkpoint returns a *RollbackError, and a
+// non-empty store without one ErrNoHighWater.
 //
 // The Log does not own store: close the Log first, then the store.
 func Open(store storage.Store, opts Options) (*Log, error) {
@@ -187,6 +197,11 @@ func Open(store storage.Store, opts Options) (*Log, error) {
 	}
 	l.mu.partial = l.seq.partial()
 	l.mu.applied = l.seq.applied
+	if opts.HighWater != nil {
+		if err := l.openHighWater(cp); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Replicator == nil {
 		go l.sequence()
 	}
@@ -223,6 +238,9 @@ func (l *Log) loadState() (*Checkpoint, error) {
 
 // Origin returns the log's origin.
 func (l *Log) Origin() string { return l.opts.Origin }
+
+// Key returns the checkpoint verifier.
+func (l *Log) Key() note.Verifier { return l.opts.Key.Verifier() }
 
 // VerifierKey returns the checkpoint verifier key ("name+hash+key").
 func (l *Log) VerifierKey() string { return l.opts.Key.VerifierKey() }
@@ -442,5 +460,8 @@ func (l *Log) Close() error {
 		l.applyMu.Unlock()
 	}
 	<-l.committed
+	if l.hw != nil {
+		return l.hw.close()
+	}
 	return nil
 }

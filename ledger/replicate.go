@@ -497,6 +497,13 @@ func (l *Log) Reload() error {
 	if err := seq.init(l, cp); err != nil {
 		return err
 	}
+	if l.hw != nil {
+		// A snapshot is installed only on a member behind it, so the mark
+		// only moves forward (advance ignores an older checkpoint).
+		if err := l.hw.advance(cp); err != nil {
+			return err
+		}
+	}
 	seq.batchNo = l.seq.batchNo
 	seq.committedBatch.Store(l.seq.committedBatch.Load())
 	l.seq.size, l.seq.edge, l.seq.heads, l.seq.cp = seq.size, seq.edge, seq.heads, seq.cp

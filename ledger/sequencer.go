@@ -531,6 +531,13 @@ func (l *Log) syncer(in <-chan inflight, done chan<- struct{}) {
 			continue
 		}
 		l.seq.committedBatch.Store(f.b.no)
+		if l.hw != nil {
+			if werr := l.hw.advance(f.b.cp); werr != nil {
+				f.b.fail(l.setFailed(fmt.Errorf("high-water checkpoint: %w", werr)))
+				<-l.slots
+				continue
+			}
+		}
 		l.publish(f.b.cp, f.b.partial, f.b.index)
 		for _, r := range f.b.reqs {
 			switch {

@@ -27,6 +27,25 @@ type VerifyOptions struct {
 	Progress func(done, total int64)
 	// MaxProblems stops the check after this many problems (default 100).
 	MaxProblems int
+	// Anchors are checkpoints the log is known to have published (the
+	// high-water checkpoint, one a client or a witness kept): the store
+	// must hold each one's tree, at least as many entries with the same
+	// root at its size. One it does not hold is a "rollback" problem
+	// (the store is behind it: rolled back or truncated) or a "fork"
+	// problem (another tree of that size).
+	Anchors []Anchor
+}
+
+// Anchor is a signed checkpoint that Verify holds the store to.
+type Anchor struct {
+	Name string // for the report, e.g. "the high-water checkpoint"
+	Note []byte // the signed checkpoint note; extra signatures are ignored
+}
+
+// anchor is a verified Anchor.
+type anchor struct {
+	name string
+	cp   *Checkpoint
 }
 
 // Problem is one failed check: which check, where, and what was expected
@@ -157,6 +176,44 @@ func (v *verifier) run(ctx context.Context) error {
 		return err
 	}
 	v.rep.Checkpoints = len(cps)
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng := rf.NewEmptyRange(0)
+	var anchors []anchor
+	for _, a := range v.opts.Anchors {
+		if a.Note == nil {
+			if latest != nil && latest.Size > 0 {
+				if err := v.problem("anchor", -1, a.Name+" is missing: nothing shows whether the store holds every entry the log published", nil, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		cp, err := OpenCheckpoint(a.Note, v.opts.Origin, v.opts.Verifier)
+		if err != nil {
+			if err := v.problem("anchor", -1, a.Name+" does not verify with the log's key: "+err.Error(), nil, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		anchors = append(anchors, anchor{a.Name, cp})
+	}
+	checkAnchors := func(n int64) error {
+		for _, a := range anchors {
+			if a.cp.Size != n {
+				continue
+			}
+			root, err := rootOf(rng)
+			if err != nil {
+				return err
+			}
+			if root != a.cp.Root {
+				if err := v.problem("fork", -1, fmt.Sprintf("the store's tree of size %d is not the one %s signs: the log was rolled back and rewritten, or this is another log", n, a.name), a.cp.Root[:], root[:]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	size := int64(-1)
 	if latest != nil {
 		size = latest.Size
@@ -168,8 +225,6 @@ func (v *verifier) run(ctx context.Context) error {
 		}
 	}
 
-	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-	rng := rf.NewEmptyRange(0)
 	v.tiles = make(map[tileID]*tile)
 	next := int64(0)
 	cpAt := 0
@@ -191,6 +246,9 @@ func (v *verifier) run(ctx context.Context) error {
 		return nil
 	}
 	if err := checkCheckpoints(0); err != nil {
+		return err
+	}
+	if err := checkAnchors(0); err != nil {
 		return err
 	}
 	visit := func(id compact.NodeID, h []byte) {
@@ -224,6 +282,9 @@ func (v *verifier) run(ctx context.Context) error {
 		if err := checkCheckpoints(next); err != nil {
 			return err
 		}
+		if err := checkAnchors(next); err != nil {
+			return err
+		}
 		if v.opts.Progress != nil && next%10_000 == 0 {
 			v.opts.Progress(next, max(size, next))
 		}
@@ -243,6 +304,13 @@ func (v *verifier) run(ctx context.Context) error {
 	if size >= 0 && next > size {
 		if err := v.problem("leaf", size, fmt.Sprintf("%d entries are stored beyond the signed checkpoint", next-size), nil, nil); err != nil {
 			return err
+		}
+	}
+	for _, a := range anchors {
+		if a.cp.Size > next {
+			if err := v.problem("rollback", -1, fmt.Sprintf("the store holds %d entries but %s covers %d: the log was rolled back or truncated, and %d acknowledged entries are missing", next, a.name, a.cp.Size, a.cp.Size-next), nil, nil); err != nil {
+				return err
+			}
 		}
 	}
 	for ; cpAt < len(cps); cpAt++ {

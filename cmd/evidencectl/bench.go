@@ -32,6 +32,17 @@ func opener(name string) (func(dir string) (storage.Store, error), error) {
 	return nil, usageError{"--storage must be pebble or badger"}
 }
 
+// openReadOnly opens a store without changing its files.
+func openReadOnly(name, dir string) (storage.Store, error) {
+	switch name {
+	case "pebble":
+		return pebblestore.Open(dir, pebblestore.Options{ReadOnly: true})
+	case "badger":
+		return badgerstore.Open(dir, badgerstore.Options{ReadOnly: true})
+	}
+	return nil, usageError{"--storage must be pebble or badger"}
+}
+
 func scratch(dir string) (string, func(), error) {
 	if dir != "" {
 		return dir, func() {}, os.MkdirAll(dir, 0o700)

@@ -425,7 +425,7 @@ func verifyRemote(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: vkey, TLS: tc})
+	cl, err := client.Dial(g.server, client.Options{Token: g.bearer(), StatePath: g.state, VerifierKey: vkey, TLS: tc})
 	if err != nil {
 		return err
 	}

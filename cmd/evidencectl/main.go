@@ -48,6 +48,10 @@ type globals struct {
 	// certificate and key for mTLS, and the name to verify.
 	tlsCA, tlsCert, tlsKey, serverName string
 	useTLS                             bool
+	// witnesses are pinned witness keys; witnessQuorum how many must
+	// have cosigned a checkpoint for it to be trusted.
+	witnesses     []string
+	witnessQuorum int
 }
 
 func main() {
@@ -98,7 +102,9 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	f := root.PersistentFlags()
 	f.StringVar(&g.server, "server", envOr("EVIDENCE_SERVER", "127.0.0.1:7070"), "server gRPC address (EVIDENCE_SERVER)")
-	f.StringVar(&g.token, "token", os.Getenv("EVIDENCE_TOKEN"), "bearer token (EVIDENCE_TOKEN)")
+	// The token's default is not shown by --help: it is read from the
+	// environment only when the command runs (bearer).
+	f.StringVar(&g.token, "token", "", "bearer token (default: the EVIDENCE_TOKEN environment variable)")
 	f.BoolVar(&g.json, "json", false, "print JSON instead of a table")
 	f.StringVar(&g.state, "state", envOr("EVIDENCE_STATE", defaultStatePath()), "file holding the last trusted checkpoint (EVIDENCE_STATE)")
 	f.StringVar(&g.verifierKey, "verifier-key", os.Getenv("EVIDENCE_VERIFIER_KEY"), "pin the log's verifier key (EVIDENCE_VERIFIER_KEY); default: trust on first use")
@@ -108,8 +114,10 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringVar(&g.tlsCert, "cert", os.Getenv("EVIDENCE_CERT"), "PEM client certificate for mTLS; turns on TLS (EVIDENCE_CERT)")
 	f.StringVar(&g.tlsKey, "key", os.Getenv("EVIDENCE_KEY"), "PEM private key of --cert (EVIDENCE_KEY)")
 	f.StringVar(&g.serverName, "server-name", os.Getenv("EVIDENCE_SERVER_NAME"), "name to verify in the server's certificate (default: the --server host)")
+	f.StringArrayVar(&g.witnesses, "witness-key", nil, "trust only checkpoints cosigned by this witness (a cosignature/v1 verifier key); repeatable")
+	f.IntVar(&g.witnessQuorum, "witness-quorum", 0, "cosignatures from --witness-key keys a checkpoint needs (0: all)")
 	f.BoolVar(&g.useTLS, "tls", os.Getenv("EVIDENCE_TLS") != "", "use TLS with the system's CAs (EVIDENCE_TLS); implied by --ca and --cert")
-	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), searchCmd(g), indexCmd(g), summariesCmd(g), clusterCmd(g), keyringCmd(g))
+	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), recoverCmd(g), searchCmd(g), indexCmd(g), summariesCmd(g), clusterCmd(g), keyringCmd(g))
 	root.AddCommand(complianceCmds(g)...)
 	return root
 }
@@ -129,13 +137,21 @@ func defaultStatePath() string {
 	return filepath.Join(dir, "evidencectl", "trusted-checkpoint.json")
 }
 
+// bearer returns the bearer token: --token, else EVIDENCE_TOKEN.
+func (g *globals) bearer() string {
+	if g.token != "" {
+		return g.token
+	}
+	return os.Getenv("EVIDENCE_TOKEN")
+}
+
 // dial connects to the server with the global flags.
 func (g *globals) dial() (*client.Client, error) {
 	tc, err := g.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(g.server, client.Options{Token: g.token, StatePath: g.state, VerifierKey: g.verifierKey, TLS: tc})
+	return client.Dial(g.server, client.Options{Token: g.bearer(), StatePath: g.state, VerifierKey: g.verifierKey, TLS: tc, Witnesses: g.witnesses, WitnessQuorum: g.witnessQuorum})
 }
 
 // tlsConfig returns the TLS configuration of the flags, or nil for

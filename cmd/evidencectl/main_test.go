@@ -65,3 +65,39 @@ func TestUsageErrorsExit2(t *testing.T) {
 		t.Fatalf("bad flag: exit %d", code)
 	}
 }
+
+// TestNoSecretInHelpOrErrors: the bearer token from the environment is
+// not printed by --help (as a flag default) nor by the error of a call
+// that fails, whatever the token holds.
+func TestNoSecretInHelpOrErrors(t *testing.T) {
+	const secret = "evtok-SECRET-4f1d2c9a8b7e6d5c"
+	t.Setenv("EVIDENCE_TOKEN", secret)
+	for _, args := range [][]string{{"--help"}, {"log", "--help"}, {"log", "info", "--help"}, {"verify", "--help"}} {
+		var out, errb bytes.Buffer
+		run(context.Background(), args, &out, &errb)
+		if strings.Contains(out.String()+errb.String(), secret) {
+			t.Fatalf("evidencectl %v prints the token:\n%s%s", args, out.String(), errb.String())
+		}
+		if !strings.Contains(out.String()+errb.String(), "EVIDENCE_TOKEN") && args[0] == "--help" {
+			t.Fatalf("--help no longer names EVIDENCE_TOKEN:\n%s", out.String())
+		}
+	}
+	// Calls that fail: nothing listens, and a token that is not a valid
+	// header value.
+	for _, tok := range []string{secret, secret + "\nwith a newline"} {
+		t.Setenv("EVIDENCE_TOKEN", tok)
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"--server", "127.0.0.1:1", "--state", filepath.Join(t.TempDir(), "s.json"), "log", "info"}, &out, &errb)
+		if code == 0 {
+			t.Fatal("log info against nothing succeeded")
+		}
+		if strings.Contains(out.String()+errb.String(), "SECRET") {
+			t.Fatalf("the error shows the token:\n%s%s", out.String(), errb.String())
+		}
+		var out2, errb2 bytes.Buffer
+		run(context.Background(), []string{"--server", "127.0.0.1:1", "--token", tok, "log", "info"}, &out2, &errb2)
+		if strings.Contains(out2.String()+errb2.String(), "SECRET") {
+			t.Fatalf("the error shows the --token value:\n%s%s", out2.String(), errb2.String())
+		}
+	}
+}

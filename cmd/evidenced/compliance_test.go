@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/evidenceledger/evidence/auth"
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/encounter"
@@ -28,6 +32,8 @@ import (
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 	"github.com/evidenceledger/evidence/ledger/storage/storagetest"
+	"github.com/evidenceledger/evidence/pipeline/proxy"
+	"github.com/evidenceledger/evidence/pipeline/upstreamtest"
 )
 
 // stack is the server's storage, log and services wired as run() wires
@@ -41,6 +47,32 @@ type stack struct {
 	index  *index.Index
 	addr   string
 	stop   func()
+	// chatURL serves the recording chat proxy as the demo tenant's
+	// pipeline.
+	chatURL string
+}
+
+// proxiedNote is what the model behind the chat proxy answers: a note
+// whose sentences are found nowhere else.
+const proxiedNote = "Subjective: The proxied patient reports a marigold-coloured rash on both forearms since Tuesday.\nPlan: Apply the proxied emollient twice daily and return in fourteen days."
+
+// proxiedTexts are distinctive parts of proxiedNote.
+var proxiedTexts = []string{"marigold-coloured rash on both forearms", "proxied emollient twice daily"}
+
+// proxyCalls sends n chat completions through the stack's recording proxy.
+func proxyCalls(t *testing.T, s *stack, n int) {
+	t.Helper()
+	for range n {
+		resp, err := http.Post(s.chatURL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"draft the note"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("chat proxy: %s", resp.Status)
+		}
+	}
 }
 
 func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
@@ -56,7 +88,7 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 	if s.store, err = openStore(cfg, logger); err != nil {
 		t.Fatal(err)
 	}
-	opts := ledger.Options{Origin: cfg.Origin, Key: key}
+	opts := ledger.Options{Origin: cfg.Origin, Key: key, HighWater: ledger.HighWaterFile(filepath.Join(dataDir, ledger.HighWaterFileName))}
 	var blobSealer blob.Sealer
 	if encrypted {
 		if s.sealer, err = setupEncryption(dataDir, "", s.store, logger); err != nil {
@@ -74,10 +106,26 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 		t.Fatal(err)
 	}
 	s.index = idx
-	inf, err := setupInference(defaultInference(), dataDir, s.log, svc, nil, logger)
+	// A model server behind the chat proxy, whose replies are notes with
+	// text of their own, so that proxied calls leave PHI to look for.
+	upstream := httptest.NewServer(&upstreamtest.Chat{Content: proxiedNote})
+	t.Cleanup(upstream.Close)
+	icfg := defaultInference()
+	icfg.OpenAIUpstream = upstream.URL
+	var spoolSealer proxy.Sealer
+	if encrypted {
+		spoolSealer = s.sealer
+	}
+	inf, err := setupInference(icfg, dataDir, s.log, svc, spoolSealer, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
+	chat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := auth.Identity{Tenant: "demo", Role: auth.RolePipeline, Subject: "svc:test"}
+		inf.ChatProxy.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), id)))
+	}))
+	t.Cleanup(chat.Close)
+	s.chatURL = chat.URL
 	gcfg := grpcapi.Config{Log: s.log, Encounters: svc, Auth: devAuthenticator, Search: idx, Inference: inf.Pipeline}
 	if encrypted {
 		if gcfg.Compliance, err = newCompliance(s.log, svc, blobs, s.sealer, idx); err != nil {
@@ -201,9 +249,13 @@ func TestEncryptionAtRest(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				texts = distinctive(t, c, id)
+				texts = append(distinctive(t, c, id), proxiedTexts...)
 				c.Close()
+				proxyCalls(t, s, 5)
 				waitApplied(t, s.index, s.log.Size())
+				// The proxy's spool holds the calls (its active segment
+				// stays while the server runs).
+				inSpool := found(t, filepath.Join(dir, "proxy-spool"), proxiedTexts)
 				// Scan while the server runs (the engines' write-ahead logs
 				// hold recent writes uncompressed) and again once stopped
 				// (memtables flushed to compressed tables).
@@ -215,8 +267,14 @@ func TestEncryptionAtRest(t *testing.T) {
 					if len(inStore) != len(texts) {
 						t.Fatalf("control: only %d of %d texts found in the plaintext store: the scan cannot see them", len(inStore), len(texts))
 					}
+					if len(inSpool) != len(proxiedTexts) {
+						t.Fatalf("control: the proxied calls' text is not in the plaintext spool (%d of %d): the scan cannot see it", len(inSpool), len(proxiedTexts))
+					}
 					controlIndexHits = len(inIndex)
 					continue
+				}
+				for s, f := range inSpool {
+					t.Errorf("plaintext %q is in %s while the server runs", s, f)
 				}
 				for s, f := range found(t, storeDir, texts) {
 					inStore[s] = f
@@ -224,8 +282,8 @@ func TestEncryptionAtRest(t *testing.T) {
 				for s, f := range inStore {
 					t.Errorf("plaintext %q is in %s", s, f)
 				}
-				// Everything in the data directory but the index: keys,
-				// keyring, demo marker.
+				// Every other file the server wrote: keys, keyring, the
+				// high-water checkpoint, the proxy's spool, markers.
 				entries, _ := os.ReadDir(dir)
 				for _, e := range entries {
 					if e.Name() == "index" || e.Name() == engine {

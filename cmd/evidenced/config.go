@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // config is the server's configuration. Each setting comes from, in order
@@ -27,6 +28,7 @@ type config struct {
 	Inference inferenceConfig `json:"inference"`
 	Security  securityConfig  `json:"security"`
 	Cluster   clusterConfig   `json:"cluster"`
+	Witness   witnessConfig   `json:"witness"`
 }
 
 func defaults() config {
@@ -41,6 +43,7 @@ func defaults() config {
 		StateCacheMB: 256,
 		Inference:    defaultInference(),
 		Security:     defaultSecurity(),
+		Witness:      witnessConfig{Interval: time.Second},
 	}
 }
 
@@ -65,6 +68,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	addInferenceFlags(fs, &c.Inference)
 	addSecurityFlags(fs, &c.Security)
 	addClusterFlags(fs, &c.Cluster)
+	addWitnessFlags(fs, &c.Witness)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -144,8 +148,16 @@ func applyFromFile(c, file *config, name string) {
 	case "state-cache-mb":
 		c.StateCacheMB = file.StateCacheMB
 	default:
-		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) && !applySecurityFromFile(&c.Security, &file.Security, name) {
-			applyClusterFromFile(&c.Cluster, &file.Cluster, name)
+		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) && !applySecurityFromFile(&c.Security, &file.Security, name) &&
+			!applyClusterFromFile(&c.Cluster, &file.Cluster, name) {
+			switch name {
+			case "witness":
+				c.Witness.Witnesses = file.Witness.Witnesses
+			case "witness-quorum":
+				c.Witness.Quorum = file.Witness.Quorum
+			case "witness-interval":
+				c.Witness.Interval = file.Witness.Interval
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -16,7 +17,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	want := defaults()
 	want.DataDir, want.Storage, want.Origin, want.GRPCAddr = "/from/file", "badger", "env.example/log", "127.0.0.1:3"
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("config %+v, want %+v", c, want)
 	}
 	bad := map[string][]string{

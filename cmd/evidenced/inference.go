@@ -203,9 +203,10 @@ type inference struct {
 // setupInference builds the pipeline (the embedded generator, plus the
 // openai and kserve backends when configured) and the recording proxies
 // (when an upstream is configured). The proxies' spool is
-// <dataDir>/proxy-spool; calls it holds from an earlier run are recorded
-// in the background.
-func setupInference(cfg inferenceConfig, dataDir string, l *ledger.Log, svc *encounter.Service, reg prometheus.Registerer, logger *slog.Logger) (*inference, error) {
+// <dataDir>/proxy-spool, sealed by spoolSealer (the server's envelope
+// sealer; nil only in tests); calls it holds from an earlier run are
+// recorded in the background.
+func setupInference(cfg inferenceConfig, dataDir string, l *ledger.Log, svc *encounter.Service, spoolSealer proxy.Sealer, reg prometheus.Registerer, logger *slog.Logger) (*inference, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func setupInference(cfg inferenceConfig, dataDir string, l *ledger.Log, svc *enc
 	}
 
 	rec, err := proxy.NewRecorder(svc, l, proxy.Options{Dir: filepath.Join(dataDir, "proxy-spool"), QueueSize: cfg.ProxyQueue,
-		Sync: cfg.ProxyRecord == "sync", DefaultTitle: cfg.ProxyDefaultTitle, Logger: logger.With("component", "proxy"), Registry: reg})
+		Sync: cfg.ProxyRecord == "sync", DefaultTitle: cfg.ProxyDefaultTitle, Sealer: spoolSealer, Logger: logger.With("component", "proxy"), Registry: reg})
 	if err != nil {
 		closeAll()
 		return nil, err

@@ -95,7 +95,7 @@ func TestSetupInferenceServesEverything(t *testing.T) {
 	cfg.KServeAddr, cfg.KServeModel = kaddr, "fake-llm"
 	cfg.OpenAIUpstream, cfg.KServeUpstream = chat.URL, kaddr
 	data := t.TempDir()
-	in, err := setupInference(cfg, data, l, svc, nil, slog.New(slog.DiscardHandler))
+	in, err := setupInference(cfg, data, l, svc, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	store, err := openStore(cfg, logger)
 	if err != nil {
-		return err
+		return fmt.Errorf("the %s store does not open: %w. If it is damaged, restore the data directory from the newest backup or a cluster member (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", cfg.Storage, err)
 	}
 	defer store.Close()
 	// writes is the ledger's store for everything that writes it beside
@@ -139,10 +139,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	start := time.Now()
-	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer, Replicator: replicator})
+	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer, Replicator: replicator,
+		HighWater: ledger.HighWaterFile(filepath.Join(cfg.DataDir, ledger.HighWaterFileName))})
 	if err != nil {
 		closeMember()
-		return err
+		return openError(err)
 	}
 	defer log.Close()
 	defer closeMember() // before the log closes
@@ -180,7 +181,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		eraser = idx
 	}
 	defer stopIndex()
-	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, reg, logger)
+	inf, err := setupInference(cfg.Inference, cfg.DataDir, log, svc, sealer, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -190,6 +191,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	gcfg := grpcapi.Config{Log: log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy, Logger: logger, Registry: reg,
 		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}
+	witnessCtx, stopWitnessing := context.WithCancel(ctx)
+	defer stopWitnessing()
+	sub, err := startWitnessing(witnessCtx, cfg.Witness, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	if sub != nil {
+		gcfg.Witnessed = sub.Witnessed
+	}
 	if mem != nil {
 		gcfg.Cluster = mem.node
 		reg.MustRegister(mem.node.Collectors()...)
@@ -280,6 +290,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	log.Close()
 	logger.Info("stopped", "tree_size", log.Size())
 	return nil
+}
+
+// openError says what an operator can do about a log that does not open
+// because its store is behind its high-water checkpoint.
+func openError(err error) error {
+	var rb *ledger.RollbackError
+	switch {
+	case errors.As(err, &rb) && rb.Forked:
+		return fmt.Errorf("%w. The server refuses to serve it. Restore the data directory from the newest backup or a cluster member that holds the high-water checkpoint's tree (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", err)
+	case errors.As(err, &rb):
+		return fmt.Errorf("%w. The server refuses to serve a shorter log (store %d entries, high-water checkpoint %d). Restore the data directory from the newest backup or a cluster member, or, to give up the missing entries, run evidencectl recover accept-store (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", err, rb.StoreSize, rb.AnchorSize)
+	case errors.Is(err, ledger.ErrNoHighWater):
+		return fmt.Errorf("%w. If this store is known to be complete, run evidencectl recover accept-store (docs/operations.md)", err)
+	}
+	return err
 }
 
 // openSealer opens the keyring and the sealer that encrypts payloads and

@@ -169,7 +169,7 @@ func newMatrixServer(t testing.TB) *matrixServer {
 	m.kserve = kaddr
 	icfg := defaultInference()
 	icfg.OpenAIUpstream, icfg.KServeUpstream = chat.URL, kaddr
-	inf, err := setupInference(icfg, data, m.log, m.svc, nil, logger)
+	inf, err := setupInference(icfg, data, m.log, m.svc, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

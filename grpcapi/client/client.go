@@ -52,6 +52,14 @@ type Options struct {
 	// StatePath is the file that keeps the last trusted checkpoint. Empty
 	// keeps it in memory only.
 	StatePath string
+	// Witnesses pins the cosignature/v1 verifier keys of the log's
+	// witnesses (C2SP tlog-witness). With them, the client trusts only
+	// checkpoints cosigned by at least WitnessQuorum of them (0: all):
+	// LatestCheckpoint asks for the server's witnessed checkpoint, entries
+	// are proved included in it, and any other checkpoint fails with a
+	// *VerificationError.
+	Witnesses     []string
+	WitnessQuorum int
 
 	// RetryTimeout bounds how long a Cluster retries one call on other
 	// nodes (default DefaultRetryTimeout), and AttemptTimeout one
@@ -142,7 +150,7 @@ type Checkpoint struct {
 // LatestCheckpoint fetches, verifies and trusts the server's latest
 // checkpoint.
 func (c *Client) LatestCheckpoint(ctx context.Context) (*Checkpoint, error) {
-	resp, err := c.Ledger.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
+	resp, err := c.Ledger.GetCheckpoint(ctx, &pb.GetCheckpointRequest{Witnessed: c.tr.policy != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +168,9 @@ type VerifiedEntry struct {
 // the leaf data and proved included in the server's checkpoint, which is
 // verified and proved consistent with the trusted one.
 func (c *Client) Entry(ctx context.Context, index int64) (*VerifiedEntry, error) {
+	if c.tr.policy != nil {
+		return c.witnessedEntry(ctx, index)
+	}
 	resp, err := c.Ledger.GetEntry(ctx, &pb.GetEntryRequest{LeafIndex: index, IncludeProof: true})
 	if err != nil {
 		return nil, err
@@ -180,6 +191,34 @@ func (c *Client) Entry(ctx context.Context, index int64) (*VerifiedEntry, error)
 		return nil, &VerificationError{What: fmt.Sprintf("entry %d is not included in the checkpoint of size %d: %v", index, cp.TreeSize, err)}
 	}
 	return &VerifiedEntry{Entry: e, Proof: p.GetHashes(), Checkpoint: cp}, nil
+}
+
+// witnessedEntry is Entry under a witness policy: the entry is proved
+// included in the witnessed checkpoint.
+func (c *Client) witnessedEntry(ctx context.Context, index int64) (*VerifiedEntry, error) {
+	cp, err := c.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index >= cp.TreeSize {
+		return nil, fmt.Errorf("client: entry %d is not yet covered by a witnessed checkpoint (size %d)", index, cp.TreeSize)
+	}
+	resp, err := c.Ledger.GetEntry(ctx, &pb.GetEntryRequest{LeafIndex: index})
+	if err != nil {
+		return nil, err
+	}
+	e := resp.GetEntry()
+	if err := checkLeaf(e, index); err != nil {
+		return nil, err
+	}
+	p, err := c.Ledger.GetInclusionProof(ctx, &pb.GetInclusionProofRequest{LeafIndex: index, TreeSize: cp.TreeSize})
+	if err != nil {
+		return nil, err
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(index), uint64(cp.TreeSize), e.GetLeafHash(), p.GetProof().GetHashes(), cp.RootHash); err != nil {
+		return nil, &VerificationError{What: fmt.Sprintf("entry %d is not included in the witnessed checkpoint of size %d: %v", index, cp.TreeSize, err)}
+	}
+	return &VerifiedEntry{Entry: e, Proof: p.GetProof().GetHashes(), Checkpoint: cp}, nil
 }
 
 func checkLeaf(e *pb.Entry, index int64) error {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
+	"github.com/evidenceledger/evidence/witness"
 )
 
 // trust is a log's trust state: its verifier and the latest checkpoint
@@ -28,6 +29,9 @@ import (
 type trust struct {
 	pinnedKey string // Options.VerifierKey
 	statePath string // Options.StatePath
+	// policy, when set, is the cosignatures every trusted checkpoint
+	// needs (Options.Witnesses).
+	policy *witness.Policy
 
 	mu struct {
 		sync.Mutex
@@ -45,6 +49,13 @@ type trust struct {
 // there is one.
 func newTrust(opts Options) (*trust, error) {
 	t := &trust{pinnedKey: opts.VerifierKey, statePath: opts.StatePath}
+	if len(opts.Witnesses) > 0 {
+		p, err := witness.NewPolicy(opts.Witnesses, opts.WitnessQuorum)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		t.policy = p
+	}
 	if opts.StatePath == "" {
 		return t, nil
 	}
@@ -125,6 +136,11 @@ func (t *trust) verify(ctx context.Context, node *Client, signed []byte) (*Check
 	cp, _, _, err := log.ParseCheckpoint(signed, v.Name(), v)
 	if err != nil {
 		return nil, &VerificationError{What: "checkpoint signature or format: " + err.Error()}
+	}
+	if t.policy != nil {
+		if err := t.policy.Check(signed); err != nil {
+			return nil, &VerificationError{What: err.Error()}
+		}
 	}
 	got := &Checkpoint{Origin: cp.Origin, TreeSize: int64(cp.Size), RootHash: cp.Hash, Note: signed}
 	for {

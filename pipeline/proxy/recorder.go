@@ -96,10 +96,21 @@ type Options struct {
 	// Retries is how many times a failed append is retried before the
 	// call is left in the spool. Zero means 5.
 	Retries int
+	// Sealer encrypts the calls in the spool (model outputs are PHI) under
+	// their tenant's key; nil writes them as they are, which only tests
+	// should do.
+	Sealer Sealer
 	// Logger receives ids, counts and error classes, never content.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil means none.
 	Registry prometheus.Registerer
+}
+
+// Sealer seals records kept outside the ledger's store under a tenant's
+// key (*envelope.Sealer).
+type Sealer interface {
+	SealRecord(tenant string, aad, plaintext []byte) ([]byte, error)
+	OpenRecord(tenant string, aad, sealed []byte) ([]byte, error)
 }
 
 // DefaultTitle is the default encounter's title.
@@ -221,10 +232,22 @@ func (r *Recorder) replayCalls(calls []spooled) {
 	defer r.replay.Done()
 	for _, c := range calls {
 		p := &pending{id: c.id, seg: c.seg, replay: true, started: time.Now()}
-		if err := json.Unmarshal(c.body, &p.call); err != nil {
+		body := c.body
+		var err error
+		if c.sealed {
+			if r.opts.Sealer == nil {
+				err = errors.New("a sealed call and no sealer")
+			} else {
+				body, err = r.opts.Sealer.OpenRecord(c.tenant, c.id[:], c.body)
+			}
+		}
+		if err == nil {
+			err = json.Unmarshal(body, &p.call)
+		}
+		if err != nil {
 			// Unreadable: keep it in the spool, and say so.
 			r.m.records.WithLabelValues("failed").Inc()
-			r.opts.Logger.Error("proxy: a spooled call does not decode; it stays in the spool", "call_id", hex.EncodeToString(c.id[:]))
+			r.opts.Logger.Error("proxy: a spooled call does not open or decode; it stays in the spool", "call_id", hex.EncodeToString(c.id[:]))
 			continue
 		}
 		r.slots <- struct{}{}
@@ -300,8 +323,15 @@ func (r *Recorder) enqueue(c Call) error {
 	prepare(&p.call.Output, hex.EncodeToString(p.id[:]))
 	if r.spool != nil {
 		body, err := json.Marshal(p.call)
+		kind := frameCall
+		if err == nil && r.opts.Sealer != nil {
+			kind = frameSealedCall
+			var sealed []byte
+			sealed, err = r.opts.Sealer.SealRecord(p.call.Tenant, p.id[:], body)
+			body = append(append([]byte{byte(len(p.call.Tenant))}, p.call.Tenant...), sealed...)
+		}
 		if err == nil {
-			p.seg, err = r.spool.add(p.id, body)
+			p.seg, err = r.spool.add(kind, p.id, body)
 		}
 		if err != nil {
 			// Without the spool the call is still queued; the failure is

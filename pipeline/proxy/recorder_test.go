@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/ledger"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
@@ -26,7 +28,7 @@ func TestSpoolReopen(t *testing.T) {
 	}
 	var segs []uint64
 	for i := byte(1); i <= 3; i++ {
-		seg, err := s.add(id(i), []byte(`{"n":`+string('0'+i)+`}`))
+		seg, err := s.add(frameCall, id(i), []byte(`{"n":`+string('0'+i)+`}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +71,8 @@ func TestSpoolReopen(t *testing.T) {
 func TestSpoolStopsAtCorruption(t *testing.T) {
 	dir := t.TempDir()
 	s, _, _ := openSpool(dir)
-	s.add(id(1), []byte("{}"))
-	s.add(id(2), []byte("{}"))
+	s.add(frameCall, id(1), []byte("{}"))
+	s.add(frameCall, id(2), []byte("{}"))
 	seg := s.mu.active
 	s.close()
 	path := filepath.Join(dir, segmentName(seg))
@@ -231,5 +233,64 @@ func TestPrepareMakesAnyOutputRecordable(t *testing.T) {
 	got.Error = "x"
 	if _, err := svc.RecordModelOutput(ctx, testenv.Alice, visit, got); err != nil {
 		t.Errorf("the encounter service rejects the prepared output: %v", err)
+	}
+}
+
+// TestSpoolIsSealed: with a Sealer, no byte of a spooled call's content is
+// in the spool's files, and the calls are still recorded after a restart;
+// a spool whose calls do not open (another keyring) keeps them.
+func TestSpoolIsSealed(t *testing.T) {
+	kv, keyDir, dir := memstore.New(), t.TempDir(), t.TempDir()
+	sealer, _, err := envelope.OpenLocal(kv, filepath.Join(keyDir, "keyring.json"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, l := ledgerOn(t, kv, keyDir)
+	visit, _ := testenv.Visit(t, svc, testenv.Alice)
+	l.Close() // the calls stay in the spool
+
+	r, err := NewRecorder(svc, l, Options{Dir: dir, Retries: 1, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "Synthetic marker sentence nine three seven."
+	c := call(visit, true)
+	c.Output.Note.Sections[0].Sentences[0].Text = secret
+	tk, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Finish(c)
+	r.Close(ctx)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+	found := false
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("Synthetic marker")) || bytes.Contains(b, []byte(`"output"`)) {
+			t.Fatalf("%s holds the call in plaintext", f)
+		}
+		frames, _ := readSegment(f)
+		for _, fr := range frames {
+			found = found || fr.kind == frameSealedCall
+		}
+	}
+	if !found {
+		t.Fatal("no sealed call in the spool")
+	}
+
+	// Without the right key, the call does not open and stays spooled.
+	other, _, _ := envelope.OpenLocal(memstore.New(), filepath.Join(t.TempDir(), "keyring.json"), true)
+	svc2, l2 := ledgerOn(t, kv, keyDir)
+	defer l2.Close()
+	r2, _ := NewRecorder(svc2, l2, Options{Dir: dir, Sealer: other})
+	r2.Close(ctx)
+	if n := len(outputs(t, l2, visit)); n != 0 {
+		t.Fatalf("%d outputs recorded from calls sealed under another key", n)
+	}
+	r3, _ := NewRecorder(svc2, l2, Options{Dir: dir, Sealer: sealer})
+	r3.Close(ctx)
+	outs := outputs(t, l2, visit)
+	if len(outs) != 1 || outs[0].Note == nil {
+		t.Fatalf("after restart with the keyring: %+v", outs)
 	}
 }

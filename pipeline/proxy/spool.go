@@ -27,8 +27,13 @@ import (
 //
 //	length  uint32 big-endian, of kind and body
 //	crc     uint32 big-endian, CRC-32C of kind and body
-//	kind    byte: 1 a call, 2 an acknowledgement
-//	body    for a call: 16-byte call id, then the call as JSON;
+//	kind    byte: 3 a sealed call, 2 an acknowledgement, 1 a call in
+//	        plaintext (written by earlier versions and by recorders
+//	        without a Sealer; still read)
+//	body    for a sealed call: 16-byte call id, tenant length (1 byte),
+//	        tenant, then the call as JSON sealed with Sealer.SealRecord
+//	        under the tenant's key, bound to the call id;
+//	        for a call in plaintext: 16-byte call id, then the call as JSON;
 //	        for an acknowledgement: the 16-byte call id
 //
 // A segment is read up to its first short or corrupt frame, which is the
@@ -36,8 +41,9 @@ import (
 // them is acknowledged and a newer segment is active.
 
 const (
-	frameCall byte = 1
-	frameAck  byte = 2
+	frameCall       byte = 1
+	frameAck        byte = 2
+	frameSealedCall byte = 3
 
 	// segmentBytes is the size past which a new segment is started.
 	segmentBytes = 4 << 20
@@ -49,9 +55,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // spooled is a call read back from the spool.
 type spooled struct {
-	seg  uint64
-	id   [16]byte
-	body []byte
+	seg    uint64
+	id     [16]byte
+	body   []byte // the call's JSON, or its sealed form
+	tenant string // set for a sealed call
+	sealed bool
 }
 
 type spool struct {
@@ -106,6 +114,9 @@ func openSpool(dir string) (*spool, []spooled, error) {
 			switch f.kind {
 			case frameCall:
 				calls = append(calls, spooled{seg: n, id: id, body: f.body[16:]})
+			case frameSealedCall:
+				t := int(f.body[16])
+				calls = append(calls, spooled{seg: n, id: id, tenant: string(f.body[17 : 17+t]), body: f.body[17+t:], sealed: true})
 			case frameAck:
 				acked[id] = true
 			}
@@ -155,7 +166,8 @@ func readSegment(path string) ([]frame, error) {
 			break
 		}
 		kind := body[0]
-		if (kind == frameCall && n < 17) || (kind == frameAck && n != 17) || (kind != frameCall && kind != frameAck) {
+		if (kind == frameCall && n < 17) || (kind == frameAck && n != 17) || (kind == frameSealedCall && (n < 18 || n < 18+uint32(body[17]))) ||
+			(kind != frameCall && kind != frameAck && kind != frameSealedCall) {
 			break
 		}
 		out = append(out, frame{kind: kind, body: body[1:]})
@@ -203,8 +215,9 @@ func (s *spool) writeLocked(kind byte, id [16]byte, body []byte) error {
 	return nil
 }
 
-// add spools a call and returns its segment.
-func (s *spool) add(id [16]byte, body []byte) (uint64, error) {
+// add spools a call and returns its segment. kind is frameCall or
+// frameSealedCall, and body the frame's body after the call id.
+func (s *spool) add(kind byte, id [16]byte, body []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.size >= segmentBytes {
@@ -213,7 +226,7 @@ func (s *spool) add(id [16]byte, body []byte) (uint64, error) {
 			return 0, err
 		}
 	}
-	if err := s.writeLocked(frameCall, id, body); err != nil {
+	if err := s.writeLocked(kind, id, body); err != nil {
 		return 0, err
 	}
 	s.mu.outstanding[s.mu.active]++

@@ -31,10 +31,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
@@ -86,12 +91,25 @@ type Options struct {
 	// levels, the rest at debug level. They name files, levels and sizes;
 	// values are not logged. Nil discards them.
 	Logger *slog.Logger
+
+	// ReadOnly opens the database without changing a byte of its
+	// directory, and writes fail. Badger replays its memtable logs into
+	// memory; when it cannot (a memtable log that a crash left
+	// unterminated, or that ends in a damaged record, which a read-write
+	// open would cut short), Open copies the directory to a temporary
+	// one and opens the copy read-write instead, with what Badger keeps
+	// of it after the cut; Close removes the copy. Verification uses it.
+	ReadOnly bool
 }
 
 // Store is a storage.Store on a Badger database. It is safe for concurrent
 // use.
 type Store struct {
 	db *badger.DB
+	// scratch is the private copy a ReadOnly open fell back to, removed
+	// by Close; readOnly makes Write refuse on it.
+	scratch  string
+	readOnly bool
 
 	mu struct {
 		sync.Mutex
@@ -134,12 +152,85 @@ func Open(dir string, opts Options) (*Store, error) {
 		// conflict; and the metrics are process-wide expvars.
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
+		WithReadOnly(opts.ReadOnly).
+		// Badger checks no table checksum by default: a damaged block
+		// would be read as data. Check each block as it is read, and a
+		// read-only open (verification) each whole table too.
+		WithChecksumVerificationMode(checksumMode(opts.ReadOnly)).
 		WithLogger(newLogger(opts.Logger))
 	db, err := badger.Open(bo)
+	// Badger wraps this error with %+v (y.Wrap), which drops the chain:
+	// only its text is left to recognise it by.
+	if opts.ReadOnly && err != nil && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+		return openCopy(dir, bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, readOnly: opts.ReadOnly}, nil
+}
+
+func checksumMode(readOnly bool) options.ChecksumVerificationMode {
+	if readOnly {
+		return options.OnTableAndBlockRead
+	}
+	return options.OnBlockRead
+}
+
+// openCopy opens a read-write copy of the database in dir, for a read-only
+// open that Badger refuses.
+func openCopy(dir string, bo badger.Options) (*Store, error) {
+	tmp, err := os.MkdirTemp("", "badgerstore-readonly-")
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s read-only: %w", dir, err)
+	}
+	if err := copyDir(dir, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("badgerstore: open %s read-only: copy: %w", dir, err)
+	}
+	bo.Dir, bo.ValueDir, bo.ReadOnly = tmp, tmp, false
+	// The copy is thrown away: no need to sync it or compact it.
+	bo = bo.WithSyncWrites(false).WithCompactL0OnClose(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("badgerstore: open %s read-only (from a copy): %w", dir, err)
+	}
+	return &Store{db: db, scratch: tmp, readOnly: true}, nil
+}
+
+// copyDir copies the regular files of src into dst.
+func copyDir(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // begin registers a call in progress, or reports that the store is closed.
@@ -294,6 +385,9 @@ func (s *Store) WriteAsync(b *storage.Batch) (wait func() error, err error) {
 
 // newTxn builds the update transaction for ops, the operations of b.
 func (s *Store) newTxn(b *storage.Batch, ops []storage.Op) (*badger.Txn, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("badgerstore: write: %w", badger.ErrReadOnlyTxn)
+	}
 	for i, op := range ops {
 		if len(op.Key) == 0 {
 			return nil, fmt.Errorf("badgerstore: write: op %d of %d has an empty key", i, len(ops))
@@ -355,6 +449,11 @@ func (s *Store) Close() error {
 		s.calls.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("badgerstore: close: %w", err)
+		}
+		if s.scratch != "" {
+			if err := os.RemoveAll(s.scratch); err != nil && s.closeErr == nil {
+				s.closeErr = fmt.Errorf("badgerstore: close: %w", err)
+			}
 		}
 	})
 	return s.closeErr

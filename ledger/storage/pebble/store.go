@@ -64,6 +64,12 @@ type Options struct {
 	// They name files and sizes; a corruption report may quote a key, never
 	// a value. Nil discards them.
 	Logger *slog.Logger
+
+	// ReadOnly opens the database without changing a byte of its
+	// directory: Pebble replays the write-ahead logs into memory instead
+	// of flushing them, and writes, flushes and compactions are refused
+	// (Write fails). Verification uses it.
+	ReadOnly bool
 }
 
 // Store is a storage.Store on a Pebble database. It is safe for concurrent
@@ -112,7 +118,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		EventListener:      &events,
 		// Obsolete files are deleted and WAL files never recycled, so that
 		// Purge can erase values (see purge.go).
-		Cleaner: deletingCleaner{},
+		Cleaner:  deletingCleaner{},
+		ReadOnly: opts.ReadOnly,
 	}
 	// What the ledger stores is mostly hashes, random salts and, with
 	// encryption at rest, ciphertext: compression would spend CPU in every

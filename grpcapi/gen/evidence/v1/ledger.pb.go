@@ -128,7 +128,12 @@ func (x *GetLogInfoResponse) GetRootHash() []byte {
 }
 
 type GetCheckpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ask for the latest checkpoint that a quorum of the server's witnesses
+	// cosigned: its note carries their cosignature lines after the log's
+	// signature. FAILED_PRECONDITION when the server has no witnesses or
+	// none has cosigned yet.
+	Witnessed     bool `protobuf:"varint,1,opt,name=witnessed,proto3" json:"witnessed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +166,13 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
 	return file_evidence_v1_ledger_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetCheckpointRequest) GetWitnessed() bool {
+	if x != nil {
+		return x.Witnessed
+	}
+	return false
 }
 
 type GetCheckpointResponse struct {
@@ -856,8 +868,9 @@ const file_evidence_v1_ledger_proto_rawDesc = "" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12!\n" +
 	"\fverifier_key\x18\x02 \x01(\tR\vverifierKey\x12\x1b\n" +
 	"\ttree_size\x18\x03 \x01(\x03R\btreeSize\x12\x1b\n" +
-	"\troot_hash\x18\x04 \x01(\fR\brootHash\"\x16\n" +
-	"\x14GetCheckpointRequest\"V\n" +
+	"\troot_hash\x18\x04 \x01(\fR\brootHash\"4\n" +
+	"\x14GetCheckpointRequest\x12\x1c\n" +
+	"\twitnessed\x18\x01 \x01(\bR\twitnessed\"V\n" +
 	"\x15GetCheckpointResponse\x12=\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1d.evidence.v1.SignedCheckpointR\n" +

@@ -38,7 +38,8 @@ const (
 type LedgerServiceClient interface {
 	// GetLogInfo returns the log's origin, verifier key, size and root.
 	GetLogInfo(ctx context.Context, in *GetLogInfoRequest, opts ...grpc.CallOption) (*GetLogInfoResponse, error)
-	// GetCheckpoint returns the latest signed checkpoint.
+	// GetCheckpoint returns the latest signed checkpoint, or with witnessed
+	// the latest one cosigned by the server's witnesses (C2SP tlog-witness).
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
 	// GetEntry returns one entry's leaf, optionally with its inclusion proof.
 	GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*GetEntryResponse, error)
@@ -160,7 +161,8 @@ type LedgerService_ListCheckpointsClient = grpc.ServerStreamingClient[ListCheckp
 type LedgerServiceServer interface {
 	// GetLogInfo returns the log's origin, verifier key, size and root.
 	GetLogInfo(context.Context, *GetLogInfoRequest) (*GetLogInfoResponse, error)
-	// GetCheckpoint returns the latest signed checkpoint.
+	// GetCheckpoint returns the latest signed checkpoint, or with witnessed
+	// the latest one cosigned by the server's witnesses (C2SP tlog-witness).
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
 	// GetEntry returns one entry's leaf, optionally with its inclusion proof.
 	GetEntry(context.Context, *GetEntryRequest) (*GetEntryResponse, error)
