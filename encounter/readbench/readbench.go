@@ -673,12 +673,12 @@ func measure(ctx context.Context, cfg Config, res *Result) error {
 		warmup int
 	}{
 		{"uniform over all visits (mostly cold)", func() string { return ids[rng.IntN(len(ids))] }, 0},
-		{"80% among the 1% most recent, after 3,000 openings", func() string {
+		{fmt.Sprintf("80%% among the 1%% most recent, after %d openings", 15*cfg.Runs), func() string {
 			if rng.IntN(10) < 8 {
 				return recent[rng.IntN(len(recent))]
 			}
 			return ids[rng.IntN(len(ids))]
-		}, 3000},
+		}, 15 * cfg.Runs},
 		{"the same visit again (warm)", func() string { return ids[0] }, 1},
 	} {
 		for range o.warmup {
