@@ -214,8 +214,8 @@ const (
 // is there, tables and blob files too), tamperTrials times per engine, the
 // kinds in turn, and records how each flip was caught: by evidencectl
 // verify --data-dir (exit status 3, or 1 when a file it needs does not
-// parse), by the server refusing to start, or by a read of the whole log
-// and every transcript, note and recording through the API. A flip that changes nothing the
+// parse), by the server refusing to start, or by a read of the whole log,
+// every transcript, note and recording, and a search through the API. A flip that changes nothing the
 // server serves (a byte of an obsolete record, of the search index, which
 // is never trusted, or of an option file) is "no effect"; one that changes
 // what the server serves without an error is UNDETECTED, and in log data
@@ -240,8 +240,8 @@ func TestTamperCampaign(t *testing.T) {
 			if want.err != "" {
 				t.Fatalf("the intact directory: %s", want.err)
 			}
-			if len(want.audio) < 2 {
-				t.Fatalf("the intact directory serves %d recordings, want 2", len(want.audio))
+			if len(want.audio) < 2 || len(want.search) < 20 {
+				t.Fatalf("the intact directory serves %d recordings and %d search hits, want 2 and at least 20", len(want.audio), len(want.search))
 			}
 
 			// The files, by kind.
@@ -349,10 +349,11 @@ type servedLog struct {
 	leaves  []string
 	reads   []string
 	audio   []string // SHA-256 of each recording served
+	search  []string // the hits of a search, in log order
 }
 
 func (a servedLog) equal(b servedLog) bool {
-	return slices.Equal(a.leaves, b.leaves) && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio)
+	return slices.Equal(a.leaves, b.leaves) && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio) && slices.Equal(a.search, b.search)
 }
 
 // servedView starts the server on dir and reads everything it serves.
@@ -372,6 +373,11 @@ func servedView(t *testing.T, dir string, tokens map[string]string, args []strin
 		return v
 	}
 	op := s.client(t, "", "operator")
+	info, err := op.Ledger.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
+	if err != nil {
+		return fail(err)
+	}
+	size := info.GetTreeSize()
 	stream, err := op.Ledger.StreamEntries(ctx, &pb.StreamEntriesRequest{})
 	if err != nil {
 		return fail(err)
@@ -417,6 +423,26 @@ func servedView(t *testing.T, dir string, tokens map[string]string, args []strin
 	}
 	slices.Sort(v.reads)
 	slices.Sort(v.audio)
+	// A search, which the index answers (each hit read back from the log),
+	// once the index covers the log as it was at the start.
+	var hits *pb.SearchResponse
+	for {
+		hits, err = pb.NewSearchServiceClient(cl.Conn()).Search(ctx, &pb.SearchRequest{Query: "synthetic OR breath", Order: pb.SearchOrder_SEARCH_ORDER_OLDEST, PageSize: 100})
+		if err != nil {
+			return fail(err)
+		}
+		if hits.GetTreeSize() >= size {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fail(fmt.Errorf("the index covers %d of the %d entries after 30 s", hits.GetTreeSize(), size))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, h := range hits.GetHits() {
+		v.search = append(v.search, fmt.Sprintf("%d %s", h.GetLeafIndex(), h.GetText()))
+	}
 	return v
 }
 
