@@ -8,6 +8,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/evidenceledger/evidence/ledger/storage"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 )
 
@@ -112,6 +113,60 @@ func TestInvalidScope(t *testing.T) {
 	for _, sc := range []Scope{{}, {Tenant: "a"}, {Encounter: "e"}, {Tenant: "a\x00b", Encounter: "e"}} {
 		if _, _, err := s.Put(context.Background(), sc, bytes.NewReader([]byte("x")), 10); err == nil {
 			t.Fatalf("Put in scope %q succeeded", sc)
+		}
+	}
+}
+
+// TestCheck reads back every stored blob: intact ones pass, one with a
+// changed chunk and one with a missing chunk are reported, each by its
+// scope and hash.
+func TestCheck(t *testing.T) {
+	kv := memstore.New()
+	s := New(kv, scopedSealer{t})
+	ctx := context.Background()
+	scopes := []Scope{{Tenant: "acme", Encounter: "enc-1"}, {Tenant: "acme", Encounter: "enc-2"}, {Tenant: "beta", Encounter: "enc-1"}}
+	var hashes []Hash
+	for _, sc := range scopes {
+		data := make([]byte, 2*ChunkSize+7)
+		rand.Read(data)
+		h, _, err := s.Put(ctx, sc, bytes.NewReader(data), 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	n, problems, err := s.Check()
+	if err != nil || n != 3 || len(problems) != 0 {
+		t.Fatalf("Check of intact blobs = %d, %v, %v", n, problems, err)
+	}
+	chunkOf := func(i int, chunk uint32) []byte {
+		b, err := s.Open(scopes[i], hashes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chunkKey(b.m.upload, chunk)
+	}
+	// A flipped bit in the second blob's last chunk, the third blob's
+	// first chunk gone.
+	k := chunkOf(1, 2)
+	v, err := kv.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[len(v)-1] ^= 0x04
+	var b storage.Batch
+	b.Set(k, v)
+	b.Delete(chunkOf(2, 0))
+	if err := kv.Write(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	n, problems, err = s.Check()
+	if err != nil || n != 3 || len(problems) != 2 {
+		t.Fatalf("Check after damage = %d, %v, %v; want 3 checked, 2 problems", n, problems, err)
+	}
+	for i, p := range problems {
+		if p.Scope != scopes[i+1] || p.Hash != hashes[i+1] || p.Err == nil {
+			t.Errorf("problem %d: %+v, want blob %d of scope %v", i, p, i+1, scopes[i+1])
 		}
 	}
 }

@@ -30,6 +30,11 @@ import (
 
 const benchOrigin = "bench.test/cluster"
 
+// appender is a single node's ledger.Appender or a cluster Node.
+type appender interface {
+	Append(ctx context.Context, entries []ledger.Entry) (*ledger.Appended, error)
+}
+
 // benchNode is one node with its stores in dir; it can be killed and
 // started again on the same address with the same stores.
 type benchNode struct {
@@ -41,7 +46,7 @@ type benchNode struct {
 
 	tcp    *TCP
 	node   *Node
-	log    *ledger.Log
+	log    *ledger.Replica
 	store  *pebblestore.Store
 	raftKV *pebblestore.Store
 }
@@ -76,13 +81,10 @@ func (n *benchNode) start(b testing.TB, bootstrap bool) {
 	if n.cfg != nil {
 		n.cfg(&cfg)
 	}
-	if n.node, err = New(cfg); err != nil {
+	if n.log, err = ledger.OpenReplica(n.store, ledger.Options{Origin: benchOrigin, Key: n.key}); err != nil {
 		b.Fatal(err)
 	}
-	if n.log, err = ledger.Open(n.store, ledger.Options{Origin: benchOrigin, Key: n.key, Replicator: n.node}); err != nil {
-		b.Fatal(err)
-	}
-	if err := n.node.Start(n.log); err != nil {
+	if n.node, err = New(cfg, n.log); err != nil {
 		b.Fatal(err)
 	}
 	n.tcp.Serve(n.node)
@@ -150,10 +152,10 @@ func benchSettle(b *testing.B, nodes ...*benchNode) {
 	b.Helper()
 	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		l := benchLeader(b, nodes...)
-		want, applied := l.node.Raft().CommitIndex(), l.log.Applied()
+		want, applied := l.node.Raft().CommitIndex(), l.log.AppliedIndex()
 		done := true
 		for _, n := range nodes {
-			if n.tcp != nil && (n.node.Raft().AppliedIndex() < want || n.log.Applied() != applied) {
+			if n.tcp != nil && (n.node.Raft().AppliedIndex() < want || n.log.AppliedIndex() != applied) {
 				done = false
 			}
 		}
@@ -173,7 +175,7 @@ func benchSettle(b *testing.B, nodes ...*benchNode) {
 // leader lost its leadership with it in flight) or that found no leader
 // is retried with the same request id, as a client does; its latency
 // includes the retries.
-func appendLoad(ctx context.Context, logs []*ledger.Log, total, appenders int) (time.Duration, []time.Duration, int64, error) {
+func appendLoad(ctx context.Context, logs []appender, total, appenders int) (time.Duration, []time.Duration, int64, error) {
 	payload := make([]byte, 512)
 	rand.Read(payload)
 	var next, retries atomic.Int64
@@ -249,7 +251,7 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			singleTime, singleLat, _, err := appendLoad(ctx, []*ledger.Log{single}, b.N, 64)
+			singleTime, singleLat, _, err := appendLoad(ctx, []appender{single}, b.N, 64)
 			single.Close()
 			s.Close()
 			if err != nil {
@@ -257,12 +259,12 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 			}
 
 			nodes := benchCluster(b, 3, nil)
-			var logs []*ledger.Log
+			var logs []appender
 			if mode == "leader" {
-				logs = []*ledger.Log{benchLeader(b, nodes...).log}
+				logs = []appender{benchLeader(b, nodes...).node}
 			} else {
 				for _, n := range nodes {
-					logs = append(logs, n.log)
+					logs = append(logs, n.node)
 				}
 			}
 			b.ResetTimer()
@@ -321,7 +323,7 @@ func BenchmarkFailover(b *testing.B) {
 						req := fmt.Sprintf("r%d-%s-%d-%d", round, n.id, w, i)
 						e := ledger.Entry{Kind: ledger.KindSegment, Tenant: "bench", Encounter: "enc", Actor: "bench", Payload: payload}
 						ctx, cancel := context.WithTimeout(ledger.WithRequestID(context.Background(), req), 30*time.Second)
-						_, err := n.log.Append(ctx, []ledger.Entry{e})
+						_, err := n.node.Append(ctx, []ledger.Entry{e})
 						cancel()
 						if err != nil {
 							// Outcome unknown or no leader: a client retries
@@ -413,7 +415,7 @@ func benchCatchUp(b *testing.B, trailing uint64) {
 					// Retried like a client when the outcome is unknown.
 					req := fmt.Sprintf("c%d-%d", total, i)
 					for try := 0; ; try++ {
-						_, err := leader.log.Append(ledger.WithRequestID(ctx, req), batch[:n])
+						_, err := leader.node.Append(ledger.WithRequestID(ctx, req), batch[:n])
 						if err == nil {
 							break
 						}

@@ -99,7 +99,7 @@ func TestMinorityLeader(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(ledger.WithRequestID(context.Background(), "isolated-1"), 3*time.Second)
 		defer cancel()
-		app, err := old.log().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "iso", Actor: "x", Payload: []byte("isolated-1")}})
+		app, err := old.node().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "iso", Actor: "x", Payload: []byte("isolated-1")}})
 		isolated <- outcome{app, err}
 	}()
 	newLeader := tn.leader(rest...)
@@ -283,7 +283,7 @@ func TestSideWrites(t *testing.T) {
 	if err := rs.Write(&k2, true); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second create of a key record: %v, want ErrConflict", err)
 	}
-	app, err := nodes[0].log().Append(context.Background(), []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("secret")}})
+	app, err := nodes[0].node().Append(context.Background(), []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("secret")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +297,14 @@ func TestSideWrites(t *testing.T) {
 	}
 	// Record the redaction, as compliance's shred does, then destroy the
 	// segment's payload.
-	if _, err := nodes[2].log().Append(context.Background(), []ledger.Entry{{Kind: ledger.KindRedaction, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte(`{}`)}}); err != nil {
+	if _, err := nodes[2].node().Append(context.Background(), []ledger.Entry{{Kind: ledger.KindRedaction, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nodes[2].log().RedactPayloads("t", "e", func(k ledger.Kind) bool { return k == ledger.KindSegment }); err != nil {
+	tomb, n, err := nodes[2].log().Tombstones("t", "e", func(k ledger.Kind) bool { return k == ledger.KindSegment })
+	if err != nil || n != 1 {
+		t.Fatalf("tombstones: %d, %v", n, err)
+	}
+	if err := nodes[2].node().Write(context.Background(), tomb); err != nil {
 		t.Fatal(err)
 	}
 	tn.converge(nil, nodes...)

@@ -48,21 +48,21 @@ type testNode struct {
 	id     string
 	addr   raft.ServerAddress
 	dir    string
-	store  storage.Store // the ledger's
+	store  *crashStore // the ledger's; a stop loses what it did not sync
 	raftKV storage.Store
 
 	mu struct {
 		sync.Mutex
 		inmem   *raft.InmemTransport
 		node    *Node
-		log     *ledger.Log
+		log     *ledger.Replica
 		stopped bool // true until started, and after a stop
 	}
 }
 
 // running returns the node's current incarnation, and false when it is
 // stopped.
-func (n *testNode) running() (*Node, *ledger.Log, bool) {
+func (n *testNode) running() (*Node, *ledger.Replica, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.mu.node, n.mu.log, !n.mu.stopped
@@ -74,8 +74,8 @@ func (n *testNode) node() *Node {
 	return nd
 }
 
-// log returns the current (or last) Log.
-func (n *testNode) log() *ledger.Log {
+// log returns the current (or last) Replica.
+func (n *testNode) log() *ledger.Replica {
 	_, l, _ := n.running()
 	return l
 }
@@ -103,7 +103,7 @@ func newTestNet(t *testing.T, cfg func(*Config)) *testNet {
 // add creates and starts a node; the first one bootstraps.
 func (tn *testNet) add(id string, bootstrap bool) *testNode {
 	tn.t.Helper()
-	n := &testNode{id: id, addr: raft.ServerAddress("inmem-" + id), dir: tn.t.TempDir(), store: memstore.New(), raftKV: memstore.New()}
+	n := &testNode{id: id, addr: raft.ServerAddress("inmem-" + id), dir: tn.t.TempDir(), store: newCrashStore(), raftKV: memstore.New()}
 	n.mu.stopped = true
 	tn.mu.Lock()
 	tn.nodes[n.addr] = n
@@ -135,15 +135,12 @@ func (tn *testNet) start(n *testNode, bootstrap bool) {
 	if tn.cfg != nil {
 		tn.cfg(&cfg)
 	}
-	node, err := New(cfg)
+	l, err := ledger.OpenReplica(n.store, ledger.Options{Origin: testOrigin, Key: tn.key, SyncInterval: 50 * time.Millisecond})
 	if err != nil {
 		tn.t.Fatal(err)
 	}
-	l, err := ledger.Open(n.store, ledger.Options{Origin: testOrigin, Key: tn.key, Replicator: node, PipelineDepth: 4})
+	node, err := New(cfg, l)
 	if err != nil {
-		tn.t.Fatal(err)
-	}
-	if err := node.Start(l); err != nil {
 		tn.t.Fatal(err)
 	}
 	n.mu.Lock()
@@ -152,8 +149,16 @@ func (tn *testNet) start(n *testNode, bootstrap bool) {
 	tn.t.Cleanup(func() { tn.stop(n) })
 }
 
-// stop shuts a node down as a crash would look to the others.
-func (tn *testNet) stop(n *testNode) {
+// stop shuts a node down as a crash would: the others lose it at once, and
+// its ledger store keeps only what was synced when it stopped (raft's log
+// keeps everything, as its writes are synced), so that its next start
+// applies again, from raft's log, what the store lost.
+func (tn *testNet) stop(n *testNode) { tn.halt(n, true) }
+
+// shutdown stops a node cleanly: its store keeps everything it applied.
+func (tn *testNet) shutdown(n *testNode) { tn.halt(n, false) }
+
+func (tn *testNet) halt(n *testNode, crash bool) {
 	n.mu.Lock()
 	if n.mu.stopped || n.mu.node == nil {
 		n.mu.Unlock()
@@ -163,8 +168,12 @@ func (tn *testNet) stop(n *testNode) {
 	node, l, inmem := n.mu.node, n.mu.log, n.mu.inmem
 	n.mu.Unlock()
 	tn.record(n)
+	crashed := n.store.crash()
 	node.Close()
 	l.Close()
+	if crash {
+		n.store = crashed
+	}
 	inmem.DisconnectAll()
 	tn.mu.Lock()
 	for _, o := range tn.nodes {
@@ -401,7 +410,7 @@ func (tn *testNet) converge(acked *ackSet, nodes ...*testNode) {
 		if l := tn.leader(running...); l != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := l.node().Write(ctx, &storage.Batch{}); err == nil {
-				ref = l.log().Applied()
+				ref = l.log().AppliedIndex()
 			}
 			cancel()
 		}
@@ -412,7 +421,7 @@ func (tn *testNet) converge(acked *ackSet, nodes ...*testNode) {
 	for {
 		same := true
 		for _, n := range running {
-			if n.log().Applied() < ref {
+			if n.log().AppliedIndex() < ref {
 				same = false
 			}
 		}
@@ -421,7 +430,7 @@ func (tn *testNet) converge(acked *ackSet, nodes ...*testNode) {
 		}
 		if time.Now().After(deadline) {
 			for _, n := range running {
-				tn.t.Logf("node %s: commit %d applied %d size %d state %s", n.id, n.node().raft.CommitIndex(), n.log().Applied(), n.log().Size(), n.node().raft.State())
+				tn.t.Logf("node %s: commit %d applied %d size %d state %s", n.id, n.node().raft.CommitIndex(), n.log().AppliedIndex(), n.log().Size(), n.node().raft.State())
 			}
 			tn.t.Fatal("nodes did not converge")
 		}
@@ -520,17 +529,17 @@ func (tn *testNet) writer(ctx context.Context, name string, nodes func() *testNo
 		req := fmt.Sprintf("%s-%d", name, i)
 		entries := []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: fmt.Sprintf("e%d", i%5), Actor: name, Payload: []byte(req)}}
 		for try := 0; ; try++ {
-			var lg *ledger.Log
+			var nd *Node
 			ok := false
 			if n := nodes(); n != nil {
-				_, lg, ok = n.running()
+				nd, _, ok = n.running()
 			}
 			if !ok {
 				time.Sleep(20 * time.Millisecond)
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ledger.WithRequestID(ctx, req), 10*time.Second)
-			app, err := lg.Append(cctx, entries)
+			app, err := nd.Append(cctx, entries)
 			cancel()
 			if err == nil {
 				tn.see(app.Checkpoint)
@@ -544,4 +553,76 @@ func (tn *testNet) writer(ctx context.Context, name string, nodes func() *testNo
 			}
 		}
 	}
+}
+
+// crashStore is an in-memory store that can lose what was written but not
+// synced, as a killed process loses the unsynced tail of pebble's
+// write-ahead log: readers see every write at once, and a synced write or
+// Sync makes every write before it durable.
+type crashStore struct {
+	*memstore.Store // what readers see
+	mu              sync.Mutex
+	durable         *memstore.Store
+	pending         []*storage.Batch // written since the last sync, in order
+}
+
+func newCrashStore() *crashStore {
+	return &crashStore{Store: memstore.New(), durable: memstore.New()}
+}
+
+func (s *crashStore) Write(b *storage.Batch, sync bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.Store.Write(b, false); err != nil {
+		return err
+	}
+	c := new(storage.Batch)
+	for _, op := range b.Ops {
+		if op.Delete {
+			c.Delete(bytes.Clone(op.Key))
+		} else {
+			c.Set(bytes.Clone(op.Key), bytes.Clone(op.Value))
+		}
+	}
+	s.pending = append(s.pending, c)
+	if sync {
+		return s.syncLocked()
+	}
+	return nil
+}
+
+func (s *crashStore) WriteAsync(b *storage.Batch) (func() error, error) {
+	return func() error { return nil }, s.Write(b, true)
+}
+
+func (s *crashStore) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncLocked()
+}
+
+func (s *crashStore) syncLocked() error {
+	for _, b := range s.pending {
+		if err := s.durable.Write(b, true); err != nil {
+			return err
+		}
+	}
+	s.pending = nil
+	return nil
+}
+
+// crash returns the store a restart after a crash now would find: what
+// was synced.
+func (s *crashStore) crash() *crashStore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := newCrashStore()
+	var b storage.Batch
+	s.durable.Scan(nil, nil, func(k, v []byte) error {
+		b.Set(bytes.Clone(k), bytes.Clone(v))
+		return nil
+	})
+	c.Store.Write(&b, true)
+	c.durable.Write(&b, true)
+	return c
 }

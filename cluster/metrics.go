@@ -27,7 +27,7 @@ func newMetrics(n *Node) *metrics {
 		term:        prometheus.NewDesc("evidence_raft_term", "Current raft term.", nil, nil),
 		lastIndex:   prometheus.NewDesc("evidence_raft_last_index", "Last index in this node's raft log.", nil, nil),
 		commitIndex: prometheus.NewDesc("evidence_raft_commit_index", "Highest raft index known committed.", nil, nil),
-		applied:     prometheus.NewDesc("evidence_raft_applied_index", "Raft index durable in this node's ledger.", nil, nil),
+		applied:     prometheus.NewDesc("evidence_raft_applied_index", "Raft index applied to this node's ledger (its store syncs in groups).", nil, nil),
 		members:     prometheus.NewDesc("evidence_raft_members", "Members in the raft configuration.", nil, nil),
 		leader:      prometheus.NewDesc("evidence_raft_has_leader", "1 when this node knows a leader.", nil, nil),
 	}

@@ -2,26 +2,30 @@
 // hashicorp/raft, so that the log stays available when a node dies and
 // every node serves the same verifiable history.
 //
-// The leader gathers prepared appends (ledger.Proposal: salts, times and
-// sealed payloads already fixed by the node that received them) into one
-// raft entry per group commit. Every node applies committed entries in
-// order with ledger.Log.Apply, which is deterministic: indexes, chain links,
-// tree hashes and the checkpoint signature (Ed25519 with the cluster's one
-// log key) come out byte-identical on every node, so clients see one log
-// whichever node they ask. Writes that are not appends (blob chunks,
-// wrapped data keys, tombstones, purges) go through the same raft log.
+// A Node sits on a ledger.Replica, the ledger's replication seam, and
+// nothing in the ledger calls back into it: an append is prepared by the
+// Replica on the node that receives it (ledger.Proposal: salts, times and
+// sealed payloads fixed), proposed through raft (the leader gathers
+// proposals into one raft entry per group commit) and applied on every
+// node by the FSM with Replica.Apply, which is deterministic: indexes,
+// chain links, tree hashes and the checkpoint signature (Ed25519 with the
+// cluster's one log key) come out byte-identical on every node, so clients
+// see one log whichever node they ask. Writes that are not appends (blob
+// chunks, wrapped data keys, tombstones, purges) go through the same raft
+// log. docs/formats.md specifies the raft commands.
 //
 // Durability: an append is acknowledged once its raft entry is in the
-// fsynced raft log of a quorum (raft's commit rule) and the leader's ledger
-// store holds it, synced. A follower's raft log holds every entry it
-// acknowledged, synced before acknowledging; its ledger store catches up
-// from that log after a crash. docs/architecture.md and docs/operations.md
-// say more.
+// fsynced raft log of a quorum (raft's commit rule) and the receiving
+// node has applied it. Applying does not fsync the ledger's store: the
+// Replica syncs it in groups, and after a crash raft applies again every
+// entry after its latest snapshot (taken only from a synced store), which
+// the Replica skips up to what its store held. docs/architecture.md and
+// docs/operations.md say more.
 //
 // Goroutines: raft's own; the proposer, which batches proposals on the
 // leader and keeps up to Config.Pipeline raft entries in flight, with one
 // waiter per entry; and the internal gRPC server. Close stops the proposer
-// and raft, in that order; close the ledger.Log after.
+// and raft, in that order; close the ledger.Replica after.
 package cluster
 
 import (
@@ -54,8 +58,6 @@ var (
 	// ErrConflict: a create-only write lost to an existing key (a data key
 	// created concurrently on another node). Retry: the key is now there.
 	ErrConflict = errors.New("cluster: conflicting write")
-	// ErrClosed: the node was closed.
-	ErrClosed = errors.New("cluster: closed")
 )
 
 // Config configures a Node.
@@ -106,6 +108,12 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits to be enqueued by raft.
 	// Default 10 seconds.
 	ApplyTimeout time.Duration
+	// OnWrite, if set, is called on every node after it applied a
+	// replicated write (a side write, not an append), with its ops; the
+	// envelope sealer uses it to forget data keys another node destroyed.
+	// OnRestore is called after a snapshot replaced the store.
+	OnWrite   func(ops []ledger.WriteOp)
+	OnRestore func()
 }
 
 func (c *Config) setDefaults() {
@@ -160,12 +168,13 @@ type Response struct {
 	Status  *NodeStatus
 }
 
-// AppendResult is where one forwarded proposal's entries went.
+// AppendResult is where one forwarded proposal's entries went: their
+// first index and leaf data, from the leader's commit.
 type AppendResult struct {
-	First int64
-	Count int
-	Err   string
-	Code  int
+	First  int64
+	Leaves [][]byte
+	Err    string
+	Code   int
 }
 
 const (
@@ -195,17 +204,18 @@ type NodeStatus struct {
 	LeaderAddr  string // its raft address
 	LastIndex   uint64 // last raft index in this node's log
 	CommitIndex uint64
-	Applied     uint64 // raft index durable in the ledger
+	Applied     uint64 // raft index applied to the ledger
 	TreeSize    int64
 	RootHash    ledger.Hash
 	Members     []Member
 }
 
-// Node is one member of a replicated log. It implements ledger.Replicator.
+// Node is one member of a replicated log: it appends to its ledger.Replica
+// through raft. It is safe for concurrent use.
 type Node struct {
 	cfg     Config
 	raft    *raft.Raft
-	log     *ledger.Log
+	rep     *ledger.Replica
 	fsm     *fsm
 	rstore  *RaftStore
 	snaps   raft.SnapshotStore
@@ -229,16 +239,15 @@ type proposal struct {
 type proposed struct {
 	index     uint64
 	app       *ledger.Appended // for an append on this leader
-	first     int64
-	count     int
 	err       error
 	conflicts int
 }
 
-// New prepares a node: it opens the raft log and snapshot store, but does
-// not start raft; open the ledger.Log with the node as its Replicator, then
-// call Start.
-func New(cfg Config) (*Node, error) {
+// New starts a node on rep: it opens the raft log and snapshot store and
+// starts raft with rep as the state machine, bootstrapping a new cluster if
+// Config.Bootstrap is set and there is no raft state yet. Close the Node
+// before rep.
+func New(cfg Config, rep *ledger.Replica) (*Node, error) {
 	cfg.setDefaults()
 	if cfg.ID == "" || cfg.RaftAddr == "" {
 		return nil, errors.New("cluster: a node needs an id and a raft address")
@@ -246,13 +255,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Transport == nil || cfg.Peers == nil {
 		return nil, errors.New("cluster: a node needs a transport")
 	}
-	n := &Node{cfg: cfg, proposals: make(chan *proposal, 4096), stop: make(chan struct{}), stopped: make(chan struct{})}
-	kv := cfg.RaftStore
-	if kv == nil {
+	if cfg.RaftStore == nil {
 		return nil, errors.New("cluster: Config.RaftStore is required")
 	}
+	n := &Node{cfg: cfg, rep: rep, proposals: make(chan *proposal, 4096), stop: make(chan struct{}), stopped: make(chan struct{})}
 	var err error
-	if n.rstore, err = NewRaftStore(kv); err != nil {
+	if n.rstore, err = NewRaftStore(cfg.RaftStore); err != nil {
 		return nil, err
 	}
 	if cfg.Dir == "" {
@@ -268,6 +276,12 @@ func New(cfg Config) (*Node, error) {
 		n.snaps = fs
 	}
 	n.metrics = newMetrics(n)
+	if err := n.start(); err != nil {
+		if n.raft != nil {
+			n.raft.Shutdown().Error()
+		}
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -278,11 +292,10 @@ func (n *Node) restoreTag() string {
 	return filepath.Join(n.cfg.Dir, "restore-in-progress")
 }
 
-// Start starts raft with log as the state machine, bootstrapping a new
-// cluster if Config.Bootstrap is set and there is no raft state yet.
-func (n *Node) Start(log *ledger.Log) error {
-	n.log = log
-	n.fsm = &fsm{log: log, restoreTag: n.restoreTag(), metrics: n.metrics}
+// start starts raft with the Replica as the state machine.
+func (n *Node) start() error {
+	rep := n.rep
+	n.fsm = &fsm{rep: rep, restoreTag: n.restoreTag(), metrics: n.metrics, onWrite: n.cfg.OnWrite, onRestore: n.cfg.OnRestore}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.ID)
 	rc.Logger = hclogger(n.cfg.Logger)
@@ -302,11 +315,14 @@ func (n *Node) Start(log *ledger.Log) error {
 		rc.CommitTimeout = 10 * time.Millisecond
 	}
 	// The ledger store is the state machine's durable state: it records
-	// the raft index it applied, so a restart replays only what came
-	// after, unless the store is older than the latest snapshot (or a
-	// restore was cut short), when raft must restore the snapshot first.
+	// the raft index it holds, so a restart needs no snapshot restore.
+	// Raft applies again every entry after its latest snapshot, and the
+	// Replica skips those its store held (a store synced in groups may
+	// have lost the last ones in a crash: raft's log has them). Unless the
+	// store is older than the latest snapshot (or a restore was cut
+	// short): then raft must restore the snapshot first.
 	rc.NoSnapshotRestoreOnStart = true
-	if snaps, err := n.snaps.List(); err == nil && len(snaps) > 0 && snaps[0].Index > log.AppliedIndex() {
+	if snaps, err := n.snaps.List(); err == nil && len(snaps) > 0 && snaps[0].Index > rep.AppliedIndex() {
 		rc.NoSnapshotRestoreOnStart = false
 	}
 	if tag := n.restoreTag(); tag != "" {
@@ -324,11 +340,11 @@ func (n *Node) Start(log *ledger.Log) error {
 		// cluster keeps the log and applies its own history from index 1;
 		// a joining node must start empty, since the cluster's snapshot
 		// or log replaces whatever it holds.
-		if !n.cfg.Bootstrap && log.Size() > 0 {
-			return fmt.Errorf("cluster: a joining node must start with an empty log; this one holds %d entries (start it with --bootstrap to make a new cluster of it, or give it an empty data directory)", log.Size())
+		if !n.cfg.Bootstrap && rep.Size() > 0 {
+			return fmt.Errorf("cluster: a joining node must start with an empty log; this one holds %d entries (start it with --bootstrap to make a new cluster of it, or give it an empty data directory)", rep.Size())
 		}
 		if n.cfg.Bootstrap {
-			if err := log.ResetApplied(); err != nil {
+			if err := rep.ResetApplied(); err != nil {
 				return err
 			}
 		}
@@ -339,7 +355,7 @@ func (n *Node) Start(log *ledger.Log) error {
 	}
 	n.raft = r
 	if n.cfg.Bootstrap && !has {
-		if log.Size() > 0 {
+		if rep.Size() > 0 {
 			if err := n.setBasePending(true); err != nil {
 				return err
 			}
@@ -433,7 +449,7 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 func (n *Node) ID() string { return n.cfg.ID }
 
 // Close stops proposing and shuts raft down. Writes in flight fail with
-// ErrClosed or ErrUnknownOutcome. Close the ledger.Log after it.
+// ledger.ErrClosed or ErrUnknownOutcome. Close the ledger.Replica after it.
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
@@ -455,11 +471,19 @@ func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.
 // Leader returns the leader's raft address and id, empty when unknown.
 func (n *Node) Leader() (raft.ServerAddress, raft.ServerID) { return n.raft.LeaderWithID() }
 
-// Replicate implements ledger.Replicator: on the leader the proposal joins
-// the next raft entry; on a follower it is forwarded to the leader, and
-// the append is reported once this node has applied it too, so that a
-// client reads its own writes from the node it wrote to.
-func (n *Node) Replicate(ctx context.Context, p *ledger.Proposal) (func() (*ledger.Appended, error), error) {
+// Append appends entries to the replicated log and returns once they are
+// committed by a quorum and applied on this node, with a checkpoint that
+// covers them; see ledger.Appender.Append for validation and request ids.
+// The Replica prepares them here; on the leader they join the next raft
+// entry, on a follower they are forwarded to the leader, and reported once
+// this node has applied them too, so that a client reads its own writes
+// from the node it wrote to. The answer comes from the commit: nothing is
+// read back.
+func (n *Node) Append(ctx context.Context, entries []ledger.Entry) (*ledger.Appended, error) {
+	p, err := n.rep.Prepare(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
 	enc, err := p.AppendBinary(nil)
 	if err != nil {
 		return nil, err
@@ -469,29 +493,14 @@ func (n *Node) Replicate(ctx context.Context, p *ledger.Proposal) (func() (*ledg
 		if err := n.enqueue(ctx, pr); err != nil {
 			return nil, err
 		}
-		return func() (*ledger.Appended, error) {
-			res := <-pr.done
-			if errors.Is(res.err, ErrNoLeader) {
-				// Leadership moved before the entry was proposed:
-				// nothing was appended, so send it to the new leader.
-				return n.forwardAppend(ctx, enc)
-			}
+		res := <-pr.done
+		if !errors.Is(res.err, ErrNoLeader) {
 			return res.app, res.err
-		}, nil
+		}
+		// Leadership moved before the entry was proposed: nothing was
+		// appended, so send it to the new leader.
 	}
-	type outcome struct {
-		app *ledger.Appended
-		err error
-	}
-	c := make(chan outcome, 1)
-	go func() {
-		app, err := n.forwardAppend(ctx, enc)
-		c <- outcome{app, err}
-	}()
-	return func() (*ledger.Appended, error) {
-		o := <-c
-		return o.app, o.err
-	}, nil
+	return n.forwardAppend(ctx, enc)
 }
 
 // forwardAppend sends one encoded proposal to the leader and reports it
@@ -515,37 +524,22 @@ func (n *Node) forwardAppend(ctx context.Context, enc []byte) (*ledger.Appended,
 		if ar.Err != "" {
 			return nil, codeError(ar.Code, ar.Err)
 		}
-		return n.localAppended(ctx, resp.Index, ar.First, ar.Count)
-	}
-}
-
-// localAppended waits until this node applied raft index and reads back
-// the entries first..first+count-1 with a checkpoint covering them.
-func (n *Node) localAppended(ctx context.Context, index uint64, first int64, count int) (*ledger.Appended, error) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := n.log.WaitApplied(wctx, index); err != nil {
-		return nil, fmt.Errorf("cluster: committed at index %d but not yet applied here: %w", index, err)
-	}
-	app := &ledger.Appended{First: first, Leaves: make([][]byte, count), LeafHashes: make([]ledger.Hash, count), Checkpoint: n.log.Checkpoint()}
-	for i := range count {
-		e, err := n.log.Entry(first + int64(i))
-		if err != nil {
-			return nil, err
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := n.rep.WaitApplied(wctx, resp.Index); err != nil {
+			return nil, fmt.Errorf("cluster: committed at index %d but not yet applied here: %w", resp.Index, err)
 		}
-		app.Leaves[i], app.LeafHashes[i] = e.Data, e.Hash
+		return n.rep.Appended(ar.First, ar.Leaves)
 	}
-	return app, nil
 }
 
-// Write implements ledger.Replicator.
+// Write applies b, writes that are not appends (payload tombstones, say),
+// on every node through the replicated log, in order with the appends, and
+// returns once it is applied on this node.
 func (n *Node) Write(ctx context.Context, b *storage.Batch) error {
-	ops := make([]writeOp, len(b.Ops))
+	ops := make([]ledger.WriteOp, len(b.Ops))
 	for i, op := range b.Ops {
-		ops[i] = writeOp{key: op.Key, value: op.Value}
-		if op.Delete {
-			ops[i].flags = opDelete
-		}
+		ops[i] = ledger.WriteOp{Key: op.Key, Value: op.Value, Delete: op.Delete}
 	}
 	return n.command(ctx, encodeWrite(ops))
 }
@@ -574,7 +568,7 @@ func (n *Node) command(ctx context.Context, cmd []byte) error {
 			conflicts = 1
 		}
 	}
-	if err := n.log.WaitApplied(context.WithoutCancel(ctx), index); err != nil {
+	if err := n.rep.WaitApplied(context.WithoutCancel(ctx), index); err != nil {
 		return err
 	}
 	if conflicts > 0 {
@@ -588,7 +582,7 @@ func (n *Node) enqueue(ctx context.Context, pr *proposal) error {
 	case n.proposals <- pr:
 		return nil
 	case <-n.stop:
-		return ErrClosed
+		return ledger.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -631,7 +625,7 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (*Response, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-n.stop:
-			return nil, ErrClosed
+			return nil, ledger.ErrClosed
 		}
 	}
 }
@@ -693,7 +687,7 @@ func (n *Node) handleCommand(ctx context.Context, cmd []byte) *Response {
 				continue
 			}
 			resp.Index = max(resp.Index, res.index)
-			resp.Appends[i] = AppendResult{First: res.app.First, Count: len(res.app.Leaves)}
+			resp.Appends[i] = AppendResult{First: res.app.First, Leaves: res.app.Leaves}
 		}
 		return resp
 	}
@@ -758,7 +752,7 @@ func (n *Node) propose() {
 		select {
 		case slots <- struct{}{}:
 		case <-n.stop:
-			first.done <- proposed{err: ErrClosed}
+			first.done <- proposed{err: ledger.ErrClosed}
 			n.drain()
 			return
 		}
@@ -834,25 +828,20 @@ func (n *Node) await(f raft.ApplyFuture, batch []*proposal, start time.Time) {
 		}
 		return
 	}
-	if res.applying == nil {
+	if batch[0].cmd != nil {
+		batch[0].done <- proposed{index: index, conflicts: res.conflicts}
+		return
+	}
+	if len(res.outcomes) != len(batch) {
 		// Applied before (cannot happen for a new entry).
 		for _, pr := range batch {
 			pr.done <- proposed{index: index, err: ErrUnknownOutcome}
 		}
 		return
 	}
-	if batch[0].cmd != nil {
-		err := res.applying.Done()
-		batch[0].done <- proposed{index: index, err: err, conflicts: res.conflicts}
-		return
-	}
 	for i, pr := range batch {
-		app, err := res.applying.Wait(i)
-		if err != nil {
-			pr.done <- proposed{index: index, err: err}
-			continue
-		}
-		pr.done <- proposed{index: index, app: app, first: app.First, count: len(app.Leaves)}
+		o := res.outcomes[i]
+		pr.done <- proposed{index: index, app: o.Appended, err: o.Err}
 	}
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 }
@@ -861,7 +850,7 @@ func (n *Node) drain() {
 	for {
 		select {
 		case pr := <-n.proposals:
-			pr.done <- proposed{err: ErrClosed}
+			pr.done <- proposed{err: ledger.ErrClosed}
 		default:
 			return
 		}
@@ -940,7 +929,7 @@ func (n *Node) forwardMembership(ctx context.Context, req *Request) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.stop:
-			return ErrClosed
+			return ledger.ErrClosed
 		}
 	}
 }
@@ -976,8 +965,8 @@ func (n *Node) Status() NodeStatus {
 	st.Leader, st.LeaderAddr = string(id), string(addr)
 	st.LastIndex = n.raft.LastIndex()
 	st.CommitIndex = n.raft.CommitIndex()
-	st.Applied = n.log.Applied()
-	cp := n.log.Checkpoint()
+	st.Applied = n.rep.AppliedIndex()
+	cp := n.rep.Checkpoint()
 	st.TreeSize, st.RootHash = cp.Size, cp.Root
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
@@ -1030,5 +1019,3 @@ func trimNL(p []byte) []byte {
 	}
 	return p
 }
-
-var _ ledger.Replicator = (*Node)(nil)

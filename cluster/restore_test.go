@@ -15,9 +15,9 @@ import (
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 )
 
-func copyStore(t *testing.T, from storage.Store) storage.Store {
+func copyStore(t *testing.T, from storage.Store) *crashStore {
 	t.Helper()
-	to := memstore.New()
+	to := newCrashStore()
 	var b storage.Batch
 	if err := from.Scan([]byte{0}, nil, func(k, v []byte) error {
 		b.Set(bytes.Clone(k), bytes.Clone(v))
@@ -40,13 +40,13 @@ func TestBootstrapFromBackup(t *testing.T) {
 	tn, nodes := threeNodes(t, nil)
 	ctx := context.Background()
 	for i := range 30 {
-		if _, err := nodes[i%3].log().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte(fmt.Sprint("segment ", i))}}); err != nil {
+		if _, err := nodes[i%3].node().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte(fmt.Sprint("segment ", i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	tn.converge(nil, nodes...)
 	for _, n := range nodes {
-		tn.stop(n)
+		tn.shutdown(n)
 	}
 	backup := copyStore(t, nodes[0].store)
 
@@ -64,7 +64,7 @@ func TestBootstrapFromBackup(t *testing.T) {
 	if before != 30 {
 		t.Fatalf("restored log holds %d entries, want 30", before)
 	}
-	app, err := r.log().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("after the restore")}})
+	app, err := r.node().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("after the restore")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestBootstrapFromBackup(t *testing.T) {
 	if err := s.node().Join(jctx, string(r.addr)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.log().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("through the new node")}}); err != nil {
+	if _, err := s.node().Append(ctx, []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: []byte("through the new node")}}); err != nil {
 		t.Fatal(err)
 	}
 	tn2.converge(nil, r, s)
@@ -90,17 +90,16 @@ func TestBootstrapFromBackup(t *testing.T) {
 	// A node holding entries may not join: raft's history would be
 	// applied on top of them.
 	_, inmem := raft.NewInmemTransport("inmem-x")
-	node, err := New(Config{ID: "x", RaftAddr: "inmem-x", Dir: t.TempDir(), RaftStore: memstore.New(), Transport: inmem, Peers: &testPeers{tn: tn2, from: "inmem-x"}, Fast: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(copyStore(t, nodes[1].store), ledger.Options{Origin: testOrigin, Key: tn.key, Replicator: node})
+	l, err := ledger.OpenReplica(copyStore(t, nodes[1].store), ledger.Options{Origin: testOrigin, Key: tn.key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if err := node.Start(l); err == nil || !strings.Contains(err.Error(), "empty log") {
-		node.Close()
+	node, err := New(Config{ID: "x", RaftAddr: "inmem-x", Dir: t.TempDir(), RaftStore: memstore.New(), Transport: inmem, Peers: &testPeers{tn: tn2, from: "inmem-x"}, Fast: true}, l)
+	if err == nil || !strings.Contains(err.Error(), "empty log") {
+		if node != nil {
+			node.Close()
+		}
 		t.Fatalf("a joining node with 30 entries started: %v", err)
 	}
 }

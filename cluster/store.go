@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 
+	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
 
@@ -41,22 +43,20 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	ops := make([]writeOp, len(b.Ops))
+	ops := make([]ledger.WriteOp, len(b.Ops))
 	for i, op := range b.Ops {
-		ops[i] = writeOp{key: op.Key, value: op.Value}
-		switch {
-		case op.Delete:
-			ops[i].flags = opDelete
-		case len(op.Key) > 0 && op.Key[0] == 'k':
-			ops[i].flags = opCreateOnly
-		}
+		ops[i] = ledger.WriteOp{Key: op.Key, Value: op.Value, Delete: op.Delete,
+			CreateOnly: !op.Delete && len(op.Key) > 0 && op.Key[0] == 'k'}
 	}
 	return s.n.command(context.Background(), encodeWrite(ops))
 }
 
 // Purge implements storage.Purger on every node.
 func (s *Store) Purge(prefix []byte) error {
-	return s.n.command(context.Background(), append([]byte{cmdPurge}, prefix...))
+	if len(prefix) == 0 {
+		return errors.New("cluster: an empty purge prefix")
+	}
+	return s.n.command(context.Background(), encodePurge(prefix))
 }
 
 // Close does nothing: the local store belongs to its opener.

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/evidenceledger/evidence/ledger"
 )
 
 // One TCP port carries both raft and the node-to-node RPCs, as Consul does:
@@ -171,7 +173,7 @@ func (t *TCP) Call(ctx context.Context, addr raft.ServerAddress, req *Request) (
 	t.mu.Lock()
 	if t.conns == nil {
 		t.mu.Unlock()
-		return nil, ErrClosed
+		return nil, ledger.ErrClosed
 	}
 	conn := t.conns[addr]
 	if conn == nil {

@@ -73,8 +73,8 @@ const timeSlack = time.Minute
 // selects, in log order. It reads leaves only, opening just the access
 // entries' payloads. Roles: auditor, admin. Reading the trail is not itself
 // recorded in it: it discloses no PHI.
-func (s *Service) Accesses(ctx context.Context, c Caller, q AccessQuery, fn func(AccessEvent) error) error {
-	if err := c.allow("reading the access trail", rolesAccess...); err != nil {
+func (s *Service) Accesses(ctx context.Context, c encounter.Caller, q AccessQuery, fn func(AccessEvent) error) error {
+	if err := allow(c, "reading the access trail", rolesAccess...); err != nil {
 		return err
 	}
 	if q.Encounter != "" {

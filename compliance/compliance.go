@@ -37,19 +37,8 @@ var (
 	ErrNotConfigured = errors.New("compliance: not configured")
 )
 
-// Caller is who makes a request: tenant, subject and role, as
-// authentication established them.
-type Caller struct {
-	Tenant string
-	Actor  string
-	Role   string
-}
-
-func (c Caller) encounter() encounter.Caller {
-	return encounter.Caller{Tenant: c.Tenant, Actor: c.Actor}
-}
-
-func (c Caller) allow(what string, roles ...string) error {
+// allow checks that c's role is one of roles.
+func allow(c encounter.Caller, what string, roles ...string) error {
 	for _, r := range roles {
 		if c.Role == r {
 			return nil
@@ -58,9 +47,9 @@ func (c Caller) allow(what string, roles ...string) error {
 	return fmt.Errorf("%w: %s needs the role %v, the caller has %q", ErrForbidden, what, roles, c.Role)
 }
 
-// KeyShredder destroys an encounter's data key; *envelope.Sealer is one.
+// KeyShredder destroys an encounter's data key; *envelope.Keys is one.
 type KeyShredder interface {
-	Shred(tenant, encounter string) (envelope.ShredResult, error)
+	Shred(ctx context.Context, tenant, encounter string) (envelope.ShredResult, error)
 }
 
 // IndexEraser removes an encounter's documents from a derived index;
@@ -120,7 +109,7 @@ const (
 // the bytes and their media type. It is a read of PHI: with the access trail
 // on, an access entry (action "export") is durable before it returns. Roles:
 // clinician, auditor, admin.
-func (s *Service) Export(ctx context.Context, c Caller, encounterID, format string) ([]byte, string, error) {
+func (s *Service) Export(ctx context.Context, c encounter.Caller, encounterID, format string) ([]byte, string, error) {
 	switch format {
 	case FormatJSON, FormatHTML, FormatFHIR:
 	default:

@@ -21,9 +21,9 @@ var ctx = context.Background()
 const origin = "compliance.test/log"
 
 var (
-	admin     = Caller{Tenant: "clinic-a", Actor: "admin.ann", Role: "admin"}
-	auditor   = Caller{Tenant: "clinic-a", Actor: "audit.bob", Role: "auditor"}
-	clinician = Caller{Tenant: "clinic-a", Actor: "dr.alice", Role: "clinician"}
+	admin     = encounter.Caller{Tenant: "clinic-a", Actor: "admin.ann", Role: "admin"}
+	auditor   = encounter.Caller{Tenant: "clinic-a", Actor: "audit.bob", Role: "auditor"}
+	clinician = encounter.Caller{Tenant: "clinic-a", Actor: "dr.alice", Role: "clinician"}
 	scribe    = encounter.Caller{Tenant: "clinic-a", Actor: "svc:scribe"}
 )
 
@@ -42,7 +42,7 @@ func (x *fakeIndex) DeleteEncounter(tenant, enc string) error {
 
 type fixture struct {
 	kv     storage.Store
-	log    *ledger.Log
+	log    *ledger.Appender
 	key    *ledger.Key
 	keyDir string
 	sealer *envelope.Sealer
@@ -70,8 +70,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { f.log.Close() })
 	f.blobs = blob.New(f.kv, f.sealer)
-	f.enc = encounter.New(f.log, f.blobs, encounter.WithAccessTrail(), encounter.WithChecker(fixtureChecker))
-	if f.svc, err = New(Config{Log: f.log, Encounters: f.enc, Blobs: f.blobs, Keys: f.sealer, Index: f.index}); err != nil {
+	keys := envelope.NewKeys(f.sealer, f.kv)
+	f.enc = encounter.New(f.log.Log, f.log, f.blobs, encounter.WithAccessTrail(), encounter.WithChecker(fixtureChecker), encounter.WithKeys(keys))
+	if f.svc, err = New(Config{Log: f.log.Log, Encounters: f.enc, Blobs: f.blobs, Keys: keys, Index: f.index}); err != nil {
 		t.Fatal(err)
 	}
 	f.id = f.visit(t)

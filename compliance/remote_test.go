@@ -16,7 +16,7 @@ import (
 
 // logSource serves a ledger.Log as a LogSource, with optional tampering.
 type logSource struct {
-	l           *ledger.Log
+	l           *ledger.Appender
 	entries     func(i int64, data []byte) (int64, []byte) // rewrite an entry
 	drop        map[int64]bool
 	swap        [2]int64

@@ -287,11 +287,11 @@ func ParametersSHA256(params map[string]string) string {
 // Every entry is proved against the latest checkpoint, which covers the
 // export's own access entry. format is recorded in that access entry.
 // Roles: clinician, auditor, admin.
-func (s *Service) Provenance(ctx context.Context, c Caller, encounterID, format string) (*Report, error) {
-	if err := c.allow("exporting a provenance report", rolesProvenance...); err != nil {
+func (s *Service) Provenance(ctx context.Context, c encounter.Caller, encounterID, format string) (*Report, error) {
+	if err := allow(c, "exporting a provenance report", rolesProvenance...); err != nil {
 		return nil, err
 	}
-	x, err := s.cfg.Encounters.Export(ctx, c.encounter(), encounterID, format)
+	x, err := s.cfg.Encounters.Export(ctx, c, encounterID, format)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/ledger"
 )
 
@@ -285,14 +286,14 @@ func TestParseReportIsStrict(t *testing.T) {
 
 func TestExportRoles(t *testing.T) {
 	f := newFixture(t)
-	pipeline := Caller{Tenant: "clinic-a", Actor: "svc:scribe", Role: "pipeline"}
+	pipeline := encounter.Caller{Tenant: "clinic-a", Actor: "svc:scribe", Role: "pipeline"}
 	if _, _, err := f.svc.Export(ctx, pipeline, f.id, FormatJSON); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("pipeline role export: %v", err)
 	}
 	if _, _, err := f.svc.Export(ctx, auditor, f.id, "pdf"); err == nil {
 		t.Fatal("unknown format accepted")
 	}
-	other := Caller{Tenant: "clinic-b", Actor: "dr.eve", Role: "clinician"}
+	other := encounter.Caller{Tenant: "clinic-b", Actor: "dr.eve", Role: "clinician"}
 	if _, _, err := f.svc.Export(ctx, other, f.id, FormatJSON); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("another tenant's export: %v, want NotFound", err)
 	}

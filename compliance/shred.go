@@ -2,15 +2,12 @@ package compliance
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/encounter"
-	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/ledger"
 )
 
@@ -38,21 +35,23 @@ type ShredResult struct {
 // Shred crypto-shreds an encounter, in an order that is safe to repeat
 // after a failure at any step:
 //
-//  1. its data key is destroyed (envelope.Sealer.Shred): from here on
+//  1. its data key is destroyed (KeyShredder, envelope.Keys): from here on
 //     nothing can be sealed for the encounter, and everything sealed under
 //     the key, in any copy of any file, is unreadable;
 //  2. the service's cached state of it is dropped;
 //  3. its payload records, except access and redaction entries (sealed
-//     under the tenant's audit key), become tombstones;
+//     under the tenant's audit key), become tombstones
+//     (encounter.Service.DestroyPayloads);
 //  4. its recordings are deleted;
 //  5. its documents leave the full-text index;
-//  6. a redaction entry (reason, counts; no PHI) is appended to its chain.
+//  6. a redaction entry (reason, counts; no PHI) is appended to its chain
+//     (encounter.Service.RecordRedaction).
 //
 // Leaves, proofs and checkpoints are untouched: Verify still passes and
 // counts the payloads as redacted. Reads of the encounter then fail with an
 // error wrapping ledger.ErrRedacted. Role: admin.
-func (s *Service) Shred(ctx context.Context, c Caller, encounterID, reason string) (*ShredResult, error) {
-	if err := c.allow("shredding an encounter", rolesShred...); err != nil {
+func (s *Service) Shred(ctx context.Context, c encounter.Caller, encounterID, reason string) (*ShredResult, error) {
+	if err := allow(c, "shredding an encounter", rolesShred...); err != nil {
 		return nil, err
 	}
 	if err := ledger.CheckID("encounter_id", encounterID, ledger.MaxEncounterLen); err != nil {
@@ -67,21 +66,21 @@ func (s *Service) Shred(ctx context.Context, c Caller, encounterID, reason strin
 	if s.cfg.Keys == nil {
 		return nil, fmt.Errorf("%w: shredding needs encryption at rest (a keyring)", ErrNotConfigured)
 	}
-	l := s.cfg.Log
-	idx, err := l.EncounterIndexes(c.Tenant, encounterID)
+	enc := s.cfg.Encounters
+	idx, err := s.cfg.Log.EncounterIndexes(c.Tenant, encounterID)
 	if err != nil {
 		return nil, err
 	}
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, encounterID)
 	}
-	kr, err := s.cfg.Keys.Shred(c.Tenant, encounterID)
+	kr, err := s.cfg.Keys.Shred(ctx, c.Tenant, encounterID)
 	if err != nil {
 		return nil, err
 	}
 	res := &ShredResult{KeyPurged: kr.Purged, Already: kr.Already}
-	s.cfg.Encounters.Forget(c.encounter(), encounterID)
-	if res.Payloads, err = l.RedactPayloads(c.Tenant, encounterID, func(k ledger.Kind) bool { return !envelope.AuditKind(k) }); err != nil {
+	enc.Forget(c, encounterID)
+	if res.Payloads, err = enc.DestroyPayloads(ctx, c, encounterID); err != nil {
 		return nil, err
 	}
 	if res.Blobs, err = s.cfg.Blobs.DeleteScope(blob.Scope{Tenant: c.Tenant, Encounter: encounterID}); err != nil {
@@ -94,18 +93,14 @@ func (s *Service) Shred(ctx context.Context, c Caller, encounterID, reason strin
 		res.IndexCleared = true
 	}
 	last := idx[len(idx)-1]
-	p, err := encodeRedaction(encounter.Redaction{V: encounter.PayloadVersion, Reason: reason, Payloads: res.Payloads, Blobs: res.Blobs,
+	res.Redaction, err = enc.RecordRedaction(ctx, c, encounterID, encounter.Redaction{Reason: reason, Payloads: res.Payloads, Blobs: res.Blobs,
 		Through: last, KeyPurged: res.KeyPurged, IndexCleared: res.IndexCleared})
-	if err != nil {
-		return nil, err
-	}
-	res.Redaction, err = l.Append(ctx, []ledger.Entry{{Kind: ledger.KindRedaction, Tenant: c.Tenant, Encounter: encounterID, Actor: c.Actor, Payload: p}})
 	if err != nil {
 		return nil, err
 	}
 	// Entries appended between reading the chain and destroying the key
 	// were sealed under it: they are unreadable, and tombstoned here too.
-	if n, err := l.RedactPayloads(c.Tenant, encounterID, func(k ledger.Kind) bool { return !envelope.AuditKind(k) }); err == nil {
+	if n, err := enc.DestroyPayloads(ctx, c, encounterID); err == nil {
 		res.Payloads += n
 	}
 	return res, nil
@@ -126,15 +121,4 @@ func checkReason(reason string) error {
 		}
 	}
 	return nil
-}
-
-func encodeRedaction(r encounter.Redaction) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := encounter.DecodeRedaction(b); err != nil {
-		return nil, errors.New("compliance: redaction payload does not round-trip")
-	}
-	return b, nil
 }

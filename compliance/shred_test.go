@@ -12,7 +12,7 @@ import (
 	"github.com/evidenceledger/evidence/ledger"
 )
 
-func collect(t *testing.T, f *fixture, c Caller, q AccessQuery) []AccessEvent {
+func collect(t *testing.T, f *fixture, c encounter.Caller, q AccessQuery) []AccessEvent {
 	t.Helper()
 	var out []AccessEvent
 	if err := f.svc.Accesses(ctx, c, q, func(ev AccessEvent) error { out = append(out, ev); return nil }); err != nil {
@@ -96,7 +96,7 @@ func TestShred(t *testing.T) {
 	if _, err := f.svc.Shred(ctx, admin, "enc_nothere", "x"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("unknown encounter: %v", err)
 	}
-	segs, recs, err := f.enc.Transcript(ctx, clinician.encounter(), f.id)
+	segs, recs, err := f.enc.Transcript(ctx, clinician, f.id)
 	if err != nil || len(recs) != 1 {
 		t.Fatal(recs, err)
 	}
@@ -115,7 +115,7 @@ func TestShred(t *testing.T) {
 		t.Fatalf("index deletions %v", f.index.deleted)
 	}
 	// Reads say "redacted"; the other visit is untouched.
-	if _, err := f.enc.Note(ctx, clinician.encounter(), f.id); !errors.Is(err, ledger.ErrRedacted) {
+	if _, err := f.enc.Note(ctx, clinician, f.id); !errors.Is(err, ledger.ErrRedacted) {
 		t.Fatalf("Note after shred: %v", err)
 	}
 	if _, _, err := f.svc.Export(ctx, auditor, f.id, FormatFHIR); !errors.Is(err, ledger.ErrRedacted) {
@@ -124,7 +124,7 @@ func TestShred(t *testing.T) {
 	if _, err := f.blobs.Open(blob.Scope{Tenant: "clinic-a", Encounter: f.id}, audioHash); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("recording after shred: %v", err)
 	}
-	if _, err := f.enc.Note(ctx, clinician.encounter(), other); err != nil {
+	if _, err := f.enc.Note(ctx, clinician, other); err != nil {
 		t.Fatalf("the other visit after shred: %v", err)
 	}
 	// Nothing can be written to it any more.
@@ -190,7 +190,7 @@ func TestShredTwice(t *testing.T) {
 
 func TestShredNeedsKeys(t *testing.T) {
 	f := newFixture(t)
-	s, err := New(Config{Log: f.log, Encounters: f.enc, Blobs: f.blobs})
+	s, err := New(Config{Log: f.log.Log, Encounters: f.enc, Blobs: f.blobs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline/prompt"
 )
 
@@ -49,15 +50,6 @@ const (
 const (
 	opusSampleRateHz  = 48000 // Ogg/Opus granule positions always count 48 kHz samples (RFC 7845, section 4)
 	oggCapturePattern = "OggS"
-)
-
-// Speaker says who spoke a segment.
-type Speaker string
-
-// The two speakers of a consultation.
-const (
-	Clinician Speaker = "clinician"
-	Patient   Speaker = "patient"
 )
 
 // Section is a SOAP section of a clinical note.
@@ -88,9 +80,12 @@ type Visit struct {
 	EncounterID string // PriMock57 consultation id, e.g. "day1_consultation01"
 	Title       string
 	Audio       Audio
-	// Segments are the transcript's utterances, sorted by StartMS, then ID.
+	// Segments are the transcript's utterances, sorted by StartMS, then ID,
+	// as the encounter records them: Role is encounter.RoleClinician or
+	// encounter.RolePatient, times are milliseconds from the start of the
+	// recording, and the text has the transcriber's markup removed.
 	// Segments of different speakers may overlap in time.
-	Segments []Segment
+	Segments []encounter.Segment
 	Note     Note
 	Edits    []Edit
 	// LLMReply is the text of the second draft's model reply
@@ -117,16 +112,6 @@ type Audio struct {
 
 // MediaType is the media type to serve [Audio.Data] with (RFC 7845, section 9).
 const MediaType = "audio/ogg; codecs=opus"
-
-// Segment is one utterance of the transcript. Times are milliseconds from the
-// start of the recording; the text has the transcriber's markup removed.
-type Segment struct {
-	ID      string  `json:"segment_id"`
-	Speaker Speaker `json:"speaker"`
-	StartMS int64   `json:"start_ms"`
-	EndMS   int64   `json:"end_ms"`
-	Text    string  `json:"text"`
-}
 
 // Note is the note the consulting clinician wrote, split into sentences. The
 // text is the clinician's, shorthand included (e.g. "3/7 hx" for a 3-day
@@ -185,11 +170,11 @@ type segmentsDoc struct {
 }
 
 type wireSegment struct {
-	ID      string  `json:"segment_id"`
-	Speaker Speaker `json:"speaker"`
-	StartMS *int64  `json:"start_ms"`
-	EndMS   *int64  `json:"end_ms"`
-	Text    string  `json:"text"`
+	ID      string `json:"segment_id"`
+	Speaker string `json:"speaker"`
+	StartMS *int64 `json:"start_ms"`
+	EndMS   *int64 `json:"end_ms"`
+	Text    string `json:"text"`
 }
 
 func load(fsys fs.FS) (*Visit, error) {
@@ -295,7 +280,7 @@ func checkSegmentsDoc(doc *segmentsDoc, v *Visit) error {
 		return errors.New("no segments")
 	}
 	seen := make(map[string]bool, len(doc.Segments))
-	v.Segments = make([]Segment, 0, len(doc.Segments))
+	v.Segments = make([]encounter.Segment, 0, len(doc.Segments))
 	for i, w := range doc.Segments {
 		if w.ID == "" {
 			return fmt.Errorf("segment %d: segment_id is empty", i)
@@ -304,13 +289,13 @@ func checkSegmentsDoc(doc *segmentsDoc, v *Visit) error {
 			return fmt.Errorf("segment %s: duplicate segment_id", w.ID)
 		}
 		seen[w.ID] = true
-		if w.Speaker != Clinician && w.Speaker != Patient {
-			return fmt.Errorf("segment %s: speaker %q, want %q or %q", w.ID, w.Speaker, Clinician, Patient)
+		if w.Speaker != encounter.RoleClinician && w.Speaker != encounter.RolePatient {
+			return fmt.Errorf("segment %s: speaker %q, want %q or %q", w.ID, w.Speaker, encounter.RoleClinician, encounter.RolePatient)
 		}
 		if w.StartMS == nil || w.EndMS == nil {
 			return fmt.Errorf("segment %s: start_ms or end_ms missing", w.ID)
 		}
-		s := Segment{ID: w.ID, Speaker: w.Speaker, StartMS: *w.StartMS, EndMS: *w.EndMS, Text: w.Text}
+		s := encounter.Segment{ID: w.ID, Role: w.Speaker, StartMS: *w.StartMS, EndMS: *w.EndMS, Text: w.Text}
 		switch {
 		case s.StartMS < 0:
 			return fmt.Errorf("segment %s: start_ms %d is negative", s.ID, s.StartMS)

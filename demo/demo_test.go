@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline/prompt"
 )
 
@@ -36,9 +37,9 @@ func TestLoadEmbeddedVisit(t *testing.T) {
 	if n := len(v.Audio.Data); n == 0 || n >= 3<<20 {
 		t.Errorf("audio is %d bytes, want 1 byte to 3 MiB", n)
 	}
-	count := map[Speaker]int{}
+	count := map[string]int{}
 	for _, s := range v.Segments {
-		count[s.Speaker]++
+		count[s.Role]++
 		if strings.ContainsAny(s.Text, "<>") {
 			t.Errorf("segment %s still has markup: %q", s.ID, s.Text)
 		}
@@ -46,7 +47,7 @@ func TestLoadEmbeddedVisit(t *testing.T) {
 			t.Errorf("segment %s does not belong to %s", s.ID, v.EncounterID)
 		}
 	}
-	if count[Clinician] == 0 || count[Patient] == 0 {
+	if count[encounter.RoleClinician] == 0 || count[encounter.RolePatient] == 0 {
 		t.Errorf("segments per speaker = %v, want both clinician and patient", count)
 	}
 	if len(v.Note.Sentences) < 5 {
@@ -406,7 +407,7 @@ func ExampleLoad() {
 	}
 	s := v.Segments[0]
 	fmt.Printf("%s: %d segments, %d note sentences, %d edits\n", v.EncounterID, len(v.Segments), len(v.Note.Sentences), len(v.Edits))
-	fmt.Printf("%s %d-%d ms: %s\n", s.Speaker, s.StartMS, s.EndMS, s.Text)
+	fmt.Printf("%s %d-%d ms: %s\n", s.Role, s.StartMS, s.EndMS, s.Text)
 	fmt.Println(v.Note.Sentences[0].Text)
 	// Output:
 	// day1_consultation01: 102 segments, 22 note sentences, 3 edits

@@ -58,12 +58,8 @@ func draftWithLLM(ctx context.Context, v *Visit) (*llmDraft, error) {
 	if err != nil {
 		return nil, err
 	}
-	segs := make([]pipeline.Segment, len(v.Segments))
-	for i, s := range v.Segments {
-		segs[i] = pipeline.Segment{ID: s.ID, Role: string(s.Speaker), StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text}
-	}
 	start := time.Now()
-	out, err := b.Generate(ctx, pipeline.Request{Segments: segs})
+	out, err := b.Generate(ctx, pipeline.Request{Segments: v.Segments})
 	if err != nil {
 		return nil, fmt.Errorf("demo: the fixture's draft: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/evidenceledger/evidence/encounter"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 )
 
@@ -56,7 +57,7 @@ func Record(conn grpc.ClientConnInterface, as func(actor string) context.Context
 	var segs []*pb.Segment
 	for _, s := range v.Segments {
 		role := pb.SpeakerRole_SPEAKER_ROLE_PATIENT
-		if s.Speaker == Clinician {
+		if s.Role == encounter.RoleClinician {
 			role = pb.SpeakerRole_SPEAKER_ROLE_CLINICIAN
 		}
 		segs = append(segs, &pb.Segment{SegmentId: s.ID, SpeakerRole: role, Text: s.Text, StartMs: s.StartMS, EndMs: s.EndMS, AsrModel: "manual-transcript"})

@@ -2,6 +2,7 @@ package encounter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/evidenceledger/evidence/ledger"
@@ -125,11 +126,39 @@ func (svc *Service) RecordAccess(ctx context.Context, c Caller, encounter string
 	if err != nil {
 		return -1, err
 	}
-	app, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindAccess, Tenant: c.Tenant, Encounter: encounter, Actor: c.Actor, Payload: p}})
+	if err := svc.EnsureAuditKey(ctx, c.Tenant); err != nil {
+		return -1, err
+	}
+	app, err := svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindAccess, Tenant: c.Tenant, Encounter: encounter, Actor: c.Actor, Payload: p}})
 	if err != nil {
 		return -1, fmt.Errorf("encounter: record access: %w", err)
 	}
 	return app.First, nil
+}
+
+// WithKeys makes the Service make data keys (Keys.EnsureKey) before the
+// appends that seal under them: an encounter's when it is created, a
+// tenant's audit key before its first access or redaction entry. A
+// Service on a log that seals payloads (envelope encryption) needs it.
+func WithKeys(k Keys) Option {
+	return func(s *Service) { s.keys = k }
+}
+
+// EnsureAuditKey makes the tenant's audit key (WithKeys), under which its
+// access and redaction payloads, and records the proxies keep outside the
+// ledger, are sealed; once per tenant and process.
+func (svc *Service) EnsureAuditKey(ctx context.Context, tenant string) error {
+	if svc.keys == nil {
+		return nil
+	}
+	if _, ok := svc.auditKeys.Load(tenant); ok {
+		return nil
+	}
+	if err := svc.keys.EnsureKey(ctx, tenant, ""); err != nil {
+		return err
+	}
+	svc.auditKeys.Store(tenant, true)
+	return nil
 }
 
 // audit records a read when the access trail is on.
@@ -177,6 +206,88 @@ func DecodeRedaction(data []byte) (*Redaction, error) {
 	return &r, nil
 }
 
+// DestroyPayloads replaces the stored payloads of an encounter's entries,
+// except access and redaction entries (whose payloads hold no PHI and
+// outlive the encounter), with tombstones (ledger.Log.Tombstones), through
+// the Appender, and drops the service's state of the encounter. Leaves and
+// proofs stay valid. It returns how many payloads it destroyed; those
+// destroyed before are not counted again. Crypto-shredding calls it once
+// the encounter's data key is destroyed.
+func (svc *Service) DestroyPayloads(ctx context.Context, c Caller, id string) (int, error) {
+	if err := ledger.CheckID("encounter_id", id, ledger.MaxEncounterLen); err != nil {
+		return 0, err
+	}
+	if id == AuditChain {
+		return 0, &ledger.InvalidError{Field: "encounter_id", Reason: "the audit chain holds no PHI and cannot be shredded"}
+	}
+	s := svc.states.acquire(c.Tenant, id)
+	s.mu.Lock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
+	s.forget()
+	b, n, err := svc.log.Tombstones(c.Tenant, id, func(k ledger.Kind) bool { return k != ledger.KindAccess && k != ledger.KindRedaction })
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		if err := svc.app.Write(ctx, b); err != nil {
+			return 0, fmt.Errorf("encounter: write tombstones: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// RecordRedaction appends the redaction entry of a shredded encounter
+// (what was destroyed and why; no PHI). Reads of the encounter fail from
+// then on with an error wrapping ledger.ErrRedacted. The encounter need not
+// be readable: its payloads may be destroyed already.
+func (svc *Service) RecordRedaction(ctx context.Context, c Caller, id string, r Redaction) (*ledger.Appended, error) {
+	if err := ledger.CheckID("encounter_id", id, ledger.MaxEncounterLen); err != nil {
+		return nil, err
+	}
+	if id == AuditChain {
+		return nil, &ledger.InvalidError{Field: "encounter_id", Reason: "the audit chain holds no PHI and cannot be shredded"}
+	}
+	if err := checkText("reason", r.Reason, MaxRedactionReasonBytes, true); err != nil {
+		return nil, err
+	}
+	for i, ch := range r.Reason {
+		if ch < ' ' || ch == 0x7f {
+			return nil, invalid("reason", "has a control character at byte %d", i)
+		}
+	}
+	if r.Payloads < 0 || r.Blobs < 0 || r.Through < 0 {
+		return nil, invalid("redaction", "counts and the last leaf must not be negative")
+	}
+	r.V = PayloadVersion
+	p, err := encodePayload(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.EnsureAuditKey(ctx, c.Tenant); err != nil {
+		return nil, err
+	}
+	s := svc.states.acquire(c.Tenant, id)
+	s.mu.Lock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
+	if _, err := svc.log.EncounterHead(c.Tenant, id); err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			return nil, fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
+		}
+		return nil, err
+	}
+	s.forget()
+	return svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindRedaction, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
+}
+
+// MaxRedactionReasonBytes caps the reason of a redaction.
+const MaxRedactionReasonBytes = 512
+
 // Forget drops the service's in-memory state of an encounter, so that the
 // next read rebuilds it from the log. Crypto-shredding calls it once the
 // encounter's key is destroyed, so that nothing decoded before is served
@@ -186,16 +297,16 @@ func (svc *Service) Forget(c Caller, id string) {
 }
 
 func (c *stateCache) drop(tenant, id string) {
-	k := tenant + "\x00" + id
+	k := cacheKey(tenant, id)
 	c.mu.Lock()
 	el, ok := c.mu.items[k]
+	var s *state
 	if ok {
-		c.mu.lru.Remove(el)
-		delete(c.mu.items, k)
+		s = el.Value.(*cached).s
+		c.removeLocked(el)
 	}
 	c.mu.Unlock()
 	if ok {
-		s := el.Value.(*state)
 		s.mu.Lock()
 		s.forget()
 		s.mu.Unlock()

@@ -41,7 +41,7 @@ func BenchmarkNoteRead(b *testing.B) {
 			if trail {
 				opts = append(opts, WithAccessTrail())
 			}
-			svc := New(l, blob.New(kv, nil), opts...)
+			svc := New(l.Log, l, blob.New(kv, nil), opts...)
 			info, _, err := svc.Create(ctx, alice, "t", "")
 			if err != nil {
 				b.Fatal(err)

@@ -26,7 +26,7 @@ func (f *failingStore) Write(b *storage.Batch, sync bool) error {
 	return f.Store.Write(b, sync)
 }
 
-func newAuditedService(t *testing.T) (*Service, *ledger.Log, *failingStore) {
+func newAuditedService(t *testing.T) (*Service, *ledger.Appender, *failingStore) {
 	t.Helper()
 	kv := &failingStore{Store: memstore.New()}
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "encounter.test/log")
@@ -38,11 +38,11 @@ func newAuditedService(t *testing.T) (*Service, *ledger.Log, *failingStore) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return New(l, blob.New(kv, nil), WithAccessTrail()), l, kv
+	return New(l.Log, l, blob.New(kv, nil), WithAccessTrail()), l, kv
 }
 
 // accesses returns the access entries of a chain after index from.
-func accesses(t *testing.T, l *ledger.Log, tenant, enc string, from int64) []*Access {
+func accesses(t *testing.T, l *ledger.Appender, tenant, enc string, from int64) []*Access {
 	t.Helper()
 	idx, err := l.EncounterIndexesFrom(tenant, enc, from)
 	if err != nil {

@@ -19,7 +19,7 @@ var ctx = context.Background()
 
 var alice = Caller{Tenant: "clinic-a", Actor: "dr.alice"}
 
-func newService(t *testing.T) (*Service, *ledger.Log) {
+func newService(t *testing.T) (*Service, *ledger.Appender) {
 	t.Helper()
 	kv := memstore.New()
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "encounter.test/log")
@@ -31,7 +31,7 @@ func newService(t *testing.T) (*Service, *ledger.Log) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return New(l, blob.New(kv, nil)), l
+	return New(l.Log, l, blob.New(kv, nil)), l
 }
 
 // A short synthetic consultation.
@@ -203,7 +203,7 @@ func TestModelOutputIsAlignedAndProjected(t *testing.T) {
 		t.Fatalf("alignment entry: %v %s", err, p)
 	}
 	// A fresh service (an empty view) projects the same note.
-	again, err := New(l, nil).Note(ctx, alice, id)
+	again, err := New(l.Log, l, nil).Note(ctx, alice, id)
 	if err != nil || again.Hash != n.Hash || again.Head != n.Head {
 		t.Fatalf("rebuilt projection differs: %v", err)
 	}

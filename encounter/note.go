@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/ledger"
@@ -13,7 +16,8 @@ import (
 
 // Recorded reports the entries a note-changing write appended.
 type Recorded struct {
-	// Appended holds every entry of the write; Checkpoint covers them all.
+	// Appended is the write's last append: its Checkpoint covers every
+	// entry of the write, and it proves them (InclusionProof).
 	Appended *ledger.Appended
 	// Indexes are the leaf indexes of all entries, in order.
 	Indexes []int64
@@ -57,52 +61,186 @@ func validateDraft(d *Draft) error {
 	return nil
 }
 
-// RecordModelOutput records one model call. When it produced a note, the
-// note is aligned to the transcript and the alignment recorded after it.
-func (svc *Service) RecordModelOutput(ctx context.Context, c Caller, id string, o ModelOutput) (*Recorded, error) {
+// Limits on a model output's fields, shared with the proxies, which fit
+// what a client sent into them (see FitModelOutput).
+const (
+	MaxParameterBytes = 1024 // bytes of one parameter's value
+	MaxErrorBytes     = 4096 // bytes of a failed call's error
+)
+
+// validateModelOutput checks a model output and sets its version. A
+// successful call has a note when noteRequired; a failed one has none.
+// field prefixes the fields named in errors.
+func validateModelOutput(field string, o *ModelOutput, noteRequired bool) error {
 	o.V = PayloadVersion
-	if err := checkLabel("model.name", o.Model.Name, true); err != nil {
-		return nil, err
+	if err := checkLabel(field+"model.name", o.Model.Name, true); err != nil {
+		return err
 	}
-	if err := checkLabel("model.version", o.Model.Version, false); err != nil {
-		return nil, err
+	if err := checkLabel(field+"model.version", o.Model.Version, false); err != nil {
+		return err
 	}
-	if err := checkLabel("backend", o.Backend, false); err != nil {
-		return nil, err
+	if err := checkLabel(field+"backend", o.Backend, false); err != nil {
+		return err
 	}
 	if o.PromptSHA256 != "" {
 		if b, err := hex.DecodeString(o.PromptSHA256); err != nil || len(b) != 32 {
-			return nil, invalid("prompt_sha256", "must be 64 hex digits")
+			return invalid(field+"prompt_sha256", "must be 64 hex digits")
 		}
 	}
 	if len(o.Parameters) > MaxParameters {
-		return nil, invalid("parameters", "more than %d parameters", MaxParameters)
+		return invalid(field+"parameters", "more than %d parameters", MaxParameters)
 	}
 	for k, v := range o.Parameters {
-		if err := checkLabel("parameters.key", k, true); err != nil {
-			return nil, err
+		if err := checkLabel(field+"parameters.key", k, true); err != nil {
+			return err
 		}
-		if err := checkText("parameters["+strconv.Quote(k)+"]", v, 1024, false); err != nil {
-			return nil, err
+		if err := checkText(field+"parameters["+strconv.Quote(k)+"]", v, MaxParameterBytes, false); err != nil {
+			return err
 		}
 	}
 	if o.LatencyMS < 0 || o.PromptTokens < 0 || o.CompletionTokens < 0 {
-		return nil, invalid("latency_ms", "latency and token counts must not be negative")
+		return invalid(field+"latency_ms", "latency and token counts must not be negative")
 	}
-	if err := checkText("error", o.Error, 4096, false); err != nil {
-		return nil, err
+	if err := checkText(field+"error", o.Error, MaxErrorBytes, false); err != nil {
+		return err
 	}
-	if o.Error == "" {
+	switch {
+	case o.Error == "" && (noteRequired || o.Note != nil):
 		if err := validateDraft(o.Note); err != nil {
-			return nil, err
+			return err
 		}
-	} else if o.Note != nil && len(o.Note.Sections) > 0 {
-		return nil, invalid("note", "a failed call has no note")
-	} else {
+	case o.Error != "" && o.Note != nil && len(o.Note.Sections) > 0:
+		return invalid(field+"note", "a failed call has no note")
+	case o.Error != "":
 		o.Note = nil
 	}
 	if len(o.Inputs) > MaxInputs {
-		return nil, invalid("input_indexes", "more than %d inputs", MaxInputs)
+		return invalid(field+"input_indexes", "more than %d inputs", MaxInputs)
+	}
+	return nil
+}
+
+// FitModelOutput makes what a proxy saw of a model call acceptable as a
+// model output, whatever the client and the model sent: labels and values
+// are cut to their limits and stripped of control characters, at most
+// MaxParameters-reserve parameters are kept (reserve leaves room for the
+// caller's own), a negative latency becomes 0 and a failed call loses its
+// note.
+func FitModelOutput(o *ModelOutput, reserve int) {
+	o.Model.Name = Fit(o.Model.Name, MaxIDBytes)
+	if strings.TrimSpace(o.Model.Name) == "" {
+		o.Model.Name = "unknown"
+	}
+	o.Model.Version = Fit(o.Model.Version, MaxIDBytes)
+	o.Backend = Fit(o.Backend, MaxIDBytes)
+	o.Error = Fit(o.Error, MaxErrorBytes)
+	params := make(map[string]string, len(o.Parameters)+reserve)
+	for _, k := range slices.Sorted(maps.Keys(o.Parameters)) {
+		if len(params) >= MaxParameters-reserve {
+			break
+		}
+		ck := Fit(k, MaxIDBytes)
+		if strings.TrimSpace(ck) == "" {
+			continue
+		}
+		if _, ok := params[ck]; !ok {
+			params[ck] = Fit(o.Parameters[k], MaxParameterBytes)
+		}
+	}
+	o.Parameters = params
+	if o.LatencyMS < 0 {
+		o.LatencyMS = 0
+	}
+	if o.Error != "" {
+		o.Note = nil
+	}
+}
+
+// Fit makes s valid UTF-8 without control characters and at most max
+// bytes long, as FitModelOutput does with a model output's labels.
+func Fit(s string, max int) string {
+	if len(s) <= max && plainASCII(s) {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	for len(s) > max {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordCalls records model calls whose output is not a note, such as a
+// proxied reply that is not a SOAP note, in one append: each is checked as
+// RecordModelOutput checks one, except that a successful call needs no
+// note, and none may carry one. They do not change the note. It returns the
+// append.
+func (svc *Service) RecordCalls(ctx context.Context, c Caller, id string, outputs []ModelOutput) (*ledger.Appended, error) {
+	if len(outputs) == 0 {
+		return nil, invalid("outputs", "at least one call is required")
+	}
+	if len(outputs) > MaxSegmentsPerRequest {
+		return nil, &ledger.InvalidError{Field: "outputs", Reason: fmt.Sprintf("more than %d calls in one request", MaxSegmentsPerRequest), Err: ledger.ErrTooLarge}
+	}
+	for i := range outputs {
+		field := ""
+		if len(outputs) > 1 {
+			field = fmt.Sprintf("outputs[%d].", i)
+		}
+		if outputs[i].Note != nil {
+			return nil, invalid(field+"note", "a call recorded with RecordCalls has no note (RecordModelOutput records one)")
+		}
+		if err := validateModelOutput(field, &outputs[i], false); err != nil {
+			return nil, err
+		}
+	}
+	var a *ledger.Appended
+	err := svc.with(c, id, func(s *state) error {
+		var err error
+		if a, err = svc.replayed(ctx, c, s); a != nil || err != nil {
+			return err
+		}
+		for i := range outputs {
+			for j, x := range outputs[i].Inputs {
+				if x < 0 || x > s.head || !s.has(x) {
+					return invalid(fmt.Sprintf("outputs[%d].input_indexes[%d]", i, j), "is not an entry of this encounter")
+				}
+			}
+		}
+		payloads, err := encodeAll(outputs)
+		if err != nil {
+			return err
+		}
+		values := make([]any, len(outputs))
+		for i := range outputs {
+			values[i] = &outputs[i]
+		}
+		a, err = svc.appendDecoded(ctx, c, s, repeat(ledger.KindModelOutput, len(outputs)), payloads, values)
+		return err
+	})
+	return a, err
+}
+
+// RecordModelOutput records one model call. When it produced a note, the
+// note is aligned to the transcript and the alignment recorded after it.
+func (svc *Service) RecordModelOutput(ctx context.Context, c Caller, id string, o ModelOutput) (*Recorded, error) {
+	if err := validateModelOutput("", &o, true); err != nil {
+		return nil, err
 	}
 	var rec *Recorded
 	err := svc.with(c, id, func(s *state) error {
@@ -216,8 +354,8 @@ func (svc *Service) recordAlignment(ctx context.Context, c Caller, s *state, sen
 	}
 	rec.Alignment = app.First
 	rec.Indexes = append(rec.Indexes, app.First)
-	// The later checkpoint covers both writes.
-	rec.Appended.Checkpoint = app.Checkpoint
+	// The later append's checkpoint covers both.
+	rec.Appended = app
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/ledger"
+	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 )
 
 // TestServicesShareTheLog: two Services over one log stand for the
@@ -14,7 +15,7 @@ import (
 // top of them, and a state that does not match the chain is rebuilt.
 func TestServicesShareTheLog(t *testing.T) {
 	a, l := newService(t)
-	b := New(l, blob.New(l.Store(), nil))
+	b := New(l.Log, l, blob.New(memstore.New(), nil))
 	id := newVisit(t, a)
 
 	// b caches the encounter, then a writes more: b's reads catch up.
@@ -65,10 +66,11 @@ func TestServicesShareTheLog(t *testing.T) {
 
 	// A cached state that does not match the chain (same head, another
 	// count) is rebuilt from the chain, not trusted.
-	s := b.states.get(alice.Tenant, id)
+	s := b.states.acquire(alice.Tenant, id)
 	s.mu.Lock()
 	s.count += 3
 	s.segments = s.segments[:1]
+	b.states.release(s)
 	s.mu.Unlock()
 	segs, _, err = b.Transcript(ctx, alice, id)
 	if err != nil || len(segs) != len(visit) {
@@ -85,7 +87,7 @@ func TestServicesShareTheLog(t *testing.T) {
 // (segment ids already recorded, a note that changed) would now refuse it.
 func TestRetriedRequests(t *testing.T) {
 	a, l := newService(t)
-	b := New(l, blob.New(l.Store(), nil))
+	b := New(l.Log, l, blob.New(memstore.New(), nil))
 	id := newVisit(t, a)
 
 	more := []Segment{{ID: "s6", Role: RolePatient, Text: "Thank you.", StartMS: 15000, EndMS: 16000}}

@@ -179,7 +179,7 @@ func (svc *Service) ResolveSentence(ctx context.Context, c Caller, id string, r 
 			rec = &Recorded{Appended: a, Indexes: []int64{a.First}, Change: -1, Alignment: -1}
 		} else {
 			rec.Indexes = append(rec.Indexes, a.First)
-			rec.Appended.Checkpoint = a.Checkpoint
+			rec.Appended = a
 		}
 		rec.Resolution, rec.SentenceID = a.First, t.ID
 		rec.Note = s.project()

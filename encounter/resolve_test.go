@@ -58,7 +58,7 @@ func fakeChecker(segs []align.Segment, sents []align.Sentence) ([]align.Result, 
 	return res, nil
 }
 
-func newCheckedService(t *testing.T, c Checker) (*Service, *ledger.Log) {
+func newCheckedService(t *testing.T, c Checker) (*Service, *ledger.Appender) {
 	t.Helper()
 	kv := memstore.New()
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "encounter.test/log")
@@ -70,7 +70,7 @@ func newCheckedService(t *testing.T, c Checker) (*Service, *ledger.Log) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return New(l, blob.New(kv, nil), WithChecker(c)), l
+	return New(l.Log, l, blob.New(kv, nil), WithChecker(c)), l
 }
 
 var flaggedDraft = &Draft{Sections: []DraftSection{

@@ -4,9 +4,16 @@
 // JSON payload (docs/formats.md), and the current note as a projection of
 // the encounter's chain.
 //
+// It is the one writer of encounter entries: every entry of an encounter's
+// chain (segments, audio, model outputs from any backend or proxy, edits,
+// alignments, resolutions, sign-offs, accesses, redactions) is appended
+// through a Service, under its per-encounter ordering and validation.
+//
 // Every write validates its whole request before appending anything, so a
 // rejected request writes nothing. Writes to one encounter are serialized,
-// so an edit or sign-off is checked against the note it changes.
+// so an edit or sign-off is checked against the note it changes. A write
+// encodes each payload once, appends once, and answers from what the
+// append reports: nothing it wrote is read back.
 package encounter
 
 import (
@@ -18,17 +25,39 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/ledger"
+	"github.com/evidenceledger/evidence/ledger/storage"
 )
 
-// Caller is who makes a request, as authentication established it.
+// Caller is who makes a request, as authentication established it: the
+// tenant, the subject (recorded as the leaf's actor) and the role.
 type Caller struct {
 	Tenant string
 	Actor  string
+	Role   string
+}
+
+// Appender appends entries to the log in order and applies writes that are
+// not appends (payload tombstones); *ledger.Appender on a single node and
+// *cluster.Node in a cluster are Appenders.
+type Appender interface {
+	Append(ctx context.Context, entries []ledger.Entry) (*ledger.Appended, error)
+	Write(ctx context.Context, b *storage.Batch) error
+}
+
+// Keys makes data keys before anything is sealed under them (see
+// WithKeys): appends never make keys, so an encounter's key is made when
+// the encounter is created, and a tenant's audit key before its first
+// access or redaction entry.
+type Keys interface {
+	// EnsureKey makes tenant's data key for scope, an encounter id or ""
+	// for the tenant's audit key, unless it exists.
+	EnsureKey(ctx context.Context, tenant, scope string) error
 }
 
 // Limits on requests.
@@ -52,20 +81,35 @@ var ErrPrecondition = errors.New("encounter: failed precondition")
 // Service records and reads encounters. It is safe for concurrent use.
 type Service struct {
 	log         *ledger.Log
+	app         Appender
 	blobs       *blob.Store
 	states      *stateCache
-	accessTrail bool    // see WithAccessTrail
-	check       Checker // see WithChecker; nil means align.Align
+	accessTrail bool        // see WithAccessTrail
+	check       Checker     // see WithChecker; nil means align.Align
+	summaries   SummaryView // see WithSummaries; nil: Find reads the chains
+	keys        Keys        // see WithKeys; nil: keys need not be made
+	auditKeys   sync.Map    // tenants whose audit key is known to exist
 }
 
-// New returns a Service on a log and a blob store.
-func New(l *ledger.Log, blobs *blob.Store, opts ...Option) *Service {
-	svc := &Service{log: l, blobs: blobs, states: newStateCache(1024)}
+// New returns a Service that reads the log l, appends through app and keeps
+// recordings in blobs.
+func New(l *ledger.Log, app Appender, blobs *blob.Store, opts ...Option) *Service {
+	svc := &Service{log: l, app: app, blobs: blobs, states: newStateCache(DefaultStateCacheBytes)}
 	for _, o := range opts {
 		o(svc)
 	}
 	return svc
 }
+
+// WithStateCacheBytes bounds the memory of the decoded encounters the
+// Service keeps (estimated; default DefaultStateCacheBytes). A visit not
+// in the cache is decoded from its own chain when it is next read.
+func WithStateCacheBytes(n int64) Option {
+	return func(s *Service) { s.states = newStateCache(n) }
+}
+
+// CacheStats returns the state cache's hit and miss counts and its size.
+func (svc *Service) CacheStats() CacheStats { return svc.states.stats() }
 
 func invalid(field, format string, args ...any) error {
 	return &ledger.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -84,14 +128,30 @@ type Info struct {
 	ID         string
 	Title      string
 	PatientRef string
-	Created    meta
-	Count      uint64
-	Head       int64
+	// Created is the opening entry: its leaf, actor and time.
+	Created meta
+	// Updated is the time of the latest entry that is not an access
+	// entry: when the encounter was last written. Reads do not change it.
+	Updated time.Time
+	// Count is the number of entries in the encounter's chain, access
+	// entries included, and Head the leaf index of the last one.
+	Count uint64
+	Head  int64
+	// Status is where the note stands; Flagged and Unresolved count its
+	// flagged sentences and those still unresolved (Review.Flags).
+	Status              NoteStatus
+	Flagged, Unresolved int
+	// Redacted: the encounter's payloads were destroyed (crypto-shredded);
+	// its title and patient reference are gone, and its note with them.
+	Redacted bool
 }
 
 func (s *state) info() Info {
+	n := s.project()
+	flagged, unresolved := n.Flags()
 	return Info{ID: s.id, Title: s.opened.Title, PatientRef: s.opened.PatientRef,
-		Created: meta{Index: -1, Actor: s.actor, Time: s.openedAt}, Count: s.count, Head: s.head}
+		Created: meta{Index: s.openedLeaf, Actor: s.actor, Time: s.openedAt}, Updated: s.updated, Count: s.count, Head: s.head,
+		Status: n.Status(), Flagged: flagged, Unresolved: unresolved}
 }
 
 // with runs fn on the up-to-date state of an encounter, holding its lock.
@@ -102,9 +162,12 @@ func (svc *Service) with(c Caller, id string, fn func(s *state) error) error {
 	if id == AuditChain {
 		return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
 	}
-	s := svc.states.get(c.Tenant, id)
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
 	if err := s.refresh(svc.log); err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w: encounter %s", ledger.ErrNotFound, id)
@@ -126,7 +189,7 @@ func (svc *Service) appendDecoded(ctx context.Context, c Caller, s *state, kinds
 	for i := range kinds {
 		entries[i] = ledger.Entry{Kind: kinds[i], Tenant: c.Tenant, Encounter: s.id, Actor: c.Actor, Payload: payloads[i]}
 	}
-	a, err := svc.log.Append(ctx, entries)
+	a, err := svc.app.Append(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +213,7 @@ func (svc *Service) replayed(ctx context.Context, c Caller, s *state) (*ledger.A
 	if a == nil || err != nil {
 		return nil, err
 	}
-	leaf, err := ledger.DecodeLeaf(a.Leaves[0])
+	leaf, err := a.Leaf(0)
 	if err != nil {
 		return nil, err
 	}
@@ -161,14 +224,15 @@ func (svc *Service) replayed(ctx context.Context, c Caller, s *state) (*ledger.A
 }
 
 // applyAppended applies entries this state's owner just appended, when
-// they directly follow what the state holds.
+// they directly follow what the state holds; the leaves come from the
+// commit, not from storage.
 func (s *state) applyAppended(l *ledger.Log, a *ledger.Appended, payloads [][]byte, values []any) error {
 	for i, data := range a.Leaves {
-		leaf, err := ledger.DecodeLeaf(data)
+		leaf, err := a.Leaf(i)
 		if err != nil {
 			return err
 		}
-		if leaf.Seq != s.count {
+		if leaf.Seq != s.count || leaf.Tenant != s.tenant || leaf.Encounter != s.id {
 			return s.refresh(l)
 		}
 		e := &ledger.StoredEntry{Index: a.First + int64(i), Data: data, Hash: a.LeafHashes[i], Leaf: leaf}
@@ -229,7 +293,8 @@ func checkLabel(field, s string, required bool) error {
 	return nil
 }
 
-// Create opens a new encounter.
+// Create opens a new encounter. Its data key is made first (see WithKeys),
+// so that the append seals under a key that exists.
 func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef string) (Info, *ledger.Appended, error) {
 	if err := checkText("title", title, MaxTitleBytes, false); err != nil {
 		return Info{}, nil, err
@@ -237,20 +302,26 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 	if err := checkLabel("patient_ref", patientRef, false); err != nil {
 		return Info{}, nil, err
 	}
-	p, err := encodePayload(Opened{V: PayloadVersion, Title: title, PatientRef: patientRef})
+	opened := &Opened{V: PayloadVersion, Title: title, PatientRef: patientRef}
+	p, err := encodePayload(opened)
 	if err != nil {
 		return Info{}, nil, err
 	}
 	id := newID()
-	s := svc.states.get(c.Tenant, id)
+	if svc.keys != nil {
+		if err := svc.keys.EnsureKey(ctx, c.Tenant, id); err != nil {
+			return Info{}, nil, err
+		}
+	}
+	s := svc.states.acquire(c.Tenant, id)
 	s.mu.Lock()
-	a, err := svc.log.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
+	a, err := svc.app.Append(ctx, []ledger.Entry{{Kind: ledger.KindEncounter, Tenant: c.Tenant, Encounter: id, Actor: c.Actor, Payload: p}})
 	if err != nil {
 		s.mu.Unlock()
 		svc.states.drop(c.Tenant, id)
 		return Info{}, nil, err
 	}
-	if leaf, err := ledger.DecodeLeaf(a.Leaves[0]); err == nil && (leaf.Encounter != id || leaf.Tenant != c.Tenant) {
+	if leaf, err := a.Leaf(0); err == nil && (leaf.Encounter != id || leaf.Tenant != c.Tenant) {
 		// A retried request (ledger.WithRequestID): its first attempt
 		// opened another encounter, which this one reports; the new id
 		// was never used.
@@ -262,8 +333,11 @@ func (svc *Service) Create(ctx context.Context, c Caller, title, patientRef stri
 		info, err := svc.get(c, leaf.Encounter)
 		return info, a, err
 	}
-	defer s.mu.Unlock()
-	if err := s.refresh(svc.log); err != nil {
+	defer func() {
+		svc.states.release(s)
+		s.mu.Unlock()
+	}()
+	if err := s.applyAppended(svc.log, a, [][]byte{p}, []any{opened}); err != nil {
 		return Info{}, nil, err
 	}
 	return s.info(), a, nil
@@ -285,7 +359,9 @@ func (svc *Service) get(c Caller, id string) (Info, error) {
 }
 
 // List returns up to limit of the tenant's encounters with ids after the
-// given one, in id order, and whether more follow.
+// given one, in id order, and whether more follow. It reads each listed
+// encounter's chain; the API lists through Find, which reads the
+// encounter summaries.
 func (svc *Service) List(ctx context.Context, c Caller, after string, limit int) ([]Info, bool, error) {
 	var ids []string
 	more := false

@@ -19,10 +19,16 @@ type state struct {
 	tenant, id string
 	head       int64 // index of the last applied entry, -1 before the first
 	count      uint64
+	// updated is the time of the latest entry that is not an access entry:
+	// when the encounter was last written.
+	updated time.Time
+	// bytes estimates the memory the decoded entries hold (see sizeOf).
+	bytes int64
 
-	opened   *Opened
-	openedAt time.Time
-	actor    string
+	opened     *Opened
+	openedAt   time.Time
+	openedLeaf int64
+	actor      string
 
 	segments   []storedSegment
 	segmentIDs map[string]bool
@@ -78,7 +84,7 @@ func (s *state) applyValue(e *ledger.StoredEntry, v any) error {
 	m := meta{Index: e.Index, Actor: e.Leaf.Actor, Time: e.Leaf.Time}
 	switch p := v.(type) {
 	case *Opened:
-		s.opened, s.openedAt, s.actor = p, e.Leaf.Time, e.Leaf.Actor
+		s.opened, s.openedAt, s.openedLeaf, s.actor = p, e.Leaf.Time, e.Index, e.Leaf.Actor
 	case *Segment:
 		s.segments = append(s.segments, storedSegment{*p, m})
 		s.segmentIDs[p.ID] = true
@@ -104,55 +110,177 @@ func (s *state) applyValue(e *ledger.StoredEntry, v any) error {
 		s.forget()
 		return fmt.Errorf("%w: the encounter's payloads were destroyed (leaf %d)", ledger.ErrRedacted, e.Index)
 	}
-	// Access entries (ledger.KindAccess) change nothing the state holds.
+	// Access entries (ledger.KindAccess) change nothing the state holds
+	// but its position: a read is not a change of the record.
+	if e.Leaf.Kind != ledger.KindAccess {
+		s.updated = e.Leaf.Time
+	}
 	s.head = e.Index
 	s.count++
+	s.bytes += sizeOf(v)
 	return nil
 }
 
 // forget drops everything decoded, so that the next refresh starts over.
 func (s *state) forget() {
 	s.head, s.count = -1, 0
-	s.opened, s.actor = nil, ""
+	s.updated, s.bytes = time.Time{}, 0
+	s.opened, s.actor, s.openedLeaf = nil, "", -1
 	s.segments, s.audio, s.events = nil, nil, nil
 	s.segmentIDs = make(map[string]bool)
 	s.added = 0
 }
 
-// stateCache keeps recently used encounter states, bounded in number.
+// stateCache keeps recently used encounter states within a memory budget:
+// the estimated bytes of every state it holds (sizeOf) stay under max,
+// except for states in use, which are never evicted (their lock is the
+// encounter's write lock, so a second state object for the same encounter
+// must not appear while one is held).
 type stateCache struct {
-	mu struct {
+	max int64
+	mu  struct {
 		sync.Mutex
-		lru   *list.List // of *state, front = most recent
+		lru   *list.List // of *cached, front = most recent
 		items map[string]*list.Element
+		bytes int64 // sum of the accounted bytes of the items
+		stats CacheStats
 	}
-	max int
 }
 
-func newStateCache(max int) *stateCache {
-	c := &stateCache{max: max}
+// cached is a state in the cache, with what the cache knows of it.
+type cached struct {
+	s         *state
+	inUse     int   // acquire calls not yet released
+	accounted int64 // s.bytes when last released
+}
+
+// CacheStats count the state cache's lookups since the Service started.
+// A hit finds the encounter's decoded chain in memory and reads at most
+// the entries appended since; a miss decodes the whole chain from the log.
+type CacheStats struct {
+	Hits, Misses, Evictions uint64
+	// States and Bytes are what the cache holds now; MaxBytes its budget.
+	States          int
+	Bytes, MaxBytes int64
+}
+
+// DefaultStateCacheBytes is the state cache's default budget.
+const DefaultStateCacheBytes = 256 << 20
+
+func newStateCache(maxBytes int64) *stateCache {
+	c := &stateCache{max: maxBytes}
 	c.mu.lru = list.New()
 	c.mu.items = make(map[string]*list.Element)
 	return c
 }
 
-// get returns the state object for an encounter, creating an empty one.
-// The caller locks it and calls refresh.
-func (c *stateCache) get(tenant, id string) *state {
-	k := tenant + "\x00" + id
+func cacheKey(tenant, id string) string { return tenant + "\x00" + id }
+
+// acquire returns the state object for an encounter, creating an empty one,
+// and pins it until release. The caller locks it and calls refresh.
+func (c *stateCache) acquire(tenant, id string) *state {
+	k := cacheKey(tenant, id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.mu.items[k]; ok {
 		c.mu.lru.MoveToFront(el)
-		return el.Value.(*state)
+		e := el.Value.(*cached)
+		e.inUse++
+		c.mu.stats.Hits++
+		return e.s
 	}
-	s := &state{tenant: tenant, id: id, head: -1, segmentIDs: make(map[string]bool)}
-	c.mu.items[k] = c.mu.lru.PushFront(s)
-	for c.mu.lru.Len() > c.max {
-		old := c.mu.lru.Remove(c.mu.lru.Back()).(*state)
-		delete(c.mu.items, old.tenant+"\x00"+old.id)
-	}
+	c.mu.stats.Misses++
+	s := &state{tenant: tenant, id: id, head: -1, openedLeaf: -1, segmentIDs: make(map[string]bool)}
+	c.mu.items[k] = c.mu.lru.PushFront(&cached{s: s, inUse: 1})
 	return s
+}
+
+// release unpins s, accounts for its current size and evicts the least
+// recently used states that are not in use until the cache is within its
+// budget. The caller holds s.mu (so s.bytes is stable) or owns s.
+func (c *stateCache) release(s *state) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.mu.items[cacheKey(s.tenant, s.id)]
+	if !ok || el.Value.(*cached).s != s {
+		return // dropped meanwhile
+	}
+	e := el.Value.(*cached)
+	e.inUse--
+	c.mu.bytes += s.bytes - e.accounted
+	e.accounted = s.bytes
+	for el := c.mu.lru.Back(); el != nil && c.mu.bytes > c.max; {
+		prev := el.Prev()
+		if old := el.Value.(*cached); old.inUse == 0 {
+			c.removeLocked(el)
+			c.mu.stats.Evictions++
+		}
+		el = prev
+	}
+}
+
+func (c *stateCache) removeLocked(el *list.Element) {
+	e := c.mu.lru.Remove(el).(*cached)
+	delete(c.mu.items, cacheKey(e.s.tenant, e.s.id))
+	c.mu.bytes -= e.accounted
+}
+
+// stats returns the cache's counters and occupancy.
+func (c *stateCache) stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.mu.stats
+	st.States, st.Bytes, st.MaxBytes = c.mu.lru.Len(), c.mu.bytes, c.max
+	return st
+}
+
+// sizeOf estimates the bytes an applied payload keeps in memory: its
+// strings and slices plus a fixed overhead per value, which is what
+// bounds the cache, not an exact accounting.
+func sizeOf(v any) int64 {
+	const overhead = 96
+	n := int64(overhead)
+	switch p := v.(type) {
+	case *Opened:
+		n += int64(len(p.Title) + len(p.PatientRef))
+	case *Segment:
+		// The segment, its words and its entry in segmentIDs.
+		n += int64(len(p.ID)*2+len(p.Text)+len(p.SpeakerLabel)+len(p.ASRModel)) + 64
+		for _, w := range p.Words {
+			n += int64(len(w.Text)) + 40
+		}
+	case *Audio:
+		n += int64(len(p.BlobSHA256) + len(p.MediaType) + len(p.Codec))
+	case *ModelOutput:
+		n += int64(len(p.Model.Name) + len(p.Model.Version) + len(p.Backend) + len(p.PromptSHA256) + len(p.Error) + 8*len(p.Inputs))
+		for k, v := range p.Parameters {
+			n += int64(len(k)+len(v)) + 32
+		}
+		if p.Note != nil {
+			for _, sec := range p.Note.Sections {
+				n += int64(len(sec.Name)) + 48
+				for _, t := range sec.Sentences {
+					n += int64(len(t.ID)+len(t.Text)) + 32
+				}
+			}
+		}
+	case *Edit:
+		n += int64(len(p.Action) + len(p.SentenceID) + len(p.Section) + len(p.After) + len(p.Text) + len(p.Reason))
+	case *Alignment:
+		n += int64(len(p.Method))
+		for _, sa := range p.Sentences {
+			n += int64(len(sa.SentenceID)) + 48
+			for _, sp := range sa.Spans {
+				n += int64(len(sp.SegmentID)) + 56
+			}
+		}
+	case *Signoff:
+		n += int64(len(p.NoteHash) + len(p.Statement))
+		for _, a := range p.Acknowledged {
+			n += int64(len(a)) + 16
+		}
+	}
+	return n
 }
 
 // refresh catches s up with the log. It returns an error wrapping
@@ -198,20 +326,46 @@ func (s *state) catchUp(l *ledger.Log) error {
 	if err != nil {
 		return err
 	}
-	for _, x := range idx {
-		p, e, err := l.Payload(x)
-		if errors.Is(err, ledger.ErrRedacted) {
+	for _, f := range readChain(l, idx) {
+		if errors.Is(f.err, ledger.ErrRedacted) {
 			// Shredded, perhaps through another node: drop what was
 			// decoded before, so that nothing of it stays in memory.
 			s.forget()
 			return fmt.Errorf("%w: the encounter's payloads were destroyed", ledger.ErrRedacted)
 		}
-		if err != nil {
-			return err
+		if f.err != nil {
+			return f.err
 		}
-		if err := s.apply(e, p); err != nil {
+		if err := s.apply(f.entry, f.payload); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chainEntry is an entry of a chain read by readChain.
+type chainEntry struct {
+	entry   *ledger.StoredEntry
+	payload []byte // nil for kinds whose payload the state does not use
+	err     error
+}
+
+// readChain reads the entries idx, each checked against the tree, with
+// the payloads the state uses: not those of access and redaction entries,
+// which hold nothing it needs (a visit read often has many access
+// entries).
+func readChain(l *ledger.Log, idx []int64) []chainEntry {
+	out := make([]chainEntry, len(idx))
+	for i, x := range idx {
+		f := &out[i]
+		if f.entry, f.err = l.Entry(x); f.err != nil {
+			continue
+		}
+		switch f.entry.Leaf.Kind {
+		case ledger.KindAccess, ledger.KindRedaction:
+			continue
+		}
+		f.payload, f.entry, f.err = l.Payload(x)
+	}
+	return out
 }

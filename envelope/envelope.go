@@ -17,8 +17,12 @@
 // HIPAA 45 CFR 164.312(a)(2)(iv); docs/compliance.md says what it covers and
 // what it does not (the full-text index, which bleve writes unencrypted).
 //
-// Sealer implements ledger.Sealer, ledger.KindSealer and blob.Sealer. Keys
-// and plaintext never appear in its errors.
+// Sealer implements ledger.Sealer, ledger.KindSealer and blob.Sealer; it
+// reads wrapped keys and never writes them, so that sealing does no
+// storage I/O once a key is in memory. Keys makes and destroys data keys,
+// through the log's store or, in a cluster, its replicated view: an
+// encounter's key is made when the encounter is created, before anything
+// is sealed under it. Keys and plaintext never appear in errors.
 package envelope
 
 import (
@@ -77,9 +81,12 @@ func keyName(tenant, scope string, kind byte) []byte {
 // Sealer seals payloads and chunks under per-encounter data keys. It is
 // safe for concurrent use.
 //
-// Data keys are created on first use (a synced write of the wrapped key
-// before anything sealed with it), unwrapped through the KMS on first use
-// after a start, and then kept in a bounded in-memory cache.
+// Data keys are made by Keys (a durable write of the wrapped key before
+// anything sealed with it), unwrapped through the KMS on first use after a
+// start, and then kept in a bounded in-memory cache. A key destroyed by
+// Keys.Shred leaves the cache at once; one destroyed through another
+// Sealer over the same replicated store leaves it when that write is
+// applied here (Observe).
 type Sealer struct {
 	kv   storage.Store
 	kms  KMS
@@ -260,7 +267,7 @@ func (s *Sealer) seal(class byte, tenant, encounter string, aad, plaintext []byt
 	if class == classAudit {
 		scope = ""
 	}
-	k, err := s.key(tenant, scope, !s.opts.ReadOnly)
+	k, err := s.key(tenant, scope, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +290,7 @@ func (s *Sealer) open(tenant, encounter string, aad, sealed []byte) ([]byte, err
 	if sealed[1] == classAudit {
 		scope = ""
 	}
-	k, err := s.key(tenant, scope, false)
+	k, err := s.key(tenant, scope, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -295,24 +302,18 @@ func (s *Sealer) open(tenant, encounter string, aad, sealed []byte) ([]byte, err
 }
 
 // key returns the data key of tenant's scope, from the cache, the store or,
-// when create is set, a new one. One load per key runs at a time, without
-// holding s.mu, so that a slow KMS call delays only the callers that need
-// that key and two callers can never create two keys for one encounter.
-func (s *Sealer) key(tenant, scope string, create bool) (*dataKey, error) {
+// when create is not nil, a new one written to create. One load per key
+// runs at a time, without holding s.mu, so that a slow KMS call delays
+// only the callers that need that key and two callers can never create two
+// keys for one encounter. A cached key is returned without reading
+// anything.
+func (s *Sealer) key(tenant, scope string, create storage.Store) (*dataKey, error) {
 	name := tenant + "\x00" + scope
 	for {
 		s.mu.Lock()
 		if el, ok := s.mu.cache[name]; ok {
 			s.mu.lru.MoveToFront(el)
 			s.mu.Unlock()
-			// Another sealer over the same (replicated) store may have
-			// shredded the key since it was cached: its marker says so.
-			if _, err := s.kv.Get(keyName(tenant, scope, kindShredded)); err == nil {
-				s.forget(name)
-				return nil, fmt.Errorf("%w: the encounter's data key was destroyed", ledger.ErrRedacted)
-			} else if !errors.Is(err, storage.ErrNotFound) {
-				return nil, fmt.Errorf("envelope: read key: %w", err)
-			}
 			return el.Value.(*dataKey), nil
 		}
 		if c, ok := s.mu.loading[name]; ok {
@@ -364,9 +365,9 @@ func (s *Sealer) kmsContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.opts.KMSTimeout)
 }
 
-// load reads and unwraps a data key, or creates one. Only one load of a
-// key runs at a time (see key).
-func (s *Sealer) load(tenant, scope string, create bool) (*dataKey, error) {
+// load reads and unwraps a data key, or creates one through create. Only
+// one load of a key runs at a time (see key).
+func (s *Sealer) load(tenant, scope string, create storage.Store) (*dataKey, error) {
 	if _, err := s.kv.Get(keyName(tenant, scope, kindShredded)); err == nil {
 		return nil, fmt.Errorf("%w: the encounter's data key was destroyed", ledger.ErrRedacted)
 	} else if !errors.Is(err, storage.ErrNotFound) {
@@ -389,7 +390,7 @@ func (s *Sealer) load(tenant, scope string, create bool) (*dataKey, error) {
 		return newDataKey(tenant+"\x00"+scope, raw)
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, fmt.Errorf("envelope: read key: %w", err)
-	case !create:
+	case create == nil || s.opts.ReadOnly:
 		return nil, ErrNoKey
 	}
 	raw := make([]byte, 32)
@@ -407,7 +408,13 @@ func (s *Sealer) load(tenant, scope string, create bool) (*dataKey, error) {
 	// The key is durable before anything sealed with it can be.
 	var b storage.Batch
 	b.Set(keyName(tenant, scope, kindDataKey), rec)
-	if err := s.kv.Write(&b, true); err != nil {
+	if err := create.Write(&b, true); err != nil {
+		// In a cluster, another node may have made the scope's key first
+		// (the write is create-only): then that one is the key.
+		if stored, gerr := s.kv.Get(keyName(tenant, scope, kindDataKey)); gerr == nil && !bytes.Equal(stored, rec) {
+			clear(raw)
+			return s.load(tenant, scope, nil)
+		}
 		return nil, fmt.Errorf("envelope: store key: %w", err)
 	}
 	return newDataKey(tenant+"\x00"+scope, raw)
@@ -469,6 +476,33 @@ type ShredResult struct {
 	Already bool
 }
 
+// Keys makes and destroys a Sealer's data keys through w, the log's store
+// or, in a cluster, its replicated view (so that every node holds them). It
+// is safe for concurrent use.
+type Keys struct {
+	s *Sealer
+	w storage.Store
+}
+
+// NewKeys returns the Keys of s, writing through w.
+func NewKeys(s *Sealer, w storage.Store) *Keys { return &Keys{s: s, w: w} }
+
+// EnsureKey makes tenant's data key for scope (an encounter id, or "" for
+// the tenant's audit key) unless it exists, and keeps it in the Sealer's
+// memory. It fails with an error wrapping ledger.ErrRedacted for a
+// shredded encounter.
+func (k *Keys) EnsureKey(_ context.Context, tenant, scope string) error {
+	check := scope
+	if scope == "" {
+		check = "audit"
+	}
+	if err := checkScope(tenant, check); err != nil {
+		return err
+	}
+	_, err := k.s.key(tenant, scope, k.w)
+	return err
+}
+
 // Shred destroys an encounter's data key: it records that the key was
 // shredded (so that nothing is ever sealed for the encounter again), then
 // erases the wrapped key from the store, with storage.Purger when the store
@@ -476,10 +510,11 @@ type ShredResult struct {
 // it, payloads and audio, fails to open with an error wrapping
 // ledger.ErrRedacted. It is idempotent: run it again after a failure. The
 // tenant's audit key cannot be shredded.
-func (s *Sealer) Shred(tenant, encounter string) (ShredResult, error) {
+func (k *Keys) Shred(_ context.Context, tenant, encounter string) (ShredResult, error) {
 	if err := checkScope(tenant, encounter); err != nil {
 		return ShredResult{}, err
 	}
+	s := k.s
 	name := tenant + "\x00" + encounter
 	s.forget(name)
 	// A load that started before the marker is written ends with
@@ -495,12 +530,16 @@ func (s *Sealer) Shred(tenant, encounter string) (ShredResult, error) {
 	} else {
 		var b storage.Batch
 		b.Set(marker, binary.BigEndian.AppendUint64(nil, uint64(s.opts.Now().UnixNano())))
-		if err := s.kv.Write(&b, true); err != nil {
+		if err := k.w.Write(&b, true); err != nil {
 			return res, fmt.Errorf("envelope: record shredding: %w", err)
 		}
 	}
+	// A load that read the store before the marker was there may have
+	// cached the key since: drop it again. Loads from now on find the
+	// marker.
+	s.forget(name)
 	record := keyName(tenant, encounter, kindDataKey)
-	if p, ok := s.kv.(storage.Purger); ok {
+	if p, ok := k.w.(storage.Purger); ok {
 		if err := p.Purge(record); err != nil {
 			return res, fmt.Errorf("envelope: purge key: %w", err)
 		}
@@ -509,10 +548,39 @@ func (s *Sealer) Shred(tenant, encounter string) (ShredResult, error) {
 	}
 	var b storage.Batch
 	b.Delete(record)
-	if err := s.kv.Write(&b, true); err != nil {
+	if err := k.w.Write(&b, true); err != nil {
 		return res, fmt.Errorf("envelope: delete key: %w", err)
 	}
 	return res, nil
+}
+
+// Observe tells the Sealer about a write to its store that did not go
+// through its Keys: a shredding marker or a deleted key record written
+// through another Sealer over the same replicated store. The key leaves
+// memory, so the next use reads the store and finds it destroyed. A
+// cluster node calls it for every replicated write it applies.
+func (s *Sealer) Observe(key []byte, deleted bool) {
+	if len(key) < 4 || key[0] != prefixKey || key[len(key)-2] != 0 {
+		return
+	}
+	if kind := key[len(key)-1]; kind == kindShredded || (kind == kindDataKey && deleted) {
+		s.forget(string(key[1 : len(key)-2]))
+	}
+}
+
+// ForgetAll drops every key from memory, after the store's contents were
+// replaced (a replication snapshot was installed).
+func (s *Sealer) ForgetAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.mu.cache {
+		s.mu.epoch[name]++
+	}
+	clear(s.mu.cache)
+	s.mu.lru.Init()
+	for name := range s.mu.loading {
+		s.mu.epoch[name]++
+	}
 }
 
 // Shredded reports whether an encounter's data key was shredded, and when.
@@ -547,7 +615,8 @@ func (s *Sealer) WrappedKey(tenant, encounter string) ([]byte, error) {
 // OpenLocal opens the keyring file at keyringPath and returns a Sealer on
 // kv that uses it. With create (the server), a missing keyring is created
 // and tenants get their first key on first use. Without it (offline tools),
-// nothing ever changes a key and the Sealer is read-only.
+// nothing ever changes a key and the Sealer is read-only: its Keys make
+// none.
 func OpenLocal(kv storage.Store, keyringPath string, create bool) (*Sealer, *Keyring, error) {
 	kr, err := OpenKeyring(keyringPath, KeyringOptions{Create: create})
 	if err != nil {

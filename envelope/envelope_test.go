@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
@@ -36,11 +37,30 @@ func newSealer(t *testing.T, kv storage.Store) (*Sealer, string) {
 
 func commitment(s string) ledger.Hash { return sha256.Sum256([]byte(s)) }
 
+// keysOf returns the Keys of a test sealer, writing to its own store.
+func keysOf(s *Sealer) *Keys { return NewKeys(s, s.kv) }
+
+// makeKeys makes data keys for "tenant/scope" names, as the encounter
+// service does before it seals anything ("tenant/" is the audit key).
+func makeKeys(t testing.TB, s *Sealer, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		tenant, scope, _ := strings.Cut(n, "/")
+		if err := keysOf(s).EnsureKey(context.Background(), tenant, scope); err != nil {
+			t.Fatalf("EnsureKey %s: %v", n, err)
+		}
+	}
+}
+
 const secret = "Patient reports crushing substernal chest pain since Tuesday."
 
 func TestSealOpen(t *testing.T) {
 	s, _ := newSealer(t, memstore.New())
 	c := commitment("a")
+	if _, err := s.Seal("acme", "enc-1", c, []byte(secret)); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("sealing before the key is made: %v, want ErrNoKey", err)
+	}
+	makeKeys(t, s, "acme/enc-1")
 	sealed, err := s.Seal("acme", "enc-1", c, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +86,7 @@ func TestSealOpen(t *testing.T) {
 func TestBinding(t *testing.T) {
 	s, _ := newSealer(t, memstore.New())
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1", "acme/enc-2", "other/enc-1")
 	sealed, err := s.Seal("acme", "enc-1", c, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +124,7 @@ func TestBinding(t *testing.T) {
 func TestShredKeepsAuditPayloads(t *testing.T) {
 	s, _ := newSealer(t, memstore.New())
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1", "acme/", "acme/enc-2")
 	phi, _ := s.SealKind(ledger.KindSegment, "acme", "enc-1", c, []byte(secret))
 	access, _ := s.SealKind(ledger.KindAccess, "acme", "enc-1", c, []byte("read by dr.a"))
 	redaction, _ := s.SealKind(ledger.KindRedaction, "acme", "enc-1", c, []byte("reason"))
@@ -113,7 +135,7 @@ func TestShredKeepsAuditPayloads(t *testing.T) {
 	}
 	other, _ := s.SealKind(ledger.KindSegment, "acme", "enc-2", c, []byte("another visit"))
 
-	res, err := s.Shred("acme", "enc-1")
+	res, err := keysOf(s).Shred(context.Background(), "acme", "enc-1")
 	if err != nil || res.Already || res.Purged {
 		t.Fatalf("Shred = %+v, %v (memstore cannot purge)", res, err)
 	}
@@ -140,7 +162,10 @@ func TestShredKeepsAuditPayloads(t *testing.T) {
 	if ok, at, err := s.Shredded("acme", "enc-1"); !ok || at.IsZero() || err != nil {
 		t.Fatalf("Shredded = %v, %v, %v", ok, at, err)
 	}
-	if res, err := s.Shred("acme", "enc-1"); err != nil || !res.Already {
+	if err := keysOf(s).EnsureKey(context.Background(), "acme", "enc-1"); !errors.Is(err, ledger.ErrRedacted) {
+		t.Fatalf("making a shredded encounter's key: %v, want ErrRedacted", err)
+	}
+	if res, err := keysOf(s).Shred(context.Background(), "acme", "enc-1"); err != nil || !res.Already {
 		t.Fatalf("second Shred = %+v, %v", res, err)
 	}
 	// A fresh Sealer (a restart) agrees.
@@ -166,6 +191,7 @@ func TestShredOnDisk(t *testing.T) {
 			defer kv.Close()
 			s, _ := newSealer(t, kv)
 			c := commitment("a")
+			makeKeys(t, s, "acme/enc-1", "acme/enc-2")
 			sealed, err := s.Seal("acme", "enc-1", c, []byte(secret))
 			if err != nil {
 				t.Fatal(err)
@@ -184,7 +210,7 @@ func TestShredOnDisk(t *testing.T) {
 			if storagetest.FindInFiles(t, dir, rec) == "" {
 				t.Fatal("the wrapped key is in no file before shredding: the scan cannot see it")
 			}
-			res, err := s.Shred("acme", "enc-1")
+			res, err := keysOf(s).Shred(context.Background(), "acme", "enc-1")
 			if err != nil || !res.Purged {
 				t.Fatalf("Shred = %+v, %v", res, err)
 			}
@@ -208,6 +234,7 @@ func TestKeysPersist(t *testing.T) {
 	kv := memstore.New()
 	s, path := newSealer(t, kv)
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1")
 	sealed, _ := s.Seal("acme", "enc-1", c, []byte(secret))
 	// A restart: a new keyring from the file, read-only, and a new Sealer.
 	s2, _, err := OpenLocal(kv, path, false)
@@ -217,7 +244,7 @@ func TestKeysPersist(t *testing.T) {
 	if p, err := s2.Open("acme", "enc-1", c, sealed); err != nil || string(p) != secret {
 		t.Fatalf("after restart: %q, %v", p, err)
 	}
-	if _, err := s2.Seal("acme", "enc-new", c, []byte("x")); !errors.Is(err, ErrNoKey) {
+	if err := keysOf(s2).EnsureKey(context.Background(), "acme", "enc-new"); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("read-only sealer made a key: %v", err)
 	}
 	if _, err := s2.Seal("new-tenant", "enc-1", c, []byte("x")); err == nil {
@@ -229,6 +256,7 @@ func TestKeyRecordBoundToItsEncounter(t *testing.T) {
 	kv := memstore.New()
 	s, _ := newSealer(t, kv)
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1")
 	if _, err := s.Seal("acme", "enc-1", c, []byte(secret)); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +280,9 @@ func TestConcurrentFirstUse(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sealed[i], errs[i] = s.Seal("acme", fmt.Sprintf("enc-%d", i%4), c, []byte(secret))
+			if errs[i] = keysOf(s).EnsureKey(context.Background(), "acme", fmt.Sprintf("enc-%d", i%4)); errs[i] == nil {
+				sealed[i], errs[i] = s.Seal("acme", fmt.Sprintf("enc-%d", i%4), c, []byte(secret))
+			}
 		}()
 	}
 	wg.Wait()
@@ -273,6 +303,7 @@ func TestShredRacesWithSealing(t *testing.T) {
 	c := commitment("a")
 	for round := 0; round < 20; round++ {
 		enc := fmt.Sprintf("enc-%d", round)
+		makeKeys(t, s, "acme/"+enc)
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for range 4 {
@@ -289,7 +320,7 @@ func TestShredRacesWithSealing(t *testing.T) {
 				}
 			}()
 		}
-		if _, err := s.Shred("acme", enc); err != nil {
+		if _, err := keysOf(s).Shred(context.Background(), "acme", enc); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Seal("acme", enc, c, []byte("x")); !errors.Is(err, ledger.ErrRedacted) {
@@ -309,11 +340,13 @@ func TestRotate(t *testing.T) {
 	}
 	s := New(kv, kr, Options{})
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1")
 	old, _ := s.Seal("acme", "enc-1", c, []byte(secret))
 	id, err := kr.Rotate("acme")
 	if err != nil {
 		t.Fatal(err)
 	}
+	makeKeys(t, s, "acme/enc-2")
 	fresh, _ := s.Seal("acme", "enc-2", c, []byte(secret))
 	rec, _ := kv.Get(keyName("acme", "enc-2", kindDataKey))
 	if keyID, _, _ := decodeKeyRecord(rec); keyID != id {
@@ -393,6 +426,7 @@ func TestFormatIndependently(t *testing.T) {
 	kv := memstore.New()
 	s, path := newSealer(t, kv)
 	c := commitment("a")
+	makeKeys(t, s, "acme/enc-1")
 	sealed, err := s.Seal("acme", "enc-1", c, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
@@ -452,6 +486,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	s := New(kv, kr, Options{})
 	c := commitment("a")
+	makeKeys(f, s, "acme/enc-1", "acme/")
 	good, _ := s.Seal("acme", "enc-1", c, []byte(secret))
 	audit, _ := s.SealKind(ledger.KindAccess, "acme", "enc-1", c, []byte("read"))
 	f.Add(good)
@@ -469,11 +504,12 @@ func FuzzOpen(f *testing.F) {
 // TestShredSeenByAnotherSealer: two sealers over one store, as two cluster
 // members over their replicated stores. When one shreds an encounter, the
 // other, which holds the data key in its cache, stops opening and sealing
-// for it too.
+// for it too once it observes the write (a cluster node applying it).
 func TestShredSeenByAnotherSealer(t *testing.T) {
 	kv := memstore.New()
 	a, path := newSealer(t, kv)
 	c := commitment("a")
+	makeKeys(t, a, "acme/enc-1")
 	sealed, err := a.Seal("acme", "enc-1", c, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
@@ -486,9 +522,12 @@ func TestShredSeenByAnotherSealer(t *testing.T) {
 	if _, err := b.Open("acme", "enc-1", c, sealed); err != nil { // b caches the key
 		t.Fatal(err)
 	}
-	if _, err := a.Shred("acme", "enc-1"); err != nil {
+	if _, err := keysOf(a).Shred(context.Background(), "acme", "enc-1"); err != nil {
 		t.Fatal(err)
 	}
+	// The writes a replicated store applies on b's node.
+	b.Observe(keyName("acme", "enc-1", kindShredded), false)
+	b.Observe(keyName("acme", "other", kindDataKey), false) // not a destruction
 	if _, err := b.Open("acme", "enc-1", c, sealed); !errors.Is(err, ledger.ErrRedacted) {
 		t.Fatalf("Open on the other sealer after a shred: %v, want ErrRedacted", err)
 	}

@@ -91,7 +91,7 @@ func TestVerifyTamperEncrypted(t *testing.T) {
 		// since its chain records no redaction the first is a problem. A
 		// recorded shred verifies clean: compliance/shred_test.go.
 		{"shredded without a redaction entry", func(t *testing.T, e *env) {
-			if _, err := e.sealer.Shred("acme", "enc-1"); err != nil {
+			if _, err := keysOf(e.sealer).Shred(context.Background(), "acme", "enc-1"); err != nil {
 				t.Fatal(err)
 			}
 		}, "payload", 0, 3},
@@ -132,6 +132,7 @@ func TestVerifyTamperEncrypted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				makeKeys(t, e.sealer, "acme/enc-1", "acme/enc-2", "acme/")
 				entry := func(k ledger.Kind, enc, p string) ledger.Entry {
 					return ledger.Entry{Kind: k, Tenant: "acme", Encounter: enc, Actor: "x", Payload: []byte(p)}
 				}

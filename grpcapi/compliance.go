@@ -5,10 +5,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/evidenceledger/evidence/auth"
@@ -24,14 +22,6 @@ type complianceServer struct {
 	svc *compliance.Service
 }
 
-func complianceCaller(ctx context.Context) (compliance.Caller, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return compliance.Caller{}, status.Error(codes.Unauthenticated, "no credentials")
-	}
-	return compliance.Caller{Tenant: id.Tenant, Actor: id.Subject, Role: id.Role}, nil
-}
-
 var reportFormats = map[pb.ReportFormat]string{
 	pb.ReportFormat_REPORT_FORMAT_JSON: compliance.FormatJSON,
 	pb.ReportFormat_REPORT_FORMAT_HTML: compliance.FormatHTML,
@@ -39,7 +29,7 @@ var reportFormats = map[pb.ReportFormat]string{
 }
 
 func (s *complianceServer) ExportProvenance(ctx context.Context, req *pb.ExportProvenanceRequest) (*pb.ExportProvenanceResponse, error) {
-	c, err := complianceCaller(ctx)
+	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +46,7 @@ func (s *complianceServer) ExportProvenance(ctx context.Context, req *pb.ExportP
 
 func (s *complianceServer) ListAccessEvents(req *pb.ListAccessEventsRequest, stream pb.ComplianceService_ListAccessEventsServer) error {
 	ctx := stream.Context()
-	c, err := complianceCaller(ctx)
+	c, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,7 +73,7 @@ func (s *complianceServer) ListAccessEvents(req *pb.ListAccessEventsRequest, str
 }
 
 func (s *complianceServer) ShredEncounter(ctx context.Context, req *pb.ShredEncounterRequest) (*pb.ShredEncounterResponse, error) {
-	c, err := complianceCaller(ctx)
+	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -74,12 +74,13 @@ func newComplianceStack(t *testing.T) *complianceStack {
 		t.Fatal(err)
 	}
 	blobs := blob.New(store, sealer)
-	enc := encounter.New(l, blobs, encounter.WithAccessTrail())
-	cs, err := compliance.New(compliance.Config{Log: l, Encounters: enc, Blobs: blobs, Keys: sealer, Index: idx})
+	keys := envelope.NewKeys(sealer, store)
+	enc := encounter.New(l.Log, l, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys))
+	cs, err := compliance.New(compliance.Config{Log: l.Log, Encounters: enc, Blobs: blobs, Keys: keys, Index: idx})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, _ := NewServer(Config{Log: l, Encounters: enc, Auth: roleAuth, Search: idx, Compliance: cs})
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: enc, Auth: roleAuth, Search: idx, Compliance: cs})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func consistency(ctx context.Context, log *ledger.Log) (context.Context, error) 
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md.Get(RequestIDKey); len(v) > 0 {
 		id := v[0]
-		if len(v) > 1 || !validRequestID(id) {
+		if len(v) > 1 || id == "" || ledger.CheckRequestID(id) != nil {
 			return nil, withField(codes.InvalidArgument, RequestIDKey,
 				fmt.Sprintf("must be one value of 1 to %d printable ASCII bytes without spaces", ledger.MaxRequestIDLen),
 				"invalid "+RequestIDKey+" metadata: one value of 1 to 64 printable ASCII bytes without spaces")
@@ -77,18 +77,6 @@ func scopedRequestID(ctx context.Context, id string) string {
 		h.Write([]byte{0})
 	}
 	return "r" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:24])
-}
-
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > ledger.MaxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // waitTreeSize waits until log's checkpoint covers n entries, for at most

@@ -28,7 +28,7 @@ import (
 )
 
 type plainStack struct {
-	log     *ledger.Log
+	log     *ledger.Appender
 	enc     pb.EncounterServiceClient
 	ledger  pb.LedgerServiceClient
 	cluster pb.ClusterServiceClient
@@ -47,8 +47,8 @@ func newPlainStack(t *testing.T, c Cluster) *plainStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := encounter.New(l, blob.New(store, nil), encounter.WithAccessTrail())
-	gs, _ := NewServer(Config{Log: l, Encounters: enc, Auth: roleAuth, Cluster: c})
+	enc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithAccessTrail())
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: enc, Auth: roleAuth, Cluster: c})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,11 @@ package grpcapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,31 +26,31 @@ type encounterServer struct {
 	log *ledger.Log
 }
 
+// caller is who makes a call, as authentication established it.
 func caller(ctx context.Context) (encounter.Caller, error) {
 	id, ok := auth.FromContext(ctx)
 	if !ok {
 		return encounter.Caller{}, status.Error(codes.Unauthenticated, "no credentials")
 	}
-	return encounter.Caller{Tenant: id.Tenant, Actor: id.Subject}, nil
+	return encounter.Caller{Tenant: id.Tenant, Actor: id.Subject, Role: id.Role}, nil
 }
 
 // receipt builds a WriteReceipt for the given leaves, with inclusion
-// proofs against cp when verify is set.
-func (s *encounterServer) receipt(indexes []int64, cp *ledger.Checkpoint, verify bool) (*pb.WriteReceipt, error) {
+// proofs against the checkpoint of a (the write's last append, which
+// covers them all) when verify is set. It answers from what the commit
+// reported (ledger.Appended): nothing the write appended is read back.
+func receipt(a *ledger.Appended, indexes []int64, verify bool) (*pb.WriteReceipt, error) {
+	cp := a.Checkpoint
 	r := &pb.WriteReceipt{LeafIndexes: indexes, Checkpoint: checkpointPB(cp)}
 	if !verify {
 		return r, nil
 	}
 	for _, x := range indexes {
-		p, err := s.log.InclusionProof(x, cp.Size)
+		leaf, p, err := a.InclusionProof(x)
 		if err != nil {
 			return nil, statusOf(err)
 		}
-		e, err := s.log.Entry(x)
-		if err != nil {
-			return nil, statusOf(err)
-		}
-		r.Proofs = append(r.Proofs, &pb.InclusionProof{LeafIndex: x, TreeSize: cp.Size, LeafHash: e.Hash[:], Hashes: hashes(p)})
+		r.Proofs = append(r.Proofs, &pb.InclusionProof{LeafIndex: x, TreeSize: cp.Size, LeafHash: leaf[:], Hashes: hashes(p)})
 	}
 	return r, nil
 }
@@ -65,7 +65,9 @@ func appendedIndexes(a *ledger.Appended) []int64 {
 
 func encounterPB(i encounter.Info) *pb.Encounter {
 	return &pb.Encounter{EncounterId: i.ID, Title: i.Title, PatientRef: i.PatientRef,
-		CreateTime: timestamppb.New(i.Created.Time), EntryCount: int64(i.Count), HeadIndex: i.Head}
+		CreateTime: timestamppb.New(i.Created.Time), EntryCount: int64(i.Count), HeadIndex: i.Head,
+		UpdateTime: timestamppb.New(i.Updated), NoteStatus: pb.NoteStatus(i.Status),
+		FlaggedSentences: int32(i.Flagged), UnresolvedSentences: int32(i.Unresolved), Redacted: i.Redacted}
 }
 
 func (s *encounterServer) CreateEncounter(ctx context.Context, req *pb.CreateEncounterRequest) (*pb.CreateEncounterResponse, error) {
@@ -77,51 +79,41 @@ func (s *encounterServer) CreateEncounter(ctx context.Context, req *pb.CreateEnc
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, req.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
 	return &pb.CreateEncounterResponse{Encounter: encounterPB(info), Receipt: r}, nil
 }
 
-// Page tokens are the base64 of the last encounter id of the previous page.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 func (s *encounterServer) ListEncounters(ctx context.Context, req *pb.ListEncountersRequest) (*pb.ListEncountersResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, invalidArg("page_size", "must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
-	after := ""
-	if t := req.GetPageToken(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || ledger.CheckID("page_token", string(b), ledger.MaxEncounterLen) != nil {
-			return nil, invalidArg("page_token", "is not a token this server issued")
+	q := encounter.ListQuery{PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	q.Status = encounter.NoteStatus(req.GetNoteStatus())
+	q.Unresolved, q.PatientRef = req.GetHasUnresolvedFlags(), req.GetPatientRef()
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		into  *time.Time
+	}{{"update_time_start", req.GetUpdateTimeStart(), &q.UpdatedFrom}, {"update_time_end", req.GetUpdateTimeEnd(), &q.UpdatedTo}} {
+		if t.ts == nil {
+			continue
 		}
-		after = string(b)
+		if err := t.ts.CheckValid(); err != nil {
+			return nil, invalidArg(t.field, "is not a valid timestamp")
+		}
+		*t.into = t.ts.AsTime()
 	}
-	infos, more, err := s.svc.List(ctx, c, after, size)
+	page, err := s.svc.Find(ctx, c, q)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	resp := &pb.ListEncountersResponse{}
-	for _, i := range infos {
+	resp := &pb.ListEncountersResponse{NextPageToken: page.NextPageToken, TreeSize: page.TreeSize}
+	for _, i := range page.Encounters {
 		resp.Encounters = append(resp.Encounters, encounterPB(i))
-	}
-	if more && len(infos) > 0 {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(infos[len(infos)-1].ID))
 	}
 	return resp, nil
 }
@@ -180,7 +172,7 @@ func (s *encounterServer) RecordSegments(ctx context.Context, req *pb.RecordSegm
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, req.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +230,7 @@ func (s *encounterServer) RecordAudio(stream pb.EncounterService_RecordAudioServ
 		}
 		return statusOf(err)
 	}
-	r, err := s.receipt(appendedIndexes(a), a.Checkpoint, h.GetVerify())
+	r, err := receipt(a, appendedIndexes(a), h.GetVerify())
 	if err != nil {
 		return err
 	}
@@ -274,7 +266,7 @@ func (s *encounterServer) RecordModelOutput(ctx context.Context, req *pb.RecordM
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +293,7 @@ func (s *encounterServer) RecordEdit(ctx context.Context, req *pb.RecordEditRequ
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +359,7 @@ func (s *encounterServer) ResolveSentence(ctx context.Context, req *pb.ResolveSe
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +376,7 @@ func (s *encounterServer) SignNote(ctx context.Context, req *pb.SignNoteRequest)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	r, err := s.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func statusOf(err error) error {
 		return withField(code, invalid.Field, invalid.Reason, err.Error())
 	case errors.As(err, &badSearch):
 		return withField(codes.InvalidArgument, badSearch.Field, badSearch.Reason, err.Error())
-	case errors.Is(err, index.ErrBehind):
+	case errors.Is(err, index.ErrBehind), errors.Is(err, encounter.ErrBehind):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, blob.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
@@ -98,8 +98,6 @@ func statusOf(err error) error {
 		return status.Error(codes.Unavailable, "the cluster has no leader now (an election is under way, or this node cannot reach a quorum); retry")
 	case errors.Is(err, cluster.ErrConflict):
 		return status.Error(codes.Aborted, "a concurrent write on another cluster node created the same key first; retry")
-	case errors.Is(err, cluster.ErrClosed):
-		return status.Error(codes.Unavailable, "the server is shutting down")
 	case errors.Is(err, envelope.ErrUnknownKEK):
 		return status.Error(codes.FailedPrecondition, "the tenant has no key-encryption key in this node's keyring; the operator must add it (in a cluster, on every node)")
 	case errors.Is(err, ledger.ErrClosed):

@@ -25,8 +25,6 @@ type Registrar interface {
 type inferenceServer struct {
 	pb.UnimplementedInferenceServiceServer
 	gen NoteGenerator
-	// receipts builds write receipts; only its log is used.
-	receipts *encounterServer
 }
 
 var backendNames = map[pb.InferenceBackend]string{
@@ -53,7 +51,7 @@ func (s *inferenceServer) GenerateNote(ctx context.Context, req *pb.GenerateNote
 		return nil, statusOf(err)
 	}
 	rec := res.Recorded
-	r, err := s.receipts.receipt(rec.Indexes, rec.Appended.Checkpoint, req.GetVerify())
+	r, err := receipt(rec.Appended, rec.Indexes, req.GetVerify())
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ type inferenceStack struct {
 	conn *grpc.ClientConn
 	api  pb.InferenceServiceClient
 	enc  pb.EncounterServiceClient
-	log  *ledger.Log
+	log  *ledger.Appender
 	ctx  context.Context
 }
 
@@ -61,12 +61,12 @@ func newInferenceStack(t *testing.T, openaiURL, kserveAddr string) *inferenceSta
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	ob, err := openai.New(openai.Config{BaseURL: openaiURL + "/v1", Model: "fake-model", MaxRetries: -1, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := proxy.NewRecorder(svc, l, proxy.Options{})
+	rec, err := proxy.NewRecorder(svc, l.Log, proxy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func newInferenceStack(t *testing.T, openaiURL, kserveAddr string) *inferenceSta
 		t.Fatal(err)
 	}
 	p := pipeline.New(svc, map[string]pipeline.Generator{pipeline.BackendOpenAI: ob}, pipeline.Options{})
-	gs, _ := NewServer(Config{Log: l, Encounters: svc, Auth: inferenceAuth, Inference: p, KServeProxy: kp})
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: svc, Auth: inferenceAuth, Inference: p, KServeProxy: kp})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

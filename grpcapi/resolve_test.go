@@ -57,8 +57,8 @@ func TestResolveSentenceAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
-	gs, _ := NewServer(Config{Log: l, Encounters: svc, Auth: inferenceAuth})
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: svc, Auth: inferenceAuth})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestResolveSentenceRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithChecker(verdictChecker))
 	byRole := func(ctx context.Context, _ string) (auth.Identity, error) {
 		md, _ := metadata.FromIncomingContext(ctx)
 		if v := md.Get("x-role"); len(v) == 1 {
@@ -218,7 +218,7 @@ func TestResolveSentenceRoles(t *testing.T) {
 		return auth.Identity{}, auth.ErrUnauthenticated
 	}
 	policy := &auth.Policy{Callers: auth.NewLimiter(1000, 1000), Failures: auth.NewLimiter(1000, 1000)}
-	gs, _ := NewServer(Config{Log: l, Encounters: svc, Auth: byRole, Policy: policy})
+	gs, _ := NewServer(Config{Log: l.Log, Encounters: svc, Auth: byRole, Policy: policy})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

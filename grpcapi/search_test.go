@@ -38,7 +38,7 @@ func asTenant(tenant string) context.Context {
 }
 
 type searchStack struct {
-	log *ledger.Log
+	log *ledger.Appender
 	idx *index.Index
 	enc pb.EncounterServiceClient
 	api pb.SearchServiceClient
@@ -59,7 +59,7 @@ func newSearchStack(t *testing.T, withSearch bool) *searchStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Log: l, Encounters: encounter.New(l, blob.New(store, nil)), Auth: tenantAuth}
+	cfg := Config{Log: l.Log, Encounters: encounter.New(l.Log, l, blob.New(store, nil)), Auth: tenantAuth}
 	if withSearch {
 		cfg.Search = idx
 	}

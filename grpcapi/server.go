@@ -100,7 +100,7 @@ func NewServer(cfg Config, opts ...grpc.ServerOption) (*grpc.Server, *health.Ser
 		pb.RegisterSearchServiceServer(s, &searchServer{idx: cfg.Search})
 	}
 	if cfg.Inference != nil {
-		pb.RegisterInferenceServiceServer(s, &inferenceServer{gen: cfg.Inference, receipts: &encounterServer{log: cfg.Log}})
+		pb.RegisterInferenceServiceServer(s, &inferenceServer{gen: cfg.Inference})
 	}
 	if cfg.KServeProxy != nil {
 		cfg.KServeProxy.Register(s)

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func openDiskLog(t testing.TB, dir string) (*ledger.Log, func()) {
+func openDiskLog(t testing.TB, dir string) (*ledger.Appender, func()) {
 	t.Helper()
 	s, err := pebblestore.Open(filepath.Join(dir, "log"), pebblestore.Options{})
 	if err != nil {

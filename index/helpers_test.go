@@ -50,7 +50,7 @@ func testKey(t testing.TB) *ledger.Key {
 
 // openLog opens a log on store with a deterministic clock starting at
 // 2025-03-01.
-func openLog(t testing.TB, s storage.Store, k *ledger.Key) *ledger.Log {
+func openLog(t testing.TB, s storage.Store, k *ledger.Key) *ledger.Appender {
 	t.Helper()
 	c := &clock{t: time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)}
 	l, err := ledger.Open(s, ledger.Options{Origin: testOrigin, Key: k, Now: c.now})
@@ -61,7 +61,7 @@ func openLog(t testing.TB, s storage.Store, k *ledger.Key) *ledger.Log {
 	return l
 }
 
-func memLog(t testing.TB) *ledger.Log {
+func memLog(t testing.TB) *ledger.Appender {
 	return openLog(t, memstore.New(), testKey(t))
 }
 
@@ -94,7 +94,7 @@ func mustJSON(v any) []byte {
 // service would record them.
 type writer struct {
 	t   testing.TB
-	log *ledger.Log
+	log *ledger.Appender
 }
 
 func (w writer) append(tenant, enc string, kind ledger.Kind, payloads ...[]byte) int64 {
@@ -202,10 +202,10 @@ func dumpTenant(t testing.TB, x *Index, tenant string) map[string]docState {
 // l must hold: one per segment and per sentence version (model output
 // sentences, replaced and added sentences), superseded unless the
 // encounter service's projection of the note holds that exact version.
-func reference(t testing.TB, l *ledger.Log) map[string]docState {
+func reference(t testing.TB, l *ledger.Appender) map[string]docState {
 	t.Helper()
 	ctx := context.Background()
-	svc := encounter.New(l, blob.New(memstore.New(), nil))
+	svc := encounter.New(l.Log, l, blob.New(memstore.New(), nil))
 	out := map[string]docState{}
 	current := map[string]bool{}
 	seen := map[[2]string]bool{}
@@ -309,7 +309,7 @@ var (
 // scenario appends a random but valid history of encounters to l: opened
 // encounters, segments, model outputs (some failed), replace, add and
 // delete edits, and entries of kinds the index ignores.
-func scenario(t testing.TB, l *ledger.Log, rng *rand.Rand, steps int) {
+func scenario(t testing.TB, l *ledger.Appender, rng *rand.Rand, steps int) {
 	t.Helper()
 	w := writer{t, l}
 	type encState struct {

@@ -16,7 +16,7 @@ import (
 
 // visit records two encounters of tenant-a and one of tenant-b.
 type visit struct {
-	log               *ledger.Log
+	log               *ledger.Appender
 	x                 *Index
 	seg1, out1, edit1 int64
 }

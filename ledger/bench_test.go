@@ -51,5 +51,5 @@ func BenchmarkAppendCPU(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/float64(l.seq.batchNo), "entries/batch")
+	b.ReportMetric(float64(b.N)/float64(l.m.batchNo), "entries/batch")
 }

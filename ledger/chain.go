@@ -8,11 +8,18 @@ import (
 	"github.com/evidenceledger/evidence/ledger/storage"
 )
 
-// EncounterHead returns the head of an encounter's chain, or an error
-// wrapping ErrNotFound for an encounter with no entries.
+// EncounterHead returns the head of the published chain of an encounter,
+// or an error wrapping ErrNotFound for an encounter with no entries. The
+// heads of recently written encounters are answered from memory.
 func (l *Log) EncounterHead(tenant, encounter string) (Head, error) {
 	if err := checkEncounterID(tenant, encounter); err != nil {
 		return Head{}, err
+	}
+	l.mu.RLock()
+	h, ok := l.mu.heads[tenant+"\x00"+encounter]
+	l.mu.RUnlock()
+	if ok {
+		return h, nil
 	}
 	data, err := l.store.Get(headKey(tenant, encounter))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -21,7 +28,7 @@ func (l *Log) EncounterHead(tenant, encounter string) (Head, error) {
 	if err != nil {
 		return Head{}, fmt.Errorf("ledger: read chain head: %w", err)
 	}
-	h, err := decodeHead(data)
+	h, err = decodeHead(data)
 	if err != nil {
 		return Head{}, err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/evidenceledger/evidence/ledger/storage"
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
-	"golang.org/x/mod/sumdb/tlog"
+	"github.com/evidenceledger/evidence/ledger/tree"
 )
 
 // flip flips one bit of the value stored under key, through the storage
@@ -31,11 +31,11 @@ func flip(t *testing.T, s storage.Store, key []byte, at int) {
 }
 
 // corruptLog builds a 600-entry log (two full tiles and a partial one).
-func corruptLog(t *testing.T) (*Log, storage.Store, *Key) {
+func corruptLog(t *testing.T) (*Appender, storage.Store, *Key) {
 	return fillCorruptLog(t, memstore.New())
 }
 
-func fillCorruptLog(t *testing.T, s storage.Store) (*Log, storage.Store, *Key) {
+func fillCorruptLog(t *testing.T, s storage.Store) (*Appender, storage.Store, *Key) {
 	k := testKey(t)
 	l := openTestLog(t, s, k)
 	for i := 0; i < 600; i += 100 {
@@ -179,18 +179,8 @@ func TestRehashedTileIsDetectedAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := decodeTile(id, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl.rows[0][1][0] ^= 1
-	for k := 1; k < TileHeight; k++ {
-		for i := range tl.rows[k] {
-			tl.rows[k][i] = tlog.NodeHash(tl.rows[k-1][2*i], tl.rows[k-1][2*i+1])
-		}
-	}
 	var b storage.Batch
-	b.Set(tileKey(id), tl.encode())
+	b.Set(tileKey(id), forgeTile(t, data, 1))
 	if err := s.Write(&b, true); err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +218,24 @@ func TestIntactLogHasNoCorruption(t *testing.T) {
 	if !bytes.Equal(b[2:2+len(e0.Data)], e0.Data) {
 		t.Fatal("entry bundle does not start with entry 0")
 	}
+}
+
+// forgeTile flips the bottom-row hash at pos of a stored tile and computes
+// every inner hash again, so that the tile is consistent in itself.
+func forgeTile(t *testing.T, data []byte, pos int) []byte {
+	t.Helper()
+	st, err := tree.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := make([]Hash, st.Width())
+	for i := range hashes {
+		hashes[i], _ = st.Hash(0, i)
+	}
+	hashes[pos][0] ^= 1
+	tl, err := tree.BuildTile(hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tl.Encode()
 }

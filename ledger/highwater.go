@@ -20,11 +20,19 @@ import (
 // than the mark, or whose tree at the mark's size has another root, is a
 // *RollbackError, never a log to serve.
 //
-// Contract: the mark MUST NOT lag the published checkpoints by more than one
-// group commit. After each durable group commit the log hands its checkpoint
-// to a writer goroutine and publishes (acknowledges) the batch only once the
-// mark holds the checkpoint of the batch before it; the write of one batch's
-// mark so overlaps the next batch's sync. Close writes the last checkpoint
+// Contract: the mark MUST NOT be ahead of what the store holds durably, and
+// an Appender's MUST NOT lag its published checkpoints by more than one
+// group commit. (A Replica publishes what it applies before its store is
+// synced, since the replicated log holds it; its mark follows the store's
+// grouped syncs.) As
+// soon as a group commit is durable the Appender hands its checkpoint to a
+// writer goroutine, which always writes the newest checkpoint handed over
+// (one write can cover several commits that became durable while the
+// previous one was written); a batch is published (acknowledged) only once
+// the mark holds the checkpoint of the batch before it. Marks are written
+// while later batches sync, so a slow mark adds latency but does not cap
+// the rate of group commits. A Replica hands over the checkpoint of each
+// synced group of batches (see Replica). Close writes the last checkpoint
 // before it returns. A mark that cannot be written fails the log
 // (*FailedError), as a store write would.
 
@@ -42,10 +50,19 @@ type HighWater interface {
 // directory.
 const HighWaterFileName = "highwater.checkpoint"
 
-// HighWaterFile is a HighWater kept in one file, replaced atomically: the
-// note is written to a temporary file, which is synced and renamed over the
-// file, and the directory is synced.
+// HighWaterFile is a HighWater kept in one file that holds the note as it
+// is. A new note that fits in one disk sector (512 bytes, which every note
+// of an origin of up to about 150 bytes does) and is no shorter than the
+// file is written over the file in place and synced: a one-sector write is
+// atomic on disks (it lands whole or not at all, also on power loss), and
+// one sync costs a fraction of a rename's. Any other note, and the first,
+// replaces the file atomically: a temporary file is written and synced,
+// renamed over the file, and the directory is synced.
 type HighWaterFile string
+
+// atomicWrite is the size of a write a disk completes whole or not at all:
+// one 512-byte sector at a sector-aligned offset.
+const atomicWrite = 512
 
 // Load implements HighWater.
 func (f HighWaterFile) Load() ([]byte, error) {
@@ -61,7 +78,42 @@ func (f HighWaterFile) Load() ([]byte, error) {
 
 // Store implements HighWater.
 func (f HighWaterFile) Store(note []byte) error {
+	if len(note) <= atomicWrite {
+		fd, err := os.OpenFile(string(f), os.O_WRONLY, 0)
+		if err == nil {
+			err = overwrite(fd, note)
+			if cerr := fd.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, errShorter) {
+				return fmt.Errorf("ledger: write the high-water checkpoint: %w", err)
+			}
+		}
+	}
 	return writeFileSync(string(f), note, 0o644)
+}
+
+var errShorter = errors.New("the new note is shorter than the file")
+
+// overwrite writes note over the start of a file that is no longer than
+// it, and syncs it.
+func overwrite(fd *os.File, note []byte) error {
+	st, err := fd.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() > int64(len(note)) {
+		// Truncating after the write would leave a window in which the
+		// file holds the new note followed by the old one's tail.
+		return errShorter
+	}
+	if _, err := fd.WriteAt(note, 0); err != nil {
+		return err
+	}
+	return fd.Sync()
 }
 
 // RollbackError reports a store that does not hold a checkpoint the log is
@@ -147,24 +199,29 @@ func (h *highWater) run() {
 	}
 }
 
-// advance hands over cp, the checkpoint of a batch that is durable but not
-// yet published, once the mark holds the checkpoint handed over before it.
-func (h *highWater) advance(cp *Checkpoint) error {
+// handOver hands over cp, the checkpoint of a batch that is durable (or,
+// for a Replica, of a synced group of batches). It does not wait: the
+// writer writes the newest checkpoint handed over when it is done with the
+// one it is writing. An older checkpoint is ignored.
+func (h *highWater) handOver(cp *Checkpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if cp.Size <= h.want.Size {
-		return h.err
+	if cp.Size > h.want.Size {
+		h.want = cp
+		h.cond.Broadcast()
 	}
-	for h.err == nil && h.have < h.want.Size {
-		// The checkpoint handed over before is not stored yet.
+	return h.err
+}
+
+// stored waits until the mark durably holds a checkpoint of at least size
+// entries, and returns the writer's failure if it failed.
+func (h *highWater) stored(size int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.err == nil && h.have < size {
 		h.cond.Wait()
 	}
-	if h.err != nil {
-		return h.err
-	}
-	h.want = cp
-	h.cond.Broadcast()
-	return nil
+	return h.err
 }
 
 // close stores the newest checkpoint handed over and stops the writer.

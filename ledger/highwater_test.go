@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +65,7 @@ func checkpointSize(note []byte) (int64, error) {
 	return size, err
 }
 
-func openMarked(t *testing.T, s storage.Store, k *Key, hw HighWater) (*Log, error) {
+func openMarked(t *testing.T, s storage.Store, k *Key, hw HighWater) (*Appender, error) {
 	t.Helper()
 	return Open(s, Options{Origin: testOrigin, Key: k, HighWater: hw})
 }
@@ -86,7 +88,7 @@ func copyStore(t *testing.T, src storage.Store) storage.Store {
 	return dst
 }
 
-func appendN(t *testing.T, l *Log, n int, tag string) {
+func appendN(t *testing.T, l *Appender, n int, tag string) {
 	t.Helper()
 	for i := range n {
 		mustAppend(t, l, segment(fmt.Sprintf("enc-%d", i%3), fmt.Sprintf("%s %d", tag, i)))
@@ -303,5 +305,47 @@ func TestHighWaterOnDisk(t *testing.T) {
 				t.Fatalf("open of the smaller copy: %v", err)
 			}
 		})
+	}
+}
+
+// TestHighWaterFileWrites: notes that fit in a sector and are no shorter
+// than the file are written over it in place (the file keeps its inode);
+// a shorter one, a long one and the first replace it by a rename. Every
+// note reads back exactly.
+func TestHighWaterFileWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), HighWaterFileName)
+	hw := HighWaterFile(path)
+	inode := func() uint64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	store := func(note string) {
+		t.Helper()
+		if err := hw.Store([]byte(note)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := hw.Load()
+		if err != nil || string(got) != note {
+			t.Fatalf("Load = %q, %v; want %q", got, err, note)
+		}
+	}
+	store("first note\n")
+	first := inode()
+	store("second note\n") // same length: in place
+	store("a longer third note\n")
+	if inode() != first {
+		t.Fatal("a note that fits was not written in place")
+	}
+	store("short\n") // shorter: renamed
+	if inode() == first {
+		t.Fatal("a shorter note was written in place, leaving the old one's tail")
+	}
+	renamed := inode()
+	store(strings.Repeat("x", atomicWrite+1))
+	if inode() == renamed {
+		t.Fatal("a note longer than a sector was written in place")
 	}
 }

@@ -12,9 +12,10 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
+	"github.com/evidenceledger/evidence/ledger/tree"
 )
 
-// Options configure a Log. Origin and Key are required.
+// Options configure an Appender or a Replica. Origin and Key are required.
 type Options struct {
 	// Origin names the log in its checkpoints, e.g. "evidence.example.org/log".
 	Origin string
@@ -28,17 +29,24 @@ type Options struct {
 	// and 4 MiB of payloads by default.
 	MaxAppend      int
 	MaxAppendBytes int
-	// MaxBatchEntries and MaxBatchBytes cap one group commit. Defaults
-	// 8,192 entries and 4 MiB, which keep a batch within one badger
-	// transaction. A whole Append always shares one batch, so one large
-	// Append may exceed them.
+	// MaxBatchEntries and MaxBatchBytes cap one group commit of an
+	// Appender. Defaults 8,192 entries and 4 MiB, which keep a batch
+	// within one badger transaction. A whole Append always shares one
+	// batch, so one large Append may exceed them.
 	MaxBatchEntries int
 	MaxBatchBytes   int
-	// PipelineDepth is how many group commits may be in flight at once,
-	// built or applied and waiting for their sync. More overlaps the
-	// log's work with the storage's syncs; fewer makes larger batches.
-	// Default 4.
+	// PipelineDepth is how many group commits an Appender keeps in
+	// flight at once, built or applied and waiting for their sync. More
+	// overlaps the log's work with the storage's syncs; fewer makes larger
+	// batches. Default 4.
 	PipelineDepth int
+	// SyncInterval is how long a Replica may leave applied batches
+	// unsynced: its store is synced at most this long after a batch is
+	// applied, and whenever Sync is called. Default 100 ms. A Replica's
+	// entries are durable in the replicated log before they are applied,
+	// so a crash loses nothing: the entries its store lost are applied
+	// again from that log.
+	SyncInterval time.Duration
 	// TileCache is the number of full tiles kept in memory for proofs.
 	// Default 4,096 (about 64 MiB).
 	TileCache int
@@ -46,17 +54,13 @@ type Options struct {
 	Now func() time.Time
 	// Rand supplies payload salts. Default crypto/rand.Reader.
 	Rand io.Reader
-	// Replicator, when set, orders appends across a cluster: Append
-	// prepares entries and hands them to it, and they are applied through
-	// Apply. Nil orders them on this node (the default).
-	Replicator Replicator
 	// RequestIDWindow is how many entries a request id is remembered
 	// for: a repeat applied within that many entries of the original is
 	// recognised. Default 1,048,576.
 	RequestIDWindow int64
-	// HighWater, when set, keeps the latest published checkpoint outside
-	// the store (see HighWater): Open refuses a store that is behind it
-	// or not consistent with it, and the log keeps it up to date.
+	// HighWater, when set, keeps the latest durable checkpoint outside
+	// the store (see HighWater): opening refuses a store that is behind
+	// it or not consistent with it, and the log keeps it up to date.
 	HighWater HighWater
 }
 
@@ -78,6 +82,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PipelineDepth <= 0 {
 		o.PipelineDepth = 4
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = 100 * time.Millisecond
 	}
 	if o.TileCache == 0 {
 		o.TileCache = 4096
@@ -106,107 +113,69 @@ type Entry struct {
 	Payload   []byte
 }
 
-// Appended describes entries appended by one Append call. They have the
-// consecutive indexes First, First+1, ...
-type Appended struct {
-	First      int64
-	Leaves     [][]byte // leaf data, as hashed
-	LeafHashes []Hash
-	// Checkpoint is the signed checkpoint of the group commit that made
-	// the entries durable. It covers every one of them.
-	Checkpoint *Checkpoint
-}
-
-// Log is the verifiable append-only log. It is safe for concurrent use.
+// Log is the read face of a log: its published checkpoint, entries,
+// payloads, proofs, tiles and encounter chains. It is safe for concurrent
+// use. What it serves is published: durable on this node (an Appender), or
+// applied from a replicated log that holds it durably (a Replica).
 //
-// Goroutines: Open starts a sequencer, which orders appends and computes
-// leaves, tree hashes and checkpoints, and a committer, which writes and
-// syncs each batch and then publishes it. Close stops intake, lets both
-// drain everything already accepted and waits for them. With a Replicator
-// there is no sequencer: the caller of Apply (the replication layer's
-// apply loop) builds batches, and Close waits for the committer.
+// A Log is made by Open or OpenReplica, whose Appender or Replica is the
+// only writer of its entries. Reads keep working after they close, while
+// the store stays open.
 type Log struct {
-	store  storage.Store
-	opts   Options
-	cache  *tileCache
-	reads  *committedReader
-	intake struct {
-		sync.RWMutex
-		closed bool
-	}
-	reqs      chan *request
-	slots     chan struct{} // one per batch between build and durability
-	batches   chan *batch
-	committed chan struct{} // closed when the committer has exited
-
-	mu struct {
+	store storage.Store
+	opts  Options
+	cache *tileCache
+	mu    struct {
 		sync.RWMutex
 		cp      *Checkpoint
-		partial *partialTile  // the unstored last bottom tile of cp's tree
-		failed  error         // set once a batch could not be made durable
-		applied uint64        // replication index of the last published batch
-		changed chan struct{} // closed and replaced when cp changes
+		partial *tree.Tile      // the unstored last bottom tile of cp's tree
+		failed  error           // set once a batch could not be made durable
+		applied uint64          // replication index of the last published batch
+		changed chan struct{}   // closed and replaced when cp changes
+		heads   map[string]Head // published chain heads of recently written encounters
 	}
-
-	seq sequencerState // owned by the sequencer goroutine, or by Apply under applyMu
-
-	applyMu     sync.Mutex // serializes Apply, ApplyWrite, Reload and Close with a Replicator
-	applyClosed bool
-
-	hw *highWater // nil without Options.HighWater
+	done chan struct{} // closed when the writer has stopped
+	hw   *highWater    // nil without Options.HighWater
 }
 
-// Open opens the log kept in store, creating an empty one if store is
-// empty. It reads only the latest checkpoint and the right edge of the tree,
-// so its cost does not grow with the size of the log. It verifies that
-// state: a bad signature, or tree hashes that do not match the signed root,
-// return a *CorruptionError. With Options.HighWater, a store behind or not
-// consistent with the high-water checkpoint returns a *RollbackError, and a
-// non-empty store without one ErrNoHighWater.
-//
-// The Log does not own store: close the Log first, then the store.
-func Open(store storage.Store, opts Options) (*Log, error) {
+// maxHeads bounds the chain heads kept in memory, by the Log (published)
+// and by the state machine (built).
+const maxHeads = 100_000
+
+// openLog checks the options, reads and verifies the latest checkpoint and
+// the right edge of its tree, and checks the high-water mark. It returns
+// the Log and the state machine that appends to it.
+func openLog(store storage.Store, opts Options) (*Log, *machine, error) {
 	opts.setDefaults()
 	if err := checkOrigin(opts.Origin); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Key == nil {
-		return nil, errors.New("ledger: Options.Key is required")
+		return nil, nil, errors.New("ledger: Options.Key is required")
 	}
 	if opts.Key.Name() != opts.Origin {
-		return nil, fmt.Errorf("ledger: key name %q is not the origin %q", opts.Key.Name(), opts.Origin)
+		return nil, nil, fmt.Errorf("ledger: key name %q is not the origin %q", opts.Key.Name(), opts.Origin)
 	}
-	l := &Log{
-		store:     store,
-		opts:      opts,
-		cache:     newTileCache(opts.TileCache),
-		reqs:      make(chan *request, 1024),
-		slots:     make(chan struct{}, opts.PipelineDepth),
-		batches:   make(chan *batch),
-		committed: make(chan struct{}),
-	}
-	l.reads = &committedReader{log: l}
+	l := &Log{store: store, opts: opts, cache: newTileCache(opts.TileCache), done: make(chan struct{})}
 	cp, err := l.loadState()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	m := &machine{log: l}
+	if err := m.init(cp); err != nil {
+		return nil, nil, err
 	}
 	l.mu.cp = cp
 	l.mu.changed = make(chan struct{})
-	if err := l.seq.init(l, cp); err != nil {
-		return nil, err
-	}
-	l.mu.partial = l.seq.partial()
-	l.mu.applied = l.seq.applied
+	l.mu.partial = m.partial()
+	l.mu.applied = m.applied
+	l.mu.heads = make(map[string]Head)
 	if opts.HighWater != nil {
 		if err := l.openHighWater(cp); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if opts.Replicator == nil {
-		go l.sequence()
-	}
-	go l.commit()
-	return l, nil
+	return l, m, nil
 }
 
 // loadState reads and verifies the latest checkpoint, or signs the
@@ -245,16 +214,12 @@ func (l *Log) Key() note.Verifier { return l.opts.Key.Verifier() }
 // VerifierKey returns the checkpoint verifier key ("name+hash+key").
 func (l *Log) VerifierKey() string { return l.opts.Key.VerifierKey() }
 
-// Checkpoint returns the latest published checkpoint. Every entry it covers
-// is durable.
+// Checkpoint returns the latest published checkpoint.
 func (l *Log) Checkpoint() *Checkpoint {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.mu.cp
 }
-
-// PipelineDepth returns how many group commits the log keeps in flight.
-func (l *Log) PipelineDepth() int { return l.opts.PipelineDepth }
 
 // Size returns the number of entries covered by the latest checkpoint.
 func (l *Log) Size() int64 { return l.Checkpoint().Size }
@@ -274,106 +239,12 @@ func (l *Log) Wait(ctx context.Context, size int64) (*Checkpoint, error) {
 		}
 		select {
 		case <-changed:
-		case <-l.committed:
+		case <-l.done:
 			return l.Checkpoint(), ErrClosed
 		case <-ctx.Done():
 			return cp, ctx.Err()
 		}
 	}
-}
-
-// Append validates the entries, appends them with consecutive indexes and
-// returns once they are durable, together with a signed checkpoint that
-// covers them. Either every entry is appended or, on error, none is.
-//
-// An invalid entry returns an *InvalidError and nothing is written. The
-// context bounds only the wait to join a batch: once accepted, entries are
-// committed (or fail with the log) and Append waits for that outcome, so a
-// returned error other than the context's means they were not appended.
-func (l *Log) Append(ctx context.Context, entries []Entry) (*Appended, error) {
-	p, err := l.AppendAsync(ctx, entries)
-	if err != nil {
-		return nil, err
-	}
-	return p.Wait()
-}
-
-// Pending is an accepted append whose outcome is not known yet.
-type Pending struct {
-	req  *request
-	wait func() (*Appended, error) // from the Replicator
-	res  *result
-}
-
-// Wait blocks until the append is durable or has failed; see Append. It
-// may be called more than once, but not concurrently.
-func (p *Pending) Wait() (*Appended, error) {
-	if p.res == nil {
-		var r result
-		if p.wait != nil {
-			r.app, r.err = p.wait()
-		} else {
-			r = <-p.req.done
-		}
-		p.res = &r
-	}
-	return p.res.app, p.res.err
-}
-
-// AppendAsync is Append without the wait: it returns once the entries are
-// validated and queued, and the Pending reports their outcome. A caller that
-// keeps several appends in flight lets one group commit (one sync) serve
-// more of them. Appends from one goroutine are sequenced in call order.
-//
-// Under a context made by WithRequestID the append carries a request id,
-// and applying it again (a retry) appends nothing and reports the first
-// append.
-func (l *Log) AppendAsync(ctx context.Context, entries []Entry) (*Pending, error) {
-	req, err := l.prepare(entries)
-	if err != nil {
-		return nil, err
-	}
-	req.id = nextRequestID(ctx)
-	if err := checkRequestID(req.id); err != nil {
-		return nil, err
-	}
-	if l.opts.Replicator != nil {
-		return l.replicate(ctx, req)
-	}
-	l.intake.RLock()
-	if l.intake.closed {
-		l.intake.RUnlock()
-		return nil, ErrClosed
-	}
-	if err := l.failure(); err != nil {
-		l.intake.RUnlock()
-		return nil, err
-	}
-	select {
-	case l.reqs <- req:
-		l.intake.RUnlock()
-	case <-ctx.Done():
-		l.intake.RUnlock()
-		return nil, ctx.Err()
-	}
-	return &Pending{req: req}, nil
-}
-
-func (l *Log) replicate(ctx context.Context, req *request) (*Pending, error) {
-	l.intake.RLock()
-	closed := l.intake.closed
-	l.intake.RUnlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if err := l.failure(); err != nil {
-		return nil, err
-	}
-	wait, err := l.opts.Replicator.Replicate(ctx, &Proposal{RequestID: req.id, entries: req.entries, bytes: req.bytes})
-	if err != nil {
-		return nil, err
-	}
-	return &Pending{wait: wait}, nil
 }
 
 func (l *Log) failure() error {
@@ -382,86 +253,51 @@ func (l *Log) failure() error {
 	return l.mu.failed
 }
 
-// prepare validates entries and does the per-entry work that needs no
-// ordering (salt, commitment, sealing) on the caller's goroutine, so that it
-// runs in parallel across callers.
-func (l *Log) prepare(entries []Entry) (*request, error) {
-	if len(entries) == 0 {
-		return nil, &InvalidError{Field: "entries", Reason: "at least one entry is required"}
+func (l *Log) setFailed(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.failed == nil {
+		l.mu.failed = &FailedError{Err: err}
+		close(l.mu.changed)
+		l.mu.changed = make(chan struct{})
 	}
-	if len(entries) > l.opts.MaxAppend {
-		return nil, &InvalidError{Field: "entries", Reason: fmt.Sprintf("%d entries exceed the limit of %d per append", len(entries), l.opts.MaxAppend), Err: ErrTooLarge}
-	}
-	now := l.opts.Now().UTC()
-	req := &request{entries: make([]prepared, len(entries)), done: make(chan result, 1)}
-	total := 0
-	for _, e := range entries {
-		total += len(e.Payload)
-	}
-	if total > l.opts.MaxAppendBytes && len(entries) > 1 {
-		return nil, &InvalidError{Field: "entries", Reason: fmt.Sprintf("%d bytes of payloads exceed the limit of %d per append", total, l.opts.MaxAppendBytes), Err: ErrTooLarge}
-	}
-	salts := make([]byte, SaltSize*len(entries))
-	if _, err := io.ReadFull(l.opts.Rand, salts); err != nil {
-		return nil, fmt.Errorf("ledger: read salt: %w", err)
-	}
-	field := func(i int, name string) string {
-		if len(entries) == 1 {
-			return name
-		}
-		return fmt.Sprintf("entries[%d].%s", i, name)
-	}
-	for i, e := range entries {
-		if len(e.Payload) > l.opts.MaxPayload {
-			return nil, &InvalidError{Field: field(i, "payload"), Reason: fmt.Sprintf("%d bytes exceed the limit of %d", len(e.Payload), l.opts.MaxPayload), Err: ErrTooLarge}
-		}
-		leaf := Leaf{Kind: e.Kind, Time: now, Tenant: e.Tenant, Encounter: e.Encounter, Actor: e.Actor}
-		if err := leaf.validate(); err != nil {
-			var ie *InvalidError
-			if errors.As(err, &ie) {
-				ie.Field = field(i, ie.Field)
-			}
-			return nil, err
-		}
-		p := &req.entries[i]
-		p.leaf = leaf
-		p.salt = salts[i*SaltSize : (i+1)*SaltSize]
-		p.leaf.Commitment = Commit(p.salt, e.Payload)
-		sealed, err := sealPayload(l.opts.Sealer, e.Kind, e.Tenant, e.Encounter, p.leaf.Commitment, e.Payload)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: seal payload: %w", err)
-		}
-		p.record = make([]byte, 0, 1+SaltSize+len(sealed))
-		p.record = append(append(append(p.record, payloadPresent), p.salt...), sealed...)
-		req.bytes += len(p.record) + MaxLeafLen
-	}
-	return req, nil
+	return l.mu.failed
 }
 
-// Close stops accepting appends, waits until every accepted append is
-// durable (or has failed) and stops the log's goroutines. Reads still work
-// after Close while the store stays open. Close is safe to call more than
-// once.
-func (l *Log) Close() error {
-	l.intake.Lock()
-	if !l.intake.closed {
-		l.intake.closed = true
-		if l.opts.Replicator == nil {
-			close(l.reqs)
+// publish makes a built batch's checkpoint, partial tile and chain heads
+// what readers see.
+func (l *Log) publish(b *batch) {
+	l.mu.Lock()
+	l.mu.cp = b.cp
+	l.mu.partial = b.partial
+	if b.index > l.mu.applied {
+		l.mu.applied = b.index
+	}
+	if len(l.mu.heads)+len(b.heads) > maxHeads {
+		n := len(l.mu.heads) / 10
+		for k := range l.mu.heads {
+			if n == 0 {
+				break
+			}
+			delete(l.mu.heads, k)
+			n--
 		}
 	}
-	l.intake.Unlock()
-	if l.opts.Replicator != nil {
-		l.applyMu.Lock()
-		if !l.applyClosed {
-			l.applyClosed = true
-			close(l.batches)
-		}
-		l.applyMu.Unlock()
+	for _, h := range b.heads {
+		l.mu.heads[h.key] = h.head
 	}
-	<-l.committed
-	if l.hw != nil {
-		return l.hw.close()
-	}
-	return nil
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// reset publishes the state of a store whose contents were replaced (a
+// replication snapshot was installed).
+func (l *Log) reset(cp *Checkpoint, partial *tree.Tile, applied uint64) {
+	l.mu.Lock()
+	l.mu.cp, l.mu.partial, l.mu.applied = cp, partial, applied
+	l.mu.heads = make(map[string]Head)
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+	l.mu.Unlock()
 }

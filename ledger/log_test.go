@@ -28,7 +28,7 @@ func testKey(t testing.TB) *Key {
 	return k
 }
 
-func openTestLog(t testing.TB, s storage.Store, k *Key) *Log {
+func openTestLog(t testing.TB, s storage.Store, k *Key) *Appender {
 	t.Helper()
 	l, err := Open(s, Options{Origin: testOrigin, Key: k})
 	if err != nil {
@@ -42,7 +42,7 @@ func segment(enc string, payload string) Entry {
 	return Entry{Kind: KindSegment, Tenant: "tenant-a", Encounter: enc, Actor: "asr", Payload: []byte(payload)}
 }
 
-func mustAppend(t testing.TB, l *Log, entries ...Entry) *Appended {
+func mustAppend(t testing.TB, l *Appender, entries ...Entry) *Appended {
 	t.Helper()
 	a, err := l.Append(context.Background(), entries)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/evidenceledger/evidence/ledger/storage"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/evidenceledger/evidence/ledger/storage"
+	"github.com/evidenceledger/evidence/ledger/tree"
 )
 
 // Payload record states: the first byte of a stored payload record.
@@ -16,29 +18,31 @@ const (
 	payloadPresent  = 0x01 // followed by salt(32) || sealed payload
 )
 
-// committedReader reads tree hashes from durable storage through the cache
-// of full tiles. It implements tlog.HashReader.
-type committedReader struct {
-	log *Log
+// tileView is a tile as readers see it: the stored form read in place, or
+// the unstored partial bottom tile.
+type tileView interface {
+	Width() int
+	Hash(row, pos int) (Hash, bool)
+	Bottom(w int) []byte
 }
 
-// tile reads a stored tile. Its hashes are not checked against each other
-// here: every proof is checked against the signed root before it is served
-// and every leaf against its row-0 hash, which catches a corrupt hash
-// wherever it is used.
-func (r *committedReader) tile(id tileID) (tileData, error) {
+// tile reads a published tile. Its hashes are not checked against each
+// other here: every proof is checked against the signed root before it is
+// served and every leaf against its row-0 hash, which catches a corrupt
+// hash wherever it is used.
+func (l *Log) tile(id tileID) (tileView, error) {
 	if id.L == 0 {
-		r.log.mu.RLock()
-		p := r.log.mu.partial
-		r.log.mu.RUnlock()
-		if p != nil && p.id == id {
-			return p.data, nil
+		l.mu.RLock()
+		p, size := l.mu.partial, l.mu.cp.Size
+		l.mu.RUnlock()
+		if p != nil && id.N == size/TileWidth {
+			return p, nil
 		}
 	}
-	if t := r.log.cache.get(id); t != nil {
+	if t := l.cache.get(id); t != nil {
 		return t, nil
 	}
-	data, err := r.log.store.Get(tileKey(id))
+	data, err := l.store.Get(tileKey(id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d is missing", id.L, id.N)}
 	}
@@ -49,41 +53,46 @@ func (r *committedReader) tile(id tileID) (tileData, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.width() == TileWidth {
-		r.log.cache.put(id, t)
+	if t.Width() == TileWidth {
+		l.cache.put(id, t)
 	}
 	return t, nil
 }
 
-func (r *committedReader) hash(level int, n int64) (Hash, error) {
-	id, row, pos := locate(level, n)
-	t, err := r.tile(id)
+// hash reads one published node hash.
+func (l *Log) hash(level int, n int64) (Hash, error) {
+	id, row, pos := tree.Locate(level, n)
+	t, err := l.tile(id)
 	if err != nil {
 		return Hash{}, err
 	}
-	h, ok := t.get(row, pos)
+	h, ok := t.Hash(row, pos)
 	if !ok {
 		return Hash{}, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d lacks node %d of level %d", id.L, id.N, n, level)}
 	}
 	return h, nil
 }
 
+// storedHashes reads published tree hashes for tlog's proofs: it
+// implements tlog.HashReader.
+type storedHashes struct{ log *Log }
+
 // ReadHashes implements tlog.HashReader.
-func (r *committedReader) ReadHashes(indexes []int64) ([]Hash, error) {
+func (r storedHashes) ReadHashes(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
-	var last tileData
+	var last tileView
 	var lastID tileID
 	for i, x := range indexes {
 		level, n := tlog.SplitStoredHashIndex(x)
-		id, row, pos := locate(level, n)
+		id, row, pos := tree.Locate(level, n)
 		if last == nil || id != lastID {
-			t, err := r.tile(id)
+			t, err := r.log.tile(id)
 			if err != nil {
 				return nil, err
 			}
 			last, lastID = t, id
 		}
-		h, ok := last.get(row, pos)
+		h, ok := last.Hash(row, pos)
 		if !ok {
 			return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d lacks node %d of level %d", id.L, id.N, n, level)}
 		}
@@ -124,7 +133,7 @@ func (l *Log) readEntry(index int64) (*StoredEntry, error) {
 
 // checkEntry verifies leaf data read from storage against the tree.
 func (l *Log) checkEntry(index int64, data []byte) (*StoredEntry, error) {
-	want, err := l.reads.hash(0, index)
+	want, err := l.hash(0, index)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +199,11 @@ func (l *Log) rootAt(size int64, cp *Checkpoint) (Hash, error) {
 	if size == 0 {
 		return emptyRoot, nil
 	}
-	root, err := tlog.TreeHash(size, l.reads)
+	root, err := tlog.TreeHash(size, storedHashes{l})
 	if err != nil {
 		return Hash{}, err
 	}
-	p, err := tlog.ProveTree(cp.Size, size, l.reads)
+	p, err := tlog.ProveTree(cp.Size, size, storedHashes{l})
 	if err != nil {
 		return Hash{}, err
 	}
@@ -226,7 +235,7 @@ func (l *Log) InclusionProof(index, size int64) ([]Hash, error) {
 	if index < 0 || index >= size {
 		return nil, &InvalidError{Field: "index", Reason: fmt.Sprintf("index %d is not in a tree of size %d", index, size)}
 	}
-	p, err := tlog.ProveRecord(size, index, l.reads)
+	p, err := tlog.ProveRecord(size, index, storedHashes{l})
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +243,7 @@ func (l *Log) InclusionProof(index, size int64) ([]Hash, error) {
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := l.reads.hash(0, index)
+	leaf, err := l.hash(0, index)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +267,7 @@ func (l *Log) ConsistencyProof(older, newer int64) ([]Hash, error) {
 	if older == 0 || older == newer {
 		return []Hash{}, nil
 	}
-	p, err := tlog.ProveTree(newer, older, l.reads)
+	p, err := tlog.ProveTree(newer, older, storedHashes{l})
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +275,7 @@ func (l *Log) ConsistencyProof(older, newer int64) ([]Hash, error) {
 	if err != nil {
 		return nil, err
 	}
-	oldRoot, err := tlog.TreeHash(older, l.reads)
+	oldRoot, err := tlog.TreeHash(older, storedHashes{l})
 	if err != nil {
 		return nil, err
 	}
@@ -296,14 +305,14 @@ func (l *Log) Tile(level int, n int64, w int) ([]byte, error) {
 	if n > nodes/TileWidth || n*TileWidth+int64(w) > nodes {
 		return nil, fmt.Errorf("%w: tile %d/%d.p/%d is beyond the tree", ErrNotFound, level, n, w)
 	}
-	t, err := l.reads.tile(tileID{L: level, N: n})
+	t, err := l.tile(tileID{L: level, N: n})
 	if err != nil {
 		return nil, err
 	}
-	if t.width() < w {
-		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d has width %d, want at least %d", level, n, t.width(), w)}
+	if t.Width() < w {
+		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d has width %d, want at least %d", level, n, t.Width(), w)}
 	}
-	return t.bottom(w), nil
+	return t.Bottom(w), nil
 }
 
 // EntryBundle returns the C2SP tlog-tiles entry bundle n holding w entries:

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -28,37 +27,37 @@ func sealPayload(s Sealer, kind Kind, tenant, encounter string, commitment Hash,
 	return s.Seal(tenant, encounter, commitment, plaintext)
 }
 
-// RedactPayloads destroys stored payloads of an encounter: for every
-// published entry of the encounter whose kind destroy reports true, it
-// replaces the payload record (salt and sealed payload) with the one-byte
-// tombstone of docs/formats.md, all in one synced batch. Leaves, tree hashes
-// and checkpoints are not touched, so every proof stays valid. Reading a
-// destroyed payload then returns an error wrapping ErrRedacted, and Verify
-// counts it as redacted. It returns how many records it destroyed; records
-// already destroyed are not counted again.
+// Tombstones returns the writes that destroy stored payloads of an
+// encounter: for every published entry of the encounter whose kind destroy
+// reports true, the one-byte tombstone of docs/formats.md in place of its
+// payload record (salt and sealed payload), and how many records they
+// destroy. Records already destroyed are left out. Applying the batch (an
+// Appender's or a replicated log's Write) touches no leaf, tree hash or
+// checkpoint, so every proof stays valid. Reading a destroyed payload then
+// returns an error wrapping ErrRedacted, and Verify counts it as redacted.
 //
 // A storage engine may keep the old records in its files until it compacts
 // them. That is why payloads are sealed with an encounter key that is
 // destroyed too (see Sealer): what remains is ciphertext nobody can open.
-// Entries appended to the encounter after RedactPayloads read the chain are
-// not destroyed; a caller stops writes first, for instance by destroying the
+// Entries appended to the encounter after Tombstones read the chain are
+// not covered; a caller stops writes first, for instance by destroying the
 // encounter's key so that sealing fails.
-func (l *Log) RedactPayloads(tenant, encounter string, destroy func(Kind) bool) (int, error) {
+func (l *Log) Tombstones(tenant, encounter string, destroy func(Kind) bool) (*storage.Batch, int, error) {
 	if err := l.failure(); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	idx, err := l.EncounterIndexes(tenant, encounter)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if len(idx) == 0 {
-		return 0, fmt.Errorf("%w: encounter", ErrNotFound)
+		return nil, 0, fmt.Errorf("%w: encounter", ErrNotFound)
 	}
 	var b storage.Batch
 	for _, x := range idx {
 		e, err := l.readEntry(x)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		if !destroy(e.Leaf.Kind) {
 			continue
@@ -67,28 +66,15 @@ func (l *Log) RedactPayloads(tenant, encounter string, destroy func(Kind) bool) 
 		rec, err := l.store.Get(key)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			return 0, &CorruptionError{What: "payload", Index: x, Detail: "payload record is missing"}
+			return nil, 0, &CorruptionError{What: "payload", Index: x, Detail: "payload record is missing"}
 		case err != nil:
-			return 0, fmt.Errorf("ledger: read payload: %w", err)
+			return nil, 0, fmt.Errorf("ledger: read payload: %w", err)
 		case len(rec) == 1 && rec[0] == payloadRedacted:
 			continue
 		}
 		b.Set(key, []byte{payloadRedacted})
 	}
-	if b.Len() == 0 {
-		return 0, nil
-	}
-	n := b.Len()
-	if l.opts.Replicator != nil {
-		if err := l.opts.Replicator.Write(context.Background(), &b); err != nil {
-			return 0, fmt.Errorf("ledger: write tombstones: %w", err)
-		}
-		return n, nil
-	}
-	if err := l.store.Write(&b, true); err != nil {
-		return 0, fmt.Errorf("ledger: write tombstones: %w", err)
-	}
-	return n, nil
+	return &b, b.Len(), nil
 }
 
 // Opening is an entry with its payload and the salt of its commitment: what

@@ -2,10 +2,10 @@ package ledger
 
 import (
 	"container/list"
-	"encoding/binary"
 	"fmt"
 	"sync"
 
+	"github.com/evidenceledger/evidence/ledger/tree"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -17,170 +17,30 @@ const HashSize = tlog.HashSize
 
 // TileHeight is the height of the stored hash tiles, as in C2SP tlog-tiles:
 // a full tile holds 256 hashes of one tree level.
-const TileHeight = 8
+const TileHeight = tree.Height
 
 // TileWidth is the number of hashes in a full tile.
-const TileWidth = 1 << TileHeight
+const TileWidth = tree.Width
 
-// tileID names a tile: tile level L holds tree levels 8L to 8L+7, and tile N
-// at that level covers nodes N*256 to N*256+255 of tree level 8L.
-type tileID struct {
-	L int
-	N int64
-}
+// tileID names a stored tile; see tree.ID.
+type tileID = tree.ID
 
-// tile holds every stored hash of one tile, not only its bottom row: row k
-// holds the hashes of tree level 8L+k. Keeping the inner rows costs one extra
-// tile of space per tile and saves up to 255 SHA-256 computations per tile
-// touched by a proof. The bottom row is exactly the C2SP tile.
-type tile struct {
-	rows [TileHeight][]Hash
-}
-
-// width is the number of bottom-row hashes in t.
-func (t *tile) width() int { return len(t.rows[0]) }
-
-// locate maps tree coordinates (level, n) to the tile that stores the node
-// and its row and position there.
-func locate(level int, n int64) (id tileID, row, pos int) {
-	row = level % TileHeight
-	id.L = level / TileHeight
-	shift := TileHeight - row
-	id.N = n >> shift
-	pos = int(n - id.N<<shift)
-	return id, row, pos
-}
-
-func (t *tile) get(row, pos int) (Hash, bool) {
-	if pos < len(t.rows[row]) {
-		return t.rows[row][pos], true
-	}
-	return Hash{}, false
-}
-
-// set stores h at (row, pos), which must be the next free position of row.
-func (t *tile) set(row, pos int, h Hash) error {
-	if pos != len(t.rows[row]) {
-		return fmt.Errorf("ledger: internal error: tile row %d at %d, writing %d", row, len(t.rows[row]), pos)
-	}
-	t.rows[row] = append(t.rows[row], h)
-	return nil
-}
-
-// encode returns the stored form of a tile: a 2-byte big-endian width W
-// followed by the rows 0..7, row k holding W>>k hashes. See docs/formats.md.
-func (t *tile) encode() []byte {
-	w := t.width()
-	b := make([]byte, 2, 2+tileStoredHashes(w)*HashSize)
-	binary.BigEndian.PutUint16(b, uint16(w))
-	for k := range TileHeight {
-		for _, h := range t.rows[k] {
-			b = append(b, h[:]...)
-		}
-	}
-	return b
-}
-
-// tileStoredHashes is the number of hashes in a tile of width w.
-func tileStoredHashes(w int) int {
-	n := 0
-	for k := range TileHeight {
-		n += w >> k
-	}
-	return n
-}
-
-func decodeTile(id tileID, data []byte) (*tile, error) {
-	corrupt := func(detail string) error {
-		return &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: %s", id.L, id.N, detail)}
-	}
-	if len(data) < 2 {
-		return nil, corrupt("record too short")
-	}
-	w := int(binary.BigEndian.Uint16(data))
-	if w < 1 || w > TileWidth {
-		return nil, corrupt(fmt.Sprintf("width %d out of range", w))
-	}
-	if want := 2 + tileStoredHashes(w)*HashSize; len(data) != want {
-		return nil, corrupt(fmt.Sprintf("record is %d bytes, want %d for width %d", len(data), want, w))
-	}
-	t := new(tile)
-	p := data[2:]
-	for k := range TileHeight {
-		n := w >> k
-		row := make([]Hash, n)
-		for i := range row {
-			copy(row[i][:], p[i*HashSize:])
-		}
-		t.rows[k] = row
-		p = p[n*HashSize:]
-	}
-	if err := t.checkRows(); err != nil {
-		return nil, corrupt(err.Error())
+// parseTile checks the length of a stored tile record.
+func parseTile(id tileID, data []byte) (tree.Stored, error) {
+	t, err := tree.Parse(data)
+	if err != nil {
+		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: %s", id.L, id.N, err.Error())}
 	}
 	return t, nil
 }
 
-// checkRows reports whether every inner hash of t is the hash of its two
-// children in the row below. With the tree's signed root checked on every
-// proof, this makes any flipped stored hash detectable where it is read.
-func (t *tile) checkRows() error {
-	for k := 1; k < TileHeight; k++ {
-		below := t.rows[k-1]
-		for i, h := range t.rows[k] {
-			if tlog.NodeHash(below[2*i], below[2*i+1]) != h {
-				return fmt.Errorf("row %d hash %d does not match its children", k, i)
-			}
-		}
+// decodeTile parses a stored tile and checks its inner rows.
+func decodeTile(id tileID, data []byte) (*tree.Tile, error) {
+	t, err := tree.Decode(data)
+	if err != nil {
+		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: %s", id.L, id.N, err.Error())}
 	}
-	return nil
-}
-
-// clone returns a copy of t whose rows can grow without affecting t.
-func (t *tile) clone() *tile {
-	c := new(tile)
-	for k := range TileHeight {
-		c.rows[k] = append(make([]Hash, 0, TileWidth>>k), t.rows[k]...)
-	}
-	return c
-}
-
-// tileData is a tile in its stored form (see encode), read in place: a
-// proof needs at most one hash per row of a tile, so readers do not decode
-// the other 500. Its length has been checked.
-type tileData []byte
-
-// parseTile checks the length of a stored tile record.
-func parseTile(id tileID, data []byte) (tileData, error) {
-	if len(data) < 2 {
-		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: record too short", id.L, id.N)}
-	}
-	w := int(binary.BigEndian.Uint16(data))
-	if w < 1 || w > TileWidth || len(data) != 2+tileStoredHashes(w)*HashSize {
-		return nil, &CorruptionError{What: "tile", Index: -1, Detail: fmt.Sprintf("tile %d/%d: record of %d bytes does not match width %d", id.L, id.N, len(data), w)}
-	}
-	return tileData(data), nil
-}
-
-func (d tileData) width() int { return int(binary.BigEndian.Uint16(d)) }
-
-func (d tileData) get(row, pos int) (Hash, bool) {
-	w := d.width()
-	if pos < 0 || pos >= w>>row {
-		return Hash{}, false
-	}
-	off := 0
-	for k := range row {
-		off += w >> k
-	}
-	var h Hash
-	copy(h[:], d[2+(off+pos)*HashSize:])
-	return h, true
-}
-
-// bottom returns the first w bottom-row hashes, the C2SP tile.
-func (d tileData) bottom(w int) []byte {
-	return append([]byte(nil), d[2:2+w*HashSize]...)
+	return t, nil
 }
 
 // tileCache is a bounded LRU of full tiles, which never change once
@@ -195,7 +55,7 @@ type tileCache struct {
 }
 
 type cacheItem struct {
-	t    tileData
+	t    tree.Stored
 	elem *list.Element
 }
 
@@ -206,7 +66,7 @@ func newTileCache(max int) *tileCache {
 	return c
 }
 
-func (c *tileCache) get(id tileID) tileData {
+func (c *tileCache) get(id tileID) tree.Stored {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.mu.items[id]
@@ -217,8 +77,8 @@ func (c *tileCache) get(id tileID) tileData {
 	return it.t
 }
 
-func (c *tileCache) put(id tileID, t tileData) {
-	if c.max <= 0 || t.width() != TileWidth {
+func (c *tileCache) put(id tileID, t tree.Stored) {
+	if c.max <= 0 || t.Width() != TileWidth {
 		return
 	}
 	c.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/evidenceledger/evidence/ledger/storage"
+	"github.com/evidenceledger/evidence/ledger/tree"
 )
 
 // VerifyOptions configure Verify.
@@ -129,7 +130,7 @@ type verifier struct {
 	// A payload may be destroyed only by a recorded redaction.
 	destroyed  map[string]int64
 	redactions map[string]bool
-	tiles      map[tileID]*tile // stored tiles being compared, one per level
+	tiles      map[tileID]*tree.Tile // stored tiles being compared, one per level
 }
 
 func (v *verifier) problem(check string, index int64, detail string, expected, found []byte) error {
@@ -225,7 +226,7 @@ func (v *verifier) run(ctx context.Context) error {
 		}
 	}
 
-	v.tiles = make(map[tileID]*tile)
+	v.tiles = make(map[tileID]*tree.Tile)
 	next := int64(0)
 	cpAt := 0
 	checkCheckpoints := func(n int64) error {
@@ -354,7 +355,7 @@ func (v *verifier) checkCheckpoint(c storedCheckpoint, root Hash) error {
 // compareNode checks one recomputed tree node against the stored tile that
 // holds it.
 func (v *verifier) compareNode(level int, n int64, h []byte) {
-	id, row, pos := locate(level, n)
+	id, row, pos := tree.Locate(level, n)
 	t, ok := v.tiles[id]
 	if !ok {
 		// Moving on to a new tile at this tile level: the previous one is
@@ -384,7 +385,7 @@ func (v *verifier) compareNode(level int, n int64, h []byte) {
 	if t == nil {
 		return
 	}
-	stored, ok := t.get(row, pos)
+	stored, ok := t.Hash(row, pos)
 	if !ok {
 		v.problem("tile", -1, fmt.Sprintf("tile %d/%d lacks node %d of level %d", id.L, id.N, n, level), nil, nil)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline/soapgen"
 )
@@ -30,9 +31,9 @@ func (e Embedded) Generate(ctx context.Context, req Request) (Output, error) {
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}
-	segs := make([]soapgen.Segment, len(req.Segments))
+	segs := make([]align.Segment, len(req.Segments))
 	for i, s := range req.Segments {
-		segs[i] = soapgen.Segment{ID: s.ID, Speaker: s.Role, StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text}
+		segs[i] = align.Segment{ID: s.ID, Speaker: s.Role, StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text}
 	}
 	n, err := soapgen.Generate(segs, e.Options)
 	if err != nil {

@@ -46,19 +46,11 @@ const (
 	BackendKServe   = "kserve"
 )
 
-// Segment is one transcript segment as a generator reads it.
-type Segment struct {
-	ID string
-	// Role is the speaker role: "clinician", "patient" or "other".
-	Role           string
-	StartMS, EndMS int64
-	Text           string
-}
-
 // Request is one generation request.
 type Request struct {
-	// Segments is the transcript in time order.
-	Segments []Segment
+	// Segments is the transcript in time order, as the encounter recorded
+	// it.
+	Segments []encounter.Segment
 	// Model overrides the backend's configured model; empty keeps it.
 	Model string
 }
@@ -316,14 +308,14 @@ func checkModel(m string) error {
 
 // transcript returns the segments in time order (ties keep chain order)
 // and their leaf indexes in chain order.
-func transcript(stored []encounter.StoredSegment) ([]Segment, []int64) {
-	segs := make([]Segment, len(stored))
+func transcript(stored []encounter.StoredSegment) ([]encounter.Segment, []int64) {
+	segs := make([]encounter.Segment, len(stored))
 	inputs := make([]int64, len(stored))
 	for i, g := range stored {
-		segs[i] = Segment{ID: g.ID, Role: g.Role, StartMS: g.StartMS, EndMS: g.EndMS, Text: g.Text}
+		segs[i] = g.Segment
 		inputs[i] = g.Index
 	}
-	slices.SortStableFunc(segs, func(a, b Segment) int {
+	slices.SortStableFunc(segs, func(a, b encounter.Segment) int {
 		switch {
 		case a.StartMS < b.StartMS:
 			return -1

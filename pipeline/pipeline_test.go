@@ -28,7 +28,7 @@ func TestEmbeddedRecordsCallAndAlignment(t *testing.T) {
 	if res.Backend != pipeline.BackendEmbedded || res.Recorded.Alignment < 0 {
 		t.Fatalf("backend %q, alignment %d", res.Backend, res.Recorded.Alignment)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	if len(outs) != 1 {
 		t.Fatalf("%d model outputs", len(outs))
 	}
@@ -43,7 +43,7 @@ func TestEmbeddedRecordsCallAndAlignment(t *testing.T) {
 		t.Errorf("note %v, error %q, actor %q", o.Note, o.Error, o.Leaf.Actor)
 	}
 	for _, x := range res.Recorded.Indexes {
-		testenv.VerifyIncluded(t, l, x)
+		testenv.VerifyIncluded(t, l.Log, x)
 	}
 	supported := 0
 	for _, sec := range res.Recorded.Note.Sections {
@@ -94,7 +94,7 @@ func TestFailedCallIsRecorded(t *testing.T) {
 	if !errors.As(err, &ce) || !errors.Is(err, pipeline.ErrUnavailable) || ce.Index < 0 {
 		t.Fatalf("err %v", err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	if len(outs) != 1 || outs[0].Index != ce.Index {
 		t.Fatalf("recorded %d outputs", len(outs))
 	}
@@ -102,7 +102,7 @@ func TestFailedCallIsRecorded(t *testing.T) {
 	if o.Note != nil || !strings.Contains(o.Error, "HTTP 503") || o.Model.Name != "llama-3" || o.Parameters["temperature"] != "0" || o.Backend != "openai" {
 		t.Errorf("recorded %+v", o.ModelOutput)
 	}
-	testenv.VerifyIncluded(t, l, o.Index)
+	testenv.VerifyIncluded(t, l.Log, o.Index)
 	after, _ := svc.Note(ctx, testenv.Alice, id)
 	if after.Hash != before.Hash || after.ModelOutput != -1 {
 		t.Error("a failed call changed the note")
@@ -124,7 +124,7 @@ func TestTimedOutAndCancelledCallsAreRecorded(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs recorded, want 2", len(outs))
 	}
@@ -185,7 +185,7 @@ func TestNoteOverLimitsIsRecordedAsBadReply(t *testing.T) {
 	if !errors.Is(err, pipeline.ErrBadReply) {
 		t.Fatalf("err %v", err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	if len(outs) != 1 || outs[0].Note != nil || !strings.Contains(outs[0].Error, "sentence_id") {
 		t.Fatalf("recorded %+v", outs)
 	}

@@ -23,6 +23,7 @@ import (
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 	"github.com/evidenceledger/evidence/ledger/tlogtiles"
 	"github.com/evidenceledger/evidence/pipeline"
+	"github.com/evidenceledger/evidence/summary"
 	"github.com/evidenceledger/evidence/web"
 )
 
@@ -31,7 +32,7 @@ import (
 // them, the tlog tiles and the web handler, on one HTTP server.
 type stack struct {
 	URL  string
-	Log  *ledger.Log
+	Log  *ledger.Appender
 	Svc  *encounter.Service
 	API  pb.EncounterServiceClient
 	Mux  *http.ServeMux
@@ -66,8 +67,15 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l, blob.New(store, nil))
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: devAuth, Inference: pipeline.New(svc, nil, pipeline.Options{})})
+	sums, err := summary.Open(t.TempDir(), l.Log, summary.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopSummaries := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { sums.Follow(ctx); close(followed) }()
+	svc := encounter.New(l.Log, l, blob.New(store, nil), encounter.WithSummaries(sums))
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: devAuth, Inference: pipeline.New(svc, nil, pipeline.Options{})})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +87,7 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 	}
 	mux := http.NewServeMux()
 	gateway.New(conn).Register(mux)
-	(&tlogtiles.Handler{Log: l}).Register(mux)
+	(&tlogtiles.Handler{Log: l.Log}).Register(mux)
 	web.New(web.Options{Audio: svc}).Register(mux)
 	var h http.Handler = mux
 	if front != nil {
@@ -90,6 +98,9 @@ func newStack(t testing.TB, front func(http.Handler) http.Handler) *stack {
 		hs.Close()
 		conn.Close()
 		gs.Stop()
+		stopSummaries()
+		<-followed
+		sums.Close()
 		l.Close()
 		store.Close()
 	})

@@ -79,9 +79,9 @@ func secureStack(t *testing.T, demoSignIn bool) (string, string, map[string]stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l, blob.New(ms, nil))
+	svc := encounter.New(l.Log, l, blob.New(ms, nil))
 	inproc := auth.NewInProcessListener()
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Policy: &auth.Policy{},
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Policy: &auth.Policy{},
 		Auth: func(ctx context.Context, _ string) (auth.Identity, error) {
 			md, _ := metadata.FromIncomingContext(ctx)
 			if p, ok := peer.FromContext(ctx); ok && auth.FromInProcess(p.Addr) && len(md.Get(auth.ForwardedIdentityKey)) == 1 {

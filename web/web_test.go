@@ -54,7 +54,7 @@ func newAudioServer(t *testing.T) *audioServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close(); store.Close() })
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	v, err := demo.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestAudioCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	h := web.New(web.Options{Audio: svc, Caller: func(r *http.Request) (encounter.Caller, error) {
 		if r.Header.Get("Authorization") == "" {
 			return encounter.Caller{}, fmt.Errorf("%w: no token", web.ErrUnauthenticated)

@@ -18,7 +18,7 @@ import (
 
 const origin = "witness.test/log"
 
-func appendN(t *testing.T, l *ledger.Log, n int, tag string) {
+func appendN(t *testing.T, l *ledger.Appender, n int, tag string) {
 	t.Helper()
 	for i := range n {
 		if _, err := l.Append(context.Background(), []ledger.Entry{{Kind: ledger.KindSegment, Tenant: "t", Encounter: "e", Actor: "a", Payload: fmt.Appendf(nil, "%s %d", tag, i)}}); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 
 func benchCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "bench", Short: "Benchmarks (offline, in a scratch directory)"}
-	c.AddCommand(benchAppendCmd(g), benchProofsCmd(g), benchGRPCCmd(g), benchProxyCmd(g), benchSearchCmd(g))
+	c.AddCommand(benchAppendCmd(g), benchProofsCmd(g), benchGRPCCmd(g), benchFloorCmd(g), benchFloorServerCmd(), benchProxyCmd(g), benchSearchCmd(g), benchReadsCmd(g))
 	return c
 }
 
@@ -55,15 +57,27 @@ const benchOrigin = "bench.localhost/log"
 
 func benchAppendCmd(g *globals) *cobra.Command {
 	var backend, dir string
-	var entries, appenders, window, payload int
+	var entries, appenders, window, payload, rounds int
+	var highWater, compare bool
 	c := &cobra.Command{
 		Use:   "append",
 		Short: "Durable append throughput, against the raw backend writing the same batches",
-		Args:  cobra.NoArgs,
+		Long: `Durable append throughput: appenders append entries of --payload bytes, each
+returning once a signed checkpoint covering it is synced. The log keeps its
+high-water checkpoint file as the server does (--highwater=false: without it).
+In the same run the raw backend writes the same batches (ledger/raw).
+
+--compare-highwater instead runs the log --rounds times without and with the
+high-water file, alternating which goes first, and reports both, their ratio,
+the CPU time per entry and the load average.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			open, err := opener(backend)
 			if err != nil {
 				return err
+			}
+			if rounds < 1 {
+				return usageError{"--rounds must be at least 1"}
 			}
 			d, cleanup, err := scratch(dir)
 			if err != nil {
@@ -74,17 +88,21 @@ func benchAppendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := ledgerbench.Append(cmd.Context(), ledgerbench.Config{Open: open, Dir: filepath.Join(d, "store"), Entries: entries,
-				Appenders: appenders, Window: window, PayloadSize: payload}, key, benchOrigin)
+			cfg := ledgerbench.Config{Open: open, Entries: entries, Appenders: appenders, Window: window, PayloadSize: payload}
+			if compare {
+				return compareHighWater(cmd, g, cfg, d, key, backend, rounds)
+			}
+			cfg.Dir, cfg.HighWater = filepath.Join(d, "store"), highWater
+			r, err := ledgerbench.Append(cmd.Context(), cfg, key, benchOrigin)
 			if err != nil {
 				return err
 			}
 			out := map[string]any{"backend": backend, "entries": r.Entries, "batches": r.Batches, "appenders": appenders, "window": window,
-				"payload_bytes": payload, "ledger_entries_per_sec": r.LedgerPerSec, "raw_entries_per_sec": r.RawPerSec,
-				"ledger_raw_ratio": r.LedgerRawRate, "p50_ms": ms2(r.LatencyP50), "p99_ms": ms2(r.LatencyP99)}
+				"payload_bytes": payload, "highwater": highWater, "ledger_entries_per_sec": r.LedgerPerSec, "raw_entries_per_sec": r.RawPerSec,
+				"ledger_raw_ratio": r.LedgerRawRate, "p50_ms": ms2(r.LatencyP50), "p99_ms": ms2(r.LatencyP99), "cpu_us_per_entry": us2(r.CPUPerEntry)}
 			return g.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "backend\t%s\nentries\t%d in %d batches\nappenders\t%d, window %d\nledger\t%.0f entries/s (p50 %v, p99 %v)\nraw\t%.0f entries/s\nledger/raw\t%.2f\n",
-					backend, r.Entries, r.Batches, appenders, window, r.LedgerPerSec, r.LatencyP50, r.LatencyP99, r.RawPerSec, r.LedgerRawRate)
+				fmt.Fprintf(w, "backend\t%s\nentries\t%d in %d batches\nappenders\t%d, window %d\nhigh-water file\t%v\nledger\t%.0f entries/s (p50 %v, p99 %v, CPU %v per entry)\nraw\t%.0f entries/s\nledger/raw\t%.2f\n",
+					backend, r.Entries, r.Batches, appenders, window, highWater, r.LedgerPerSec, r.LatencyP50, r.LatencyP99, r.CPUPerEntry, r.RawPerSec, r.LedgerRawRate)
 			})
 		},
 	}
@@ -95,8 +113,99 @@ func benchAppendCmd(g *globals) *cobra.Command {
 	f.IntVar(&appenders, "appenders", 64, "concurrent appenders")
 	f.IntVar(&window, "window", 1, "appends each appender keeps in flight")
 	f.IntVar(&payload, "payload", 512, "payload bytes per entry")
+	f.BoolVar(&highWater, "highwater", true, "keep the high-water checkpoint file, as the server does")
+	f.BoolVar(&compare, "compare-highwater", false, "measure the log without and with the high-water file, --rounds times each (no raw run)")
+	f.IntVar(&rounds, "rounds", 3, "rounds of --compare-highwater")
 	return c
 }
+
+// compareHighWater runs the log without and with its high-water file,
+// rounds times, alternating the order, each in a fresh store.
+func compareHighWater(cmd *cobra.Command, g *globals, cfg ledgerbench.Config, d string, key *ledger.Key, backend string, rounds int) error {
+	cfg.NoRaw = true
+	load0 := loadAverage()
+	type run struct {
+		Round     int     `json:"round"`
+		HighWater bool    `json:"highwater"`
+		PerSec    float64 `json:"entries_per_sec"`
+		P50       float64 `json:"p50_ms"`
+		P99       float64 `json:"p99_ms"`
+		CPU       float64 `json:"cpu_us_per_entry"`
+		PerBatch  float64 `json:"entries_per_batch"`
+	}
+	var runs []run
+	var ratios, cpuOff, cpuOn []float64
+	for i := range rounds {
+		order := []bool{false, true}
+		if i%2 == 1 {
+			order = []bool{true, false}
+		}
+		var perSec [2]float64
+		for _, hw := range order {
+			c := cfg
+			c.HighWater = hw
+			c.Dir = filepath.Join(d, fmt.Sprintf("store-%d-%v", i, hw))
+			r, err := ledgerbench.Append(cmd.Context(), c, key, benchOrigin)
+			if err != nil {
+				return err
+			}
+			os.RemoveAll(c.Dir)
+			os.Remove(c.Dir + ".highwater")
+			runs = append(runs, run{Round: i + 1, HighWater: hw, PerSec: r.LedgerPerSec, P50: ms2(r.LatencyP50), P99: ms2(r.LatencyP99),
+				CPU: us2(r.CPUPerEntry), PerBatch: float64(r.Entries) / float64(max(r.Batches, 1))})
+			if hw {
+				perSec[1] = r.LedgerPerSec
+				cpuOn = append(cpuOn, us2(r.CPUPerEntry))
+			} else {
+				perSec[0] = r.LedgerPerSec
+				cpuOff = append(cpuOff, us2(r.CPUPerEntry))
+			}
+		}
+		ratios = append(ratios, perSec[1]/perSec[0])
+	}
+	load1 := loadAverage()
+	out := map[string]any{"backend": backend, "entries": cfg.Entries, "appenders": cfg.Appenders, "window": cfg.Window, "payload_bytes": cfg.PayloadSize,
+		"runs": runs, "median_ratio_with_without": median(ratios), "median_cpu_us_per_entry_without": median(cpuOff),
+		"median_cpu_us_per_entry_with": median(cpuOn), "load_average_before": load0, "load_average_after": load1}
+	return g.print(out, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "backend\t%s, %d entries of %d bytes, %d appenders, window %d\n", backend, cfg.Entries, cfg.PayloadSize, cfg.Appenders, cfg.Window)
+		fmt.Fprintf(w, "round\thigh-water file\tentries/s\tp50 ms\tp99 ms\tCPU µs/entry\tentries/commit\n")
+		for _, r := range runs {
+			fmt.Fprintf(w, "%d\t%v\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\n", r.Round, r.HighWater, r.PerSec, r.P50, r.P99, r.CPU, r.PerBatch)
+		}
+		fmt.Fprintf(w, "with/without\t%.3f (median of %d rounds; each %v)\n", median(ratios), rounds, ratios)
+		fmt.Fprintf(w, "CPU µs/entry\twithout %.2f, with %.2f (medians)\n", median(cpuOff), median(cpuOn))
+		fmt.Fprintf(w, "load average\t%s before, %s after\n", load0, load1)
+	})
+}
+
+// loadAverage is the first three fields of /proc/loadavg, or "" where
+// there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func us2(d time.Duration) float64 { return float64(d.Nanoseconds()/10) / 100 }
 
 func ms2(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -147,7 +256,7 @@ func benchProofsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fill := time.Since(start)
-			inc, con, err := ledgerbench.ProofLatency(l, samples, 1)
+			inc, con, err := ledgerbench.ProofLatency(l.Log, samples, 1)
 			if err != nil {
 				return err
 			}

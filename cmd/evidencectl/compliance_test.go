@@ -55,13 +55,17 @@ func startCtlServer(t *testing.T) *ctlServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer})
+	// The high-water checkpoint, as the server keeps it: verify --data-dir
+	// holds the store to it.
+	l, err := ledger.Open(store, ledger.Options{Origin: ctlOrigin, Key: key, Sealer: sealer,
+		HighWater: ledger.HighWaterFile(filepath.Join(dir, ledger.HighWaterFileName))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	blobs := blob.New(store, sealer)
-	svc := encounter.New(l, blobs, encounter.WithAccessTrail())
-	cs, err := compliance.New(compliance.Config{Log: l, Encounters: svc, Blobs: blobs, Keys: sealer})
+	keys := envelope.NewKeys(sealer, store)
+	svc := encounter.New(l.Log, l, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys))
+	cs, err := compliance.New(compliance.Config{Log: l.Log, Encounters: svc, Blobs: blobs, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +77,7 @@ func startCtlServer(t *testing.T) *ctlServer {
 		}
 		return id, nil
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: authn, Compliance: cs})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: authn, Compliance: cs})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 )
@@ -37,41 +38,83 @@ func encounterCmd(g *globals) *cobra.Command {
 
 func encounterListCmd(g *globals) *cobra.Command {
 	var pageSize int32
-	var all bool
+	var all, unresolved bool
+	var status, patient, from, to, token string
 	c := &cobra.Command{
-		Use:   "list",
-		Short: "List encounters",
-		Args:  cobra.NoArgs,
+		Use:   "list [--status S] [--unresolved] [--patient-ref R] [--updated-from T --updated-to T]",
+		Short: "List encounters, the most recently written first",
+		Long: `List the tenant's encounters, the most recently written first, one page at
+a time (--all follows the pages to the end). Filters: the note's status
+(none, drafted, signed), unresolved flagged sentences, the patient
+reference, and the time of the last write (RFC 3339 or a date, midnight
+UTC; --updated-to is exclusive). Without --all, a following page is
+announced on stderr with its --page-token.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &pb.ListEncountersRequest{PageSize: pageSize, PageToken: token, HasUnresolvedFlags: unresolved, PatientRef: patient}
+			if status != "" {
+				st, ok := pb.NoteStatus_value["NOTE_STATUS_"+strings.ToUpper(status)]
+				if !ok || st == 0 {
+					return usageError{"--status must be none, drafted or signed"}
+				}
+				req.NoteStatus = pb.NoteStatus(st)
+			}
+			for _, t := range []struct {
+				flag, v string
+				dst     **timestamppb.Timestamp
+			}{{"--updated-from", from, &req.UpdateTimeStart}, {"--updated-to", to, &req.UpdateTimeEnd}} {
+				if t.v == "" {
+					continue
+				}
+				ts, err := parseTime(t.v)
+				if err != nil {
+					return usageError{t.flag + ": " + err.Error()}
+				}
+				*t.dst = timestamppb.New(ts)
+			}
 			c, err := g.dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			resp := &pb.ListEncountersResponse{}
-			token := ""
 			for {
-				page, err := c.Encounters.ListEncounters(g.ctx(cmd.Context()), &pb.ListEncountersRequest{PageSize: pageSize, PageToken: token})
+				page, err := c.Encounters.ListEncounters(g.ctx(cmd.Context()), req)
 				if err != nil {
 					return err
 				}
 				resp.Encounters = append(resp.Encounters, page.GetEncounters()...)
-				resp.NextPageToken = page.GetNextPageToken()
+				resp.NextPageToken, resp.TreeSize = page.GetNextPageToken(), page.GetTreeSize()
 				if !all || page.GetNextPageToken() == "" {
 					break
 				}
-				token = page.GetNextPageToken()
+				req.PageToken = page.GetNextPageToken()
+			}
+			if !all && resp.GetNextPageToken() != "" && !g.json {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --page-token %s\n", resp.GetNextPageToken())
 			}
 			return g.printProto(resp, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ENCOUNTER\tTITLE\tCREATED\tENTRIES")
+				fmt.Fprintln(w, "ENCOUNTER\tTITLE\tUPDATED\tNOTE\tFLAGGED\tUNRESOLVED\tENTRIES")
 				for _, e := range resp.GetEncounters() {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", e.GetEncounterId(), e.GetTitle(), e.GetCreateTime().AsTime().Format("2006-01-02 15:04"), e.GetEntryCount())
+					title := e.GetTitle()
+					if e.GetRedacted() {
+						title = "(shredded)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", e.GetEncounterId(), title, e.GetUpdateTime().AsTime().Format("2006-01-02 15:04"),
+						strings.ToLower(strings.TrimPrefix(e.GetNoteStatus().String(), "NOTE_STATUS_")), e.GetFlaggedSentences(), e.GetUnresolvedSentences(), e.GetEntryCount())
 				}
 			})
 		},
 	}
-	c.Flags().Int32Var(&pageSize, "page-size", 0, "encounters per page (server default 50)")
-	c.Flags().BoolVar(&all, "all", true, "follow page tokens to the end")
+	f := c.Flags()
+	f.StringVar(&status, "status", "", "only notes in this status: none, drafted or signed")
+	f.BoolVar(&unresolved, "unresolved", false, "only encounters with unresolved flagged sentences")
+	f.StringVar(&patient, "patient-ref", "", "only encounters of this patient reference")
+	f.StringVar(&from, "updated-from", "", "only encounters last written at or after this time")
+	f.StringVar(&to, "updated-to", "", "only encounters last written before this time")
+	f.Int32Var(&pageSize, "page-size", 0, "encounters per page (server default 50, at most 500)")
+	f.StringVar(&token, "page-token", "", "continue from a previous page")
+	f.BoolVar(&all, "all", false, "follow page tokens to the end")
 	return c
 }
 

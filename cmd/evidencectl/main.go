@@ -117,7 +117,7 @@ func newRoot(g *globals) *cobra.Command {
 	f.StringArrayVar(&g.witnesses, "witness-key", nil, "trust only checkpoints cosigned by this witness (a cosignature/v1 verifier key); repeatable")
 	f.IntVar(&g.witnessQuorum, "witness-quorum", 0, "cosignatures from --witness-key keys a checkpoint needs (0: all)")
 	f.BoolVar(&g.useTLS, "tls", os.Getenv("EVIDENCE_TLS") != "", "use TLS with the system's CAs (EVIDENCE_TLS); implied by --ca and --cert")
-	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), recoverCmd(g), searchCmd(g), indexCmd(g), clusterCmd(g), keyringCmd(g))
+	root.AddCommand(tokenCmd(g), logCmd(g), encounterCmd(g), noteCmd(g), segmentsCmd(g), alignCmd(g), benchCmd(g), verifyCmd(g), recoverCmd(g), searchCmd(g), indexCmd(g), summariesCmd(g), clusterCmd(g), keyringCmd(g))
 	root.AddCommand(complianceCmds(g)...)
 	return root
 }

@@ -31,7 +31,7 @@ func TestNoteGenerate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(kv, nil))
+	svc := encounter.New(l.Log, l, blob.New(kv, nil))
 	caller := encounter.Caller{Tenant: "clinic-a", Actor: "dr.a"}
 	info, _, err := svc.Create(context.Background(), caller, "Cough", "")
 	if err != nil {
@@ -47,7 +47,7 @@ func TestNoteGenerate(t *testing.T) {
 		md, _ := metadata.FromIncomingContext(ctx)
 		return auth.Identity{Tenant: md.Get("x-evidence-tenant")[0], Subject: "cli", Role: auth.RoleAdmin}, nil
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: authn, Inference: pipeline.New(svc, nil, pipeline.Options{})})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: authn, Inference: pipeline.New(svc, nil, pipeline.Options{})})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

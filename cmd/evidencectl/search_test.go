@@ -42,7 +42,7 @@ func startSearchServer(t *testing.T) *searchServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	ctx := context.Background()
 	c := encounter.Caller{Tenant: "clinic-a", Actor: "svc:asr"}
 	info, _, err := svc.Create(ctx, c, "Chest pain", "")
@@ -71,7 +71,7 @@ func startSearchServer(t *testing.T) *searchServer {
 		}
 		return id, nil
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: authn, Search: x})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: authn, Search: x})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func TestTLSFlags(t *testing.T) {
 	}
 	defer l.Close()
 	authn := &auth.Authenticators{Certificates: true}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: encounter.New(l, blob.New(store, nil)), Policy: &auth.Policy{},
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: encounter.New(l.Log, l, blob.New(store, nil)), Policy: &auth.Policy{},
 		Auth: func(ctx context.Context, _ string) (auth.Identity, error) { return certIdentity(ctx, authn) }},
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, ClientCAs: clientCA.Pool(), ClientAuth: tls.VerifyClientCertIfGiven})))
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")

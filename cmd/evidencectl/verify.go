@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/grpcapi/client"
 	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/ledger/storage"
@@ -32,9 +33,10 @@ func verifyCmd(g *globals) *cobra.Command {
 		Short: "Check a whole log: offline (--data-dir, server stopped) or through a server's API (--server)",
 		Long: `Check a whole log and exit with status 3 if anything is wrong.
 
---data-dir DIR (server stopped): every leaf, tile, checkpoint, chain and payload; the
-payloads are opened with the keyring (<data-dir>/keyring.json, or --keyring), and
-shredded ones are reported as redacted. The store is opened read-only: no file of the
+--data-dir DIR (server stopped): every leaf, tile, checkpoint, chain and payload, and
+every blob (audio recording) against its hash; the payloads and blobs are opened with
+the keyring (<data-dir>/keyring.json, or --keyring), and shredded payloads are reported
+as redacted. The store is opened read-only: no file of the
 data directory changes. The store must hold the tree of the high-water checkpoint
 (<data-dir>/highwater.checkpoint) and of every --trusted-checkpoint FILE (a signed
 checkpoint saved from /checkpoint, a witness's cosigned copy, or evidencectl's state
@@ -74,7 +76,7 @@ readable remotely, so they are not checked; the report says so.`,
 			}
 			if s == nil {
 				rep := &ledger.VerifyReport{Problems: []ledger.Problem{*damaged}}
-				if err := printReport(g, rep); err != nil {
+				if err := printReport(g, rep, 0); err != nil {
 					return err
 				}
 				return verifyFailed{1}
@@ -108,7 +110,20 @@ readable remotely, so they are not checked; the report says so.`,
 			if damaged != nil {
 				rep.Problems = append([]ledger.Problem{*damaged}, rep.Problems...)
 			}
-			if err := printReport(g, rep); err != nil {
+			// The blobs (audio recordings), which the log names by hash.
+			var chunks blob.Sealer
+			if bs, ok := sealer.(blob.Sealer); ok {
+				chunks = bs
+			}
+			blobs, bad, err := blob.New(s, chunks).Check()
+			if err != nil {
+				return err
+			}
+			for _, b := range bad {
+				rep.Problems = append(rep.Problems, ledger.Problem{Check: "blob", Index: -1,
+					Detail: fmt.Sprintf("blob %s of encounter %s does not read back whole: %v", b.Hash, b.Scope.Encounter, b.Err)})
+			}
+			if err := printReport(g, rep, blobs); err != nil {
 				return err
 			}
 			if len(rep.Problems) > 0 {
@@ -252,13 +267,16 @@ func bar(done, total int64) string {
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
 }
 
-func printReport(g *globals, rep *ledger.VerifyReport) error {
+func printReport(g *globals, rep *ledger.VerifyReport, blobs int) error {
 	if g.json {
-		return json.NewEncoder(g.stdout).Encode(rep)
+		return json.NewEncoder(g.stdout).Encode(struct {
+			*ledger.VerifyReport
+			Blobs int `json:"blobs"`
+		}{rep, blobs})
 	}
 	return g.print(nil, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "tree size\t%d\nroot hash\t%s\nentries checked\t%d\ncheckpoints\t%d\nencounters\t%d\npayloads checked\t%d\npayloads redacted\t%d\n",
-			rep.TreeSize, rep.RootHash, rep.Leaves, rep.Checkpoints, rep.Encounters, rep.Payloads, rep.Redacted)
+		fmt.Fprintf(w, "tree size\t%d\nroot hash\t%s\nentries checked\t%d\ncheckpoints\t%d\nencounters\t%d\npayloads checked\t%d\npayloads redacted\t%d\nblobs checked\t%d\n",
+			rep.TreeSize, rep.RootHash, rep.Leaves, rep.Checkpoints, rep.Encounters, rep.Payloads, rep.Redacted, blobs)
 		for _, p := range rep.Problems {
 			switch p.Check {
 			case "store":

@@ -175,9 +175,11 @@ type raftMember struct {
 	closed sync.Once
 }
 
-// newMember opens the raft log under <data-dir>/raft and listens on the
-// raft address; the node starts with start, once the log is open.
-func newMember(cfg config, sec *security, ledgerStore storage.Store, apiAddr string, logger *slog.Logger) (*raftMember, error) {
+// startMember opens the raft log under <data-dir>/raft, listens on the raft
+// address and starts the raft node on rep; it joins the cluster at the
+// configured address in the background, retrying until ctx is done. The
+// sealer learns of the key writes other nodes replicate.
+func startMember(ctx context.Context, cfg config, sec *security, local storage.Store, rep *ledger.Replica, sealer *envelope.Sealer, apiAddr string, logger *slog.Logger) (*raftMember, error) {
 	c := cfg.Cluster
 	logger = logger.With("component", "cluster")
 	host, _, _ := net.SplitHostPort(c.RaftAddr)
@@ -201,14 +203,40 @@ func newMember(cfg config, sec *security, ledgerStore storage.Store, apiAddr str
 		raftKV.Close()
 		return nil, fmt.Errorf("--raft-addr: %w", err)
 	}
+	var onWrite func([]ledger.WriteOp)
+	var onRestore func()
+	if sealer != nil {
+		onWrite = func(ops []ledger.WriteOp) {
+			for _, op := range ops {
+				sealer.Observe(op.Key, op.Delete)
+			}
+		}
+		onRestore = sealer.ForgetAll
+	}
 	node, err := cluster.New(cluster.Config{ID: c.NodeID, RaftAddr: string(tcp.Transport().LocalAddr()), APIAddr: apiAddr, Dir: dir,
-		RaftStore: raftKV, Transport: tcp.Transport(), Peers: tcp, Bootstrap: c.Bootstrap, Logger: logger, Fast: c.fast})
+		RaftStore: raftKV, Transport: tcp.Transport(), Peers: tcp, Bootstrap: c.Bootstrap, Logger: logger, Fast: c.fast,
+		OnWrite: onWrite, OnRestore: onRestore}, rep)
 	if err != nil {
 		tcp.Close()
 		raftKV.Close()
 		return nil, err
 	}
-	return &raftMember{node: node, tcp: tcp, raftKV: raftKV, store: cluster.NewStore(node, ledgerStore), logger: logger}, nil
+	m := &raftMember{node: node, tcp: tcp, raftKV: raftKV, store: cluster.NewStore(node, local), logger: logger}
+	tcp.Serve(node)
+	logger.Info("cluster member started", "node_id", c.NodeID, "raft_addr", string(tcp.Transport().LocalAddr()), "bootstrap", c.Bootstrap, "join", c.Join)
+	if c.Join != "" {
+		go func() {
+			start := time.Now()
+			if err := node.Join(ctx, c.Join); err != nil {
+				if ctx.Err() == nil {
+					logger.Error("joining the cluster failed", "join", c.Join, "error", err.Error())
+				}
+				return
+			}
+			logger.Info("joined the cluster", "join", c.Join, "join_ms", time.Since(start).Milliseconds(), "tree_size", rep.Size())
+		}()
+	}
+	return m, nil
 }
 
 func loopbackHost(host string) bool {
@@ -264,29 +292,6 @@ func raftTLS(sec *security, ca string) (*tls.Config, error) {
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: sec.tls.Certificates, RootCAs: pool,
 		ClientAuth: tls.RequireAnyClientCert, VerifyPeerCertificate: verify}, nil
-}
-
-// start starts raft and the node-to-node RPCs, and joins the cluster at
-// join in the background, retrying until ctx is done.
-func (m *raftMember) start(ctx context.Context, c clusterConfig, log *ledger.Log) error {
-	if err := m.node.Start(log); err != nil {
-		return err
-	}
-	m.tcp.Serve(m.node)
-	m.logger.Info("cluster member started", "node_id", c.NodeID, "raft_addr", string(m.tcp.Transport().LocalAddr()), "bootstrap", c.Bootstrap, "join", c.Join)
-	if c.Join != "" {
-		go func() {
-			start := time.Now()
-			if err := m.node.Join(ctx, c.Join); err != nil {
-				if ctx.Err() == nil {
-					m.logger.Error("joining the cluster failed", "join", c.Join, "error", err.Error())
-				}
-				return
-			}
-			m.logger.Info("joined the cluster", "join", c.Join, "join_ms", time.Since(start).Milliseconds(), "tree_size", log.Size())
-		}()
-	}
-	return nil
 }
 
 // close stops raft, then the network side; the caller closes the ledger

@@ -15,7 +15,8 @@ import (
 // setupEncryption opens the keyring (keyringPath, or <dataDir>/keyring.json
 // when empty), creating it with mode 0600 on first start, and returns the
 // envelope sealer for everything the server stores: pass it as
-// ledger.Options.Sealer and to blob.New. A keyring that group or others can
+// ledger.Options.Sealer and to blob.New, and make its Keys
+// (envelope.NewKeys) for the encounter service and shredding. A keyring that group or others can
 // read is refused. It must be in place from the first start: payloads
 // stored before without it are not encrypted and will not open.
 func setupEncryption(dataDir, keyringPath string, store storage.Store, logger *slog.Logger) (*envelope.Sealer, error) {
@@ -34,11 +35,11 @@ func setupEncryption(dataDir, keyringPath string, store storage.Store, logger *s
 // newCompliance returns the ComplianceService backend: provenance reports,
 // the access trail and crypto-shredding. idx may be nil (no search index);
 // otherwise shredding removes the encounter's documents from it.
-func newCompliance(log *ledger.Log, svc *encounter.Service, blobs *blob.Store, sealer *envelope.Sealer, idx compliance.IndexEraser) (*compliance.Service, error) {
+func newCompliance(log *ledger.Log, svc *encounter.Service, blobs *blob.Store, keys compliance.KeyShredder, idx compliance.IndexEraser) (*compliance.Service, error) {
 	if !svc.AccessTrail() {
 		return nil, fmt.Errorf("the encounter service must record accesses: create it with encounter.WithAccessTrail()")
 	}
-	cfg := compliance.Config{Log: log, Encounters: svc, Blobs: blobs, Keys: sealer}
+	cfg := compliance.Config{Log: log, Encounters: svc, Blobs: blobs, Keys: keys}
 	if idx != nil {
 		cfg.Index = idx
 	}

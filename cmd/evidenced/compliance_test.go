@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
@@ -42,7 +43,7 @@ import (
 type stack struct {
 	cfg    config
 	store  storage.Store
-	log    *ledger.Log
+	log    *ledger.Appender
 	sealer *envelope.Sealer
 	index  *index.Index
 	addr   string
@@ -58,6 +59,20 @@ const proxiedNote = "Subjective: The proxied patient reports a marigold-coloured
 
 // proxiedTexts are distinctive parts of proxiedNote.
 var proxiedTexts = []string{"marigold-coloured rash on both forearms", "proxied emollient twice daily"}
+
+// waitSpooled waits until the proxy's spool holds something.
+func waitSpooled(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.Size() > 0 {
+				return
+			}
+		}
+	}
+	t.Fatal("nothing was spooled")
+}
 
 // proxyCalls sends n chat completions through the stack's recording proxy.
 func proxyCalls(t *testing.T, s *stack, n int) {
@@ -100,8 +115,14 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 		t.Fatal(err)
 	}
 	blobs := blob.New(s.store, blobSealer)
-	svc := encounter.New(s.log, blobs, encounter.WithAccessTrail())
-	idx, stopIndex, err := startIndex(context.Background(), dataDir, s.log, logger)
+	encOpts := []encounter.Option{encounter.WithAccessTrail()}
+	var keys *envelope.Keys
+	if encrypted {
+		keys = envelope.NewKeys(s.sealer, s.store)
+		encOpts = append(encOpts, encounter.WithKeys(keys))
+	}
+	svc := encounter.New(s.log.Log, s.log, blobs, encOpts...)
+	idx, stopIndex, err := startIndex(context.Background(), dataDir, s.log.Log, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +137,7 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 	if encrypted {
 		spoolSealer = s.sealer
 	}
-	inf, err := setupInference(icfg, dataDir, s.log, svc, spoolSealer, nil, logger)
+	inf, err := setupInference(icfg, dataDir, s.log.Log, svc, spoolSealer, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +147,9 @@ func startStack(t *testing.T, dataDir, engine string, encrypted bool) *stack {
 	}))
 	t.Cleanup(chat.Close)
 	s.chatURL = chat.URL
-	gcfg := grpcapi.Config{Log: s.log, Encounters: svc, Auth: devAuthenticator, Search: idx, Inference: inf.Pipeline}
+	gcfg := grpcapi.Config{Log: s.log.Log, Encounters: svc, Auth: devAuthenticator, Search: idx, Inference: inf.Pipeline}
 	if encrypted {
-		if gcfg.Compliance, err = newCompliance(s.log, svc, blobs, s.sealer, idx); err != nil {
+		if gcfg.Compliance, err = newCompliance(s.log.Log, svc, blobs, keys, idx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,8 +274,12 @@ func TestEncryptionAtRest(t *testing.T) {
 				c.Close()
 				proxyCalls(t, s, 5)
 				waitApplied(t, s.index, s.log.Size())
-				// The proxy's spool holds the calls (its active segment
-				// stays while the server runs).
+				// Calls that cannot be recorded wait in the proxy's spool
+				// (its active segment stays while the server runs): close
+				// the log under the proxy and send more.
+				s.log.Close()
+				proxyCalls(t, s, 2)
+				waitSpooled(t, filepath.Join(dir, "proxy-spool"))
 				inSpool := found(t, filepath.Join(dir, "proxy-spool"), proxiedTexts)
 				// Scan while the server runs (the engines' write-ahead logs
 				// hold recent writes uncompressed) and again once stopped

@@ -22,6 +22,8 @@ type config struct {
 	Demo     bool   `json:"demo"`
 	Search   bool   `json:"search"`
 	LogLevel string `json:"log_level"`
+	// StateCacheMB bounds the decoded visits kept in memory.
+	StateCacheMB int `json:"state_cache_mb"`
 
 	Inference inferenceConfig `json:"inference"`
 	Security  securityConfig  `json:"security"`
@@ -31,16 +33,17 @@ type config struct {
 
 func defaults() config {
 	return config{
-		DataDir:   "data",
-		GRPCAddr:  "127.0.0.1:7070",
-		HTTPAddr:  "127.0.0.1:8080",
-		Storage:   "pebble",
-		Search:    true,
-		Origin:    "evidence.localhost/log",
-		LogLevel:  "info",
-		Inference: defaultInference(),
-		Security:  defaultSecurity(),
-		Witness:   witnessConfig{Interval: time.Second},
+		DataDir:      "data",
+		GRPCAddr:     "127.0.0.1:7070",
+		HTTPAddr:     "127.0.0.1:8080",
+		Storage:      "pebble",
+		Search:       true,
+		Origin:       "evidence.localhost/log",
+		LogLevel:     "info",
+		StateCacheMB: 256,
+		Inference:    defaultInference(),
+		Security:     defaultSecurity(),
+		Witness:      witnessConfig{Interval: time.Second},
 	}
 }
 
@@ -61,6 +64,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo encounter once")
 	fs.BoolVar(&c.Search, "search", c.Search, "maintain the full-text search index (a view of the log) and serve SearchService")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.IntVar(&c.StateCacheMB, "state-cache-mb", c.StateCacheMB, "memory for decoded visits kept between reads, in MiB (estimated)")
 	addInferenceFlags(fs, &c.Inference)
 	addSecurityFlags(fs, &c.Security)
 	addClusterFlags(fs, &c.Cluster)
@@ -114,6 +118,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if err := c.Cluster.validate(); err != nil {
 		return c, err
 	}
+	if c.StateCacheMB < 1 {
+		return c, fmt.Errorf("--state-cache-mb must be at least 1, not %d", c.StateCacheMB)
+	}
 	if c.Storage != "pebble" && c.Storage != "badger" {
 		return c, fmt.Errorf("--storage must be pebble or badger, not %q", c.Storage)
 	}
@@ -138,6 +145,8 @@ func applyFromFile(c, file *config, name string) {
 		c.Search = file.Search
 	case "log-level":
 		c.LogLevel = file.LogLevel
+	case "state-cache-mb":
+		c.StateCacheMB = file.StateCacheMB
 	default:
 		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) && !applySecurityFromFile(&c.Security, &file.Security, name) &&
 			!applyClusterFromFile(&c.Cluster, &file.Cluster, name) {

@@ -64,7 +64,7 @@ func TestInferenceFlags(t *testing.T) {
 	}
 }
 
-func newLedger(t *testing.T) (*ledger.Log, *encounter.Service) {
+func newLedger(t *testing.T) (*ledger.Appender, *encounter.Service) {
 	t.Helper()
 	kv := memstore.New()
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), "evidenced.test/log")
@@ -76,7 +76,7 @@ func newLedger(t *testing.T) (*ledger.Log, *encounter.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return l, encounter.New(l, blob.New(kv, nil))
+	return l, encounter.New(l.Log, l, blob.New(kv, nil))
 }
 
 // TestSetupInferenceServesEverything wires setupInference as main does and
@@ -95,11 +95,11 @@ func TestSetupInferenceServesEverything(t *testing.T) {
 	cfg.KServeAddr, cfg.KServeModel = kaddr, "fake-llm"
 	cfg.OpenAIUpstream, cfg.KServeUpstream = chat.URL, kaddr
 	data := t.TempDir()
-	in, err := setupInference(cfg, data, l, svc, nil, nil, slog.New(slog.DiscardHandler))
+	in, err := setupInference(cfg, data, l.Log, svc, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: devAuthenticator, Inference: in.Pipeline, KServeProxy: in.KServeProxy})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: devAuthenticator, Inference: in.Pipeline, KServeProxy: in.KServeProxy})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

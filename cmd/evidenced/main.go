@@ -115,50 +115,64 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return fmt.Errorf("the %s store does not open: %w. If it is damaged, restore the data directory from the newest backup or a cluster member (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", cfg.Storage, err)
 	}
 	defer store.Close()
-	// writes is the ledger's store for everything that writes it beside
-	// the log: blobs and the sealer's wrapped data keys. In a cluster its
-	// writes go through raft, so that every node holds them.
-	var writes storage.Store = store
-	var mem *raftMember
-	var replicator ledger.Replicator
+	// The sealer reads wrapped data keys from the local store; Keys makes
+	// and destroys them through writes.
+	sealer, err := openSealer(cfg, store, logger)
+	if err != nil {
+		return err
+	}
+	opts := ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer,
+		HighWater: ledger.HighWaterFile(filepath.Join(cfg.DataDir, ledger.HighWaterFileName))}
+	// log is what the server reads; app appends to it: the ledger's own
+	// Appender on a single node, the raft node in a cluster. writes is the
+	// ledger's store for everything that writes it beside the log (blobs,
+	// wrapped data keys); in a cluster its writes go through raft too, so
+	// that every node holds them.
+	var (
+		log      *ledger.Log
+		app      encounter.Appender
+		writes   storage.Store = store
+		mem      *raftMember
+		closeLog func() error
+	)
+	start := time.Now()
 	if clustered {
-		if mem, err = newMember(cfg, sec, store, grpcLis.Addr().String(), logger); err != nil {
+		rep, err := ledger.OpenReplica(store, opts)
+		if err != nil {
+			return openError(err)
+		}
+		if mem, err = startMember(ctx, cfg, sec, store, rep, sealer, grpcLis.Addr().String(), logger); err != nil {
+			rep.Close()
 			return err
 		}
 		defer mem.raftKV.Close()
-		writes, replicator = mem.store, mem.node
-	}
-	closeMember := func() {
-		if mem != nil {
-			mem.close()
+		log, app, writes = rep.Log, mem.node, mem.store
+		closeLog = func() error { mem.close(); return rep.Close() } // raft stops applying before the log closes
+	} else {
+		a, err := ledger.Open(store, opts)
+		if err != nil {
+			return openError(err)
 		}
+		log, app, closeLog = a.Log, a, a.Close
 	}
-	sealer, err := openSealer(cfg, writes, logger)
-	if err != nil {
-		closeMember()
-		return err
-	}
-	start := time.Now()
-	log, err := ledger.Open(store, ledger.Options{Origin: cfg.Origin, Key: key, Sealer: sealer, Replicator: replicator,
-		HighWater: ledger.HighWaterFile(filepath.Join(cfg.DataDir, ledger.HighWaterFileName))})
-	if err != nil {
-		closeMember()
-		return openError(err)
-	}
-	defer log.Close()
-	defer closeMember() // before the log closes
-	if mem != nil {
-		if err := mem.start(ctx, cfg.Cluster, log); err != nil {
-			return err
-		}
-	}
+	defer closeLog()
 	logger.Info("log opened", "origin", cfg.Origin, "storage", cfg.Storage, "tree_size", log.Size(),
 		"open_ms", time.Since(start).Milliseconds(), "verifier_key", log.VerifierKey())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLogCollector(log))
+	keys := envelope.NewKeys(sealer, writes)
 	blobs := blob.New(writes, sealer)
-	svc := encounter.New(log, blobs, encounter.WithAccessTrail())
+	// The encounter summaries are a view of the log that the visit list
+	// reads; every node, cluster member or not, keeps its own.
+	sums, stopSummaries, err := startSummaries(ctx, cfg.DataDir, log, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSummaries()
+	svc := encounter.New(log, app, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys), encounter.WithSummaries(sums),
+		encounter.WithStateCacheBytes(int64(cfg.StateCacheMB)<<20))
+	reg.MustRegister(newReadCollector(svc, sums))
 	// The search index is a view of the log, optional for nodes that only
 	// ingest; without it SearchService is not served.
 	var idx *index.Index
@@ -176,7 +190,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	comp, err := newCompliance(log, svc, blobs, sealer, eraser)
+	comp, err := newCompliance(log, svc, blobs, keys, eraser)
 	if err != nil {
 		return err
 	}
@@ -274,10 +288,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		logger.Error("proxied calls left in the spool for the next start", "error", err.Error())
 	}
 	stopIndex()
-	// Raft stops applying before the log closes.
-	closeMember()
-	// Close drains appends already accepted before storage closes.
-	log.Close()
+	stopSummaries()
+	// Close drains appends already accepted before storage closes; in a
+	// cluster raft stops applying first.
+	closeLog()
 	logger.Info("stopped", "tree_size", log.Size())
 	return nil
 }
@@ -298,18 +312,18 @@ func openError(err error) error {
 }
 
 // openSealer opens the keyring and the sealer that encrypts payloads and
-// audio at rest; in a cluster, with the cluster's keyring (see
-// openClusterKeyring), its wrapped data keys written through writes.
-func openSealer(cfg config, writes storage.Store, logger *slog.Logger) (*envelope.Sealer, error) {
+// audio at rest, reading wrapped data keys from store; in a cluster, with
+// the cluster's keyring (see openClusterKeyring).
+func openSealer(cfg config, store storage.Store, logger *slog.Logger) (*envelope.Sealer, error) {
 	if !cfg.Cluster.enabled() {
-		return setupEncryption(cfg.DataDir, "", writes, logger)
+		return setupEncryption(cfg.DataDir, "", store, logger)
 	}
 	kr, err := openClusterKeyring(cfg.DataDir, cfg.Cluster, cfg.Demo)
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("encryption at rest", "keyring", envelope.DefaultKeyringPath(cfg.DataDir), "tenant_keys", len(kr.Keys()), "physical_key_erasure", true, "cluster", true)
-	return envelope.New(writes, kr, envelope.Options{}), nil
+	return envelope.New(store, kr, envelope.Options{}), nil
 }
 
 // slogErrorLog sends net/http's own error lines (TLS handshake failures,

@@ -36,6 +36,7 @@ import (
 	"github.com/evidenceledger/evidence/blob"
 	"github.com/evidenceledger/evidence/demo"
 	"github.com/evidenceledger/evidence/encounter"
+	"github.com/evidenceledger/evidence/envelope"
 	"github.com/evidenceledger/evidence/grpcapi"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
 	"github.com/evidenceledger/evidence/ledger"
@@ -103,7 +104,7 @@ type matrixServer struct {
 	grpc      *grpc.Server
 	sec       *security
 	svc       *encounter.Service
-	log       *ledger.Log
+	log       *ledger.Appender
 	columns   []column
 	tokens    map[string]string // "tenant/role" -> token
 	enc       string            // the owner's fixture encounter
@@ -156,8 +157,9 @@ func newMatrixServer(t testing.TB) *matrixServer {
 		t.Fatal(err)
 	}
 	blobs := blob.New(store, sealer)
-	m.svc = encounter.New(m.log, blobs, encounter.WithAccessTrail())
-	idx, stopIndex, err := startIndex(ctx, data, m.log, logger)
+	keys := envelope.NewKeys(sealer, store)
+	m.svc = encounter.New(m.log.Log, m.log, blobs, encounter.WithAccessTrail(), encounter.WithKeys(keys))
+	idx, stopIndex, err := startIndex(ctx, data, m.log.Log, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +171,11 @@ func newMatrixServer(t testing.TB) *matrixServer {
 	m.kserve = kaddr
 	icfg := defaultInference()
 	icfg.OpenAIUpstream, icfg.KServeUpstream = chat.URL, kaddr
-	inf, err := setupInference(icfg, data, m.log, m.svc, nil, nil, logger)
+	inf, err := setupInference(icfg, data, m.log.Log, m.svc, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := newCompliance(m.log, m.svc, blobs, sealer, idx)
+	comp, err := newCompliance(m.log.Log, m.svc, blobs, keys, idx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func newMatrixServer(t testing.TB) *matrixServer {
 		t.Fatal(err)
 	}
 	m.sec.policy.Failures = nil
-	m.grpc, _ = grpcapi.NewServer(grpcapi.Config{Log: m.log, Encounters: m.svc, Auth: m.sec.authenticate, Policy: m.sec.policy,
+	m.grpc, _ = grpcapi.NewServer(grpcapi.Config{Log: m.log.Log, Encounters: m.svc, Auth: m.sec.authenticate, Policy: m.sec.policy,
 		Search: idx, Inference: inf.Pipeline, KServeProxy: inf.KServeProxy, Compliance: comp}, m.sec.grpcOptions()...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -207,7 +209,7 @@ func newMatrixServer(t testing.TB) *matrixServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := m.sec.httpHandler(httpServices{log: m.log, encounter: m.svc, registry: prometheus.NewRegistry(), chatProxy: inf.ChatProxy, self: self})
+	h, err := m.sec.httpHandler(httpServices{log: m.log.Log, encounter: m.svc, registry: prometheus.NewRegistry(), chatProxy: inf.ChatProxy, self: self})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func startPlain(b *testing.B) (string, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: encounter.New(l, blob.New(store, nil)), Auth: devAuthenticator})
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: encounter.New(l.Log, l, blob.New(store, nil)), Auth: devAuthenticator})
 	glis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go gs.Serve(glis)
 	conn, err := grpc.NewClient(glis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

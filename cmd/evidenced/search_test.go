@@ -14,7 +14,7 @@ import (
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 )
 
-func testLog(t *testing.T) *ledger.Log {
+func testLog(t *testing.T) *ledger.Appender {
 	t.Helper()
 	k, err := ledger.LoadOrCreateKey(t.TempDir(), "evidence.test/log")
 	if err != nil {
@@ -28,7 +28,7 @@ func testLog(t *testing.T) *ledger.Log {
 	return l
 }
 
-func appendSegments(t *testing.T, l *ledger.Log, enc string, texts ...string) {
+func appendSegments(t *testing.T, l *ledger.Appender, enc string, texts ...string) {
 	t.Helper()
 	var es []ledger.Entry
 	for i, text := range texts {
@@ -66,7 +66,7 @@ func TestStartIndex(t *testing.T) {
 	l := testLog(t)
 	appendSegments(t, l, "enc-1", "chest pain", "no fever")
 
-	x, stop, err := startIndex(context.Background(), dataDir, l, logger)
+	x, stop, err := startIndex(context.Background(), dataDir, l.Log, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestStartIndex(t *testing.T) {
 	// Against another log, the index is dropped and rebuilt.
 	other := testLog(t)
 	appendSegments(t, other, "enc-9", "warfarin", "chest pain", "chest pain", "chest pain")
-	x, stop, err = startIndex(context.Background(), dataDir, other, logger)
+	x, stop, err = startIndex(context.Background(), dataDir, other.Log, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,8 +91,8 @@ func startSecured(t testing.TB, dir string, cfg securityConfig, ts *tlsServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := encounter.New(l, blob.New(store, nil))
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy}, sec.grpcOptions()...)
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: l.Log, Encounters: svc, Auth: sec.authenticate, Policy: sec.policy}, sec.grpcOptions()...)
 	glis, _ := net.Listen("tcp", "127.0.0.1:0")
 	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
 	ts.grpcAddr, ts.httpAddr = glis.Addr().String(), hlis.Addr().String()
@@ -102,7 +102,7 @@ func startSecured(t testing.TB, dir string, cfg securityConfig, ts *tlsServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := sec.httpHandler(httpServices{log: l, encounter: svc, registry: prometheus.NewRegistry(), self: self})
+	h, err := sec.httpHandler(httpServices{log: l.Log, encounter: svc, registry: prometheus.NewRegistry(), self: self})
 	if err != nil {
 		t.Fatal(err)
 	}

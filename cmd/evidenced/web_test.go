@@ -37,7 +37,7 @@ func TestMountWeb(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestMountWeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux, err := sec.httpHandler(httpServices{log: l, encounter: svc, registry: prometheus.NewRegistry(), self: conn})
+	mux, err := sec.httpHandler(httpServices{log: l.Log, encounter: svc, registry: prometheus.NewRegistry(), self: conn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ const origin = "evidence.test/log"
 
 // testLog is a log with its encounter service.
 type testLog struct {
-	log *ledger.Log
+	log *ledger.Appender
 	enc *encounter.Service
 }
 
@@ -53,7 +53,7 @@ func newTestLog(t *testing.T, keyDir string) *testLog {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return &testLog{log: l, enc: encounter.New(l, blob.New(store, nil))}
+	return &testLog{log: l, enc: encounter.New(l.Log, l, blob.New(store, nil))}
 }
 
 func pipelineAuth(context.Context, string) (auth.Identity, error) {
@@ -92,7 +92,7 @@ func serve(t *testing.T, tl *testLog, intercept grpc.UnaryServerInterceptor) *no
 		}
 		return handler(ctx, req)
 	}
-	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: tl.log, Encounters: tl.enc, Auth: pipelineAuth}, grpc.UnaryInterceptor(record))
+	gs, _ := grpcapi.NewServer(grpcapi.Config{Log: tl.log.Log, Encounters: tl.enc, Auth: pipelineAuth}, grpc.UnaryInterceptor(record))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

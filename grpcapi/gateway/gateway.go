@@ -10,7 +10,8 @@
 //	GET  /api/v1/entries/{index}[?proof=1]            LedgerService.GetEntry
 //	GET  /api/v1/proofs/inclusion?index=I[&size=N]    LedgerService.GetInclusionProof
 //	GET  /api/v1/proofs/consistency?from=M[&to=N]     LedgerService.GetConsistencyProof
-//	GET  /api/v1/encounters[?page_size=&page_token=]  EncounterService.ListEncounters
+//	GET  /api/v1/encounters[?page_size=&page_token=&note_status=&has_unresolved_flags=&patient_ref=&update_time_start=&update_time_end=]
+//	                                                  EncounterService.ListEncounters
 //	GET  /api/v1/encounters/{id}                      EncounterService.GetEncounter
 //	GET  /api/v1/encounters/{id}/transcript           EncounterService.GetTranscript
 //	GET  /api/v1/encounters/{id}/note                 EncounterService.GetNote
@@ -30,6 +31,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -38,6 +40,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/evidenceledger/evidence/auth"
 	pb "github.com/evidenceledger/evidence/grpcapi/gen/evidence/v1"
@@ -118,11 +121,27 @@ func (g *Gateway) routes() []route {
 			return g.ledger.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromTreeSize: from, ToTreeSize: to})
 		}},
 		{"GET /api/v1/encounters", func(ctx context.Context, r *http.Request) (proto.Message, error) {
-			size, err := optInt("page_size", r.URL.Query().Get("page_size"))
+			q := r.URL.Query()
+			size, err := optInt("page_size", q.Get("page_size"))
 			if err != nil {
 				return nil, err
 			}
-			return g.encounters.ListEncounters(ctx, &pb.ListEncountersRequest{PageSize: int32(min(size, 1000)), PageToken: r.URL.Query().Get("page_token")})
+			req := &pb.ListEncountersRequest{PageSize: int32(max(min(size, 1000), -1)), PageToken: q.Get("page_token"),
+				HasUnresolvedFlags: q.Get("has_unresolved_flags") == "1", PatientRef: q.Get("patient_ref")}
+			if v := q.Get("note_status"); v != "" {
+				st, ok := noteStatuses[v]
+				if !ok {
+					return nil, fieldError("note_status", "must be none, drafted or signed")
+				}
+				req.NoteStatus = st
+			}
+			if req.UpdateTimeStart, err = optTime("update_time_start", q.Get("update_time_start")); err != nil {
+				return nil, err
+			}
+			if req.UpdateTimeEnd, err = optTime("update_time_end", q.Get("update_time_end")); err != nil {
+				return nil, err
+			}
+			return g.encounters.ListEncounters(ctx, req)
 		}},
 		{"GET /api/v1/encounters/{id}", func(ctx context.Context, r *http.Request) (proto.Message, error) {
 			return g.encounters.GetEncounter(ctx, &pb.GetEncounterRequest{EncounterId: r.PathValue("id")})
@@ -214,6 +233,20 @@ func optInt(name, v string) (int64, error) {
 		return 0, nil
 	}
 	return intParam(name, v)
+}
+
+var noteStatuses = map[string]pb.NoteStatus{"none": pb.NoteStatus_NOTE_STATUS_NONE, "drafted": pb.NoteStatus_NOTE_STATUS_DRAFTED, "signed": pb.NoteStatus_NOTE_STATUS_SIGNED}
+
+// optTime parses an RFC 3339 time, or returns nil for "".
+func optTime(name, v string) (*timestamppb.Timestamp, error) {
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return nil, fieldError(name, "must be an RFC 3339 time")
+	}
+	return timestamppb.New(t), nil
 }
 
 func fieldError(field, reason string) error {

@@ -92,3 +92,48 @@ func (refuse) Invoke(context.Context, string, any, any, ...grpc.CallOption) erro
 func (refuse) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 	return nil, status.Error(codes.Unavailable, "refused")
 }
+
+// recorder is a connection that records the request of each call and
+// answers with an empty response.
+type recorder struct{ req proto.Message }
+
+func (r *recorder) Invoke(_ context.Context, _ string, args, _ any, _ ...grpc.CallOption) error {
+	r.req = args.(proto.Message)
+	return nil
+}
+
+func (*recorder) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "no streams")
+}
+
+// TestListParameters: the visit list's query parameters become the
+// ListEncounters request; a bad status or time is a 400 naming it.
+func TestListParameters(t *testing.T) {
+	rec := &recorder{}
+	mux := http.NewServeMux()
+	New(rec).Register(mux)
+	get := func(target string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		return w
+	}
+	w := get("/api/v1/encounters?page_size=20&page_token=t1&note_status=signed&has_unresolved_flags=1&patient_ref=mrn-7&update_time_start=2026-03-01T00:00:00Z&update_time_end=2026-03-02T12:30:00.5Z")
+	req, _ := rec.req.(*pb.ListEncountersRequest)
+	if w.Code != http.StatusOK || req == nil {
+		t.Fatalf("status %d, request %v", w.Code, rec.req)
+	}
+	if req.GetPageSize() != 20 || req.GetPageToken() != "t1" || req.GetNoteStatus() != pb.NoteStatus_NOTE_STATUS_SIGNED || !req.GetHasUnresolvedFlags() ||
+		req.GetPatientRef() != "mrn-7" || req.GetUpdateTimeStart().AsTime().Format("2006-01-02") != "2026-03-01" || req.GetUpdateTimeEnd().AsTime().Nanosecond() != 5e8 {
+		t.Fatalf("request %v", req)
+	}
+	rec.req = nil
+	if get("/api/v1/encounters"); rec.req.(*pb.ListEncountersRequest).GetUpdateTimeStart() != nil {
+		t.Fatal("an absent time became a bound")
+	}
+	for _, bad := range []string{"note_status=maybe", "update_time_start=yesterday", "update_time_end=2026-13-01T00:00:00Z"} {
+		rec.req = nil
+		if w := get("/api/v1/encounters?" + bad); w.Code != http.StatusBadRequest || rec.req != nil || !bytes.Contains(w.Body.Bytes(), []byte(bad[:bytes.IndexByte([]byte(bad), '=')])) {
+			t.Errorf("%s: %d %s", bad, w.Code, w.Body)
+		}
+	}
+}

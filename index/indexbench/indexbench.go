@@ -238,7 +238,7 @@ feed:
 	progress(fmt.Sprintf("settled in %.0fs with %d segments; timing queries", res.SettleSeconds, res.IndexSegments))
 
 	qcpu := cpuTime()
-	qs, err := timeQueries(ctx, x, l, cfg.Runs, reps)
+	qs, err := timeQueries(ctx, x, l.Log, cfg.Runs, reps)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func settle(ctx context.Context, x *index.Index) (float64, int, error) {
 // record appends one visit as the encounter service would: the opening
 // entry, its segments in requests of up to 500, then (when it has a note)
 // a model output and one clinician edit replacing its first sentence.
-func record(ctx context.Context, l *ledger.Log, v Visit) (segments, sentences int, err error) {
+func record(ctx context.Context, l *ledger.Appender, v Visit) (segments, sentences int, err error) {
 	entry := func(k ledger.Kind, p any) (ledger.Entry, error) {
 		b, err := json.Marshal(p)
 		return ledger.Entry{Kind: k, Tenant: Tenant, Encounter: v.ID, Actor: "bench", Payload: b}, err

@@ -68,7 +68,7 @@ func BenchmarkProofs(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	inc, con, err := ProofLatency(l, b.N, 1)
+	inc, con, err := ProofLatency(l.Log, b.N, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

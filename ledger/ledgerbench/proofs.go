@@ -14,7 +14,7 @@ import (
 // Fill grows l to at least n entries of payloadSize bytes, appending in large
 // requests with several in flight, as a bulk import would. progress, if not
 // nil, is called after each request with the log size.
-func Fill(ctx context.Context, l *ledger.Log, n int64, payloadSize int, progress func(size int64)) error {
+func Fill(ctx context.Context, l *ledger.Appender, n int64, payloadSize int, progress func(size int64)) error {
 	const per, inflight = 5000, 4
 	payload := make([]byte, payloadSize)
 	var window []*ledger.Pending

@@ -58,6 +58,15 @@ type AsyncWriter interface {
 	WriteAsync(b *Batch) (wait func() error, err error)
 }
 
+// Syncer is implemented by stores that can make every write that returned
+// durable without writing anything, so that a writer can apply batches
+// unsynced and sync them in groups.
+type Syncer interface {
+	// Sync returns once every batch written before it was called is
+	// durable on stable storage.
+	Sync() error
+}
+
 // Purger is implemented by stores that can erase keys physically, not only
 // logically. A Delete hides a value at once but leaves it in the engine's
 // write-ahead log and table files until compactions happen to rewrite them,

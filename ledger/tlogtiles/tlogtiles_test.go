@@ -32,7 +32,7 @@ func newLog(t testing.TB, n int) *ledger.Log {
 			t.Fatal(err)
 		}
 	}
-	return l
+	return l.Log
 }
 
 // guarded stands for a middleware that requires credentials on the

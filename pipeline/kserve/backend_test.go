@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/evidenceledger/evidence/encounter"
 	inferencepb "github.com/evidenceledger/evidence/grpcapi/gen/inference"
 	"github.com/evidenceledger/evidence/pipeline"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
@@ -20,7 +21,7 @@ import (
 
 var ctx = context.Background()
 
-var segs = []pipeline.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
+var segs = []encounter.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
 
 func serve(t *testing.T, k *upstreamtest.KServe) string {
 	t.Helper()
@@ -155,10 +156,10 @@ func TestThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	o := outs[len(outs)-1]
 	if o.Index != res.Recorded.Change || o.Model.Name != "fake-llm" || o.Model.Version != "3" || o.Backend != "kserve" || len(o.Inputs) != len(segIdx) || o.Note == nil {
 		t.Fatalf("recorded %+v", o.ModelOutput)
 	}
-	testenv.VerifyIncluded(t, l, o.Index)
+	testenv.VerifyIncluded(t, l.Log, o.Index)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
 	"github.com/evidenceledger/evidence/pipeline/openai"
@@ -20,7 +21,7 @@ import (
 
 var ctx = context.Background()
 
-var segs = []pipeline.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
+var segs = []encounter.Segment{{ID: "s1", Role: "patient", Text: "Cough for three days."}}
 
 func backend(t *testing.T, url string, mod func(*openai.Config)) *openai.Backend {
 	t.Helper()
@@ -147,14 +148,14 @@ func TestThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, id)
+	outs := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, id)
 	o := outs[len(outs)-1]
 	if o.Model.Name != "fake-model" || o.Model.Version != "fp_2" || o.PromptSHA256 != prompt.TemplateSHA256 || len(o.Inputs) != len(segIdx) ||
 		o.PromptTokens == 0 || o.Parameters["stream"] != "true" || o.Note == nil || res.Recorded.Alignment < 0 {
 		t.Fatalf("recorded %+v", o.ModelOutput)
 	}
-	testenv.VerifyIncluded(t, l, o.Index)
-	testenv.VerifyIncluded(t, l, res.Recorded.Alignment)
+	testenv.VerifyIncluded(t, l.Log, o.Index)
+	testenv.VerifyIncluded(t, l.Log, res.Recorded.Alignment)
 	// The API key is never recorded.
 	for k, v := range o.Parameters {
 		if strings.Contains(v, "sk-test") {

@@ -22,7 +22,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/evidenceledger/evidence/pipeline"
+	"github.com/evidenceledger/evidence/encounter"
 )
 
 // TemplateVersion names the prompt template.
@@ -53,7 +53,7 @@ var TemplateSHA256 = func() string {
 // Build renders the prompt for a transcript: the system message and the
 // user message holding the transcript, one segment per line in the given
 // order.
-func Build(segs []pipeline.Segment) (system, user string) {
+func Build(segs []encounter.Segment) (system, user string) {
 	var b strings.Builder
 	b.WriteString(transcriptHeader)
 	for _, s := range segs {
@@ -66,7 +66,7 @@ func Build(segs []pipeline.Segment) (system, user string) {
 // Text is the prompt as one string, for completion-style models that take
 // no separate system message (the KServe backend's text_input): the system
 // message, a blank line and the user message.
-func Text(segs []pipeline.Segment) string {
+func Text(segs []encounter.Segment) string {
 	system, user := Build(segs)
 	return system + "\n\n" + user
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evidenceledger/evidence/pipeline"
+	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline/prompt"
 )
 
@@ -134,7 +134,7 @@ func TestErrorsHoldNoReplyText(t *testing.T) {
 }
 
 func TestBuild(t *testing.T) {
-	system, user := prompt.Build([]pipeline.Segment{
+	system, user := prompt.Build([]encounter.Segment{
 		{ID: "s1", Role: "clinician", StartMS: 61_500, Text: "Any chest\npain?"},
 		{ID: "s2", Role: "patient", StartMS: 65_000, Text: "No."},
 	})

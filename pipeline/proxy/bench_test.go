@@ -52,7 +52,7 @@ func BenchmarkHTTPHandler(b *testing.B) {
 			for i := range encs {
 				encs[i], _ = testenv.Visit(b, svc, testenv.Alice)
 			}
-			rec, err := proxy.NewRecorder(svc, l, proxy.Options{Dir: b.TempDir()})
+			rec, err := proxy.NewRecorder(svc, l.Log, proxy.Options{Dir: b.TempDir()})
 			if err != nil {
 				b.Fatal(err)
 			}

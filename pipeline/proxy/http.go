@@ -218,7 +218,10 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	streaming := resp.ContentLength < 0 || openai.IsEventStream(x.contentType)
 	digest := sha256.New()
-	var held []byte // for a body of known length, the last chunk waits for the spool
+	// With Options.Sync, the last chunk of a body of known length waits
+	// until the call is durable; otherwise nothing waits.
+	hold := p.rec.Sync() && !streaming
+	var held []byte
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -248,7 +251,7 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} else {
 				x.truncated = true
 			}
-			if streaming {
+			if !hold {
 				write(chunk)
 			} else {
 				write(held)
@@ -273,14 +276,19 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case readErr != nil:
 		x.err = fmt.Sprintf("the upstream response broke after %d bytes: %s", x.respBytes, transportError(readErr))
 	}
-	p.finish(ticket, x)
-	write(held)
+	if hold {
+		p.finish(ticket, x)
+		write(held)
+	}
 	for k, vs := range resp.Trailer {
 		if announced[k] {
 			h[k] = vs
 		} else {
 			h[http.TrailerPrefix+k] = vs
 		}
+	}
+	if !hold {
+		p.finish(ticket, x)
 	}
 	if readErr != nil {
 		// Break the client's connection, so that it cannot take the cut
@@ -294,7 +302,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // exchange is what the proxy saw of one call.
 type exchange struct {
 	start           time.Time
-	ttfb            time.Duration
+	ttfb, latency   time.Duration
 	caller          encounter.Caller
 	encounter       string
 	method, path    string
@@ -309,9 +317,16 @@ type exchange struct {
 	err             string
 }
 
-// finish builds the call's model_output and hands it to the recorder.
+// finish hands the call to the recorder, which builds its model_output
+// (output) off the response path.
 func (p *HTTPProxy) finish(t *Ticket, x *exchange) {
-	o := encounter.ModelOutput{Backend: BackendHTTP, LatencyMS: time.Since(x.start).Milliseconds()}
+	x.latency = time.Since(x.start)
+	t.Finish(Call{Caller: x.caller, Encounter: x.encounter, Build: func() encounter.ModelOutput { return p.output(x) }})
+}
+
+// output builds the model_output of a call from what the proxy saw.
+func (p *HTTPProxy) output(x *exchange) encounter.ModelOutput {
+	o := encounter.ModelOutput{Backend: BackendHTTP, LatencyMS: x.latency.Milliseconds()}
 	reqSum := sha256.Sum256(x.reqBody)
 	params := map[string]string{
 		"proxy":          "openai",
@@ -378,7 +393,7 @@ func (p *HTTPProxy) finish(t *Ticket, x *exchange) {
 		}
 	}
 	o.Parameters = params
-	t.Finish(Call{Caller: x.caller, Encounter: x.encounter, Output: o})
+	return o
 }
 
 // parseReply parses the captured response, decompressing gzip.

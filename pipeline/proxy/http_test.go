@@ -42,7 +42,7 @@ func identify(r *http.Request) (encounter.Caller, error) {
 
 type httpEnv struct {
 	svc      *encounter.Service
-	log      *ledger.Log
+	log      *ledger.Appender
 	rec      *proxy.Recorder
 	chat     *upstreamtest.Chat
 	upstream *httptest.Server
@@ -61,7 +61,7 @@ func newHTTPEnv(t *testing.T, chat *upstreamtest.Chat, opts proxy.Options) *http
 		opts.Dir = t.TempDir()
 	}
 	var err error
-	e.rec, err = proxy.NewRecorder(e.svc, e.log, opts)
+	e.rec, err = proxy.NewRecorder(e.svc, e.log.Log, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestHTTPProxyJSON(t *testing.T) {
 	}
 	drain(t, e.rec)
 
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 2 {
 		t.Fatalf("%d model outputs recorded, want 2", len(outs))
 	}
@@ -181,7 +181,7 @@ func TestHTTPProxyJSON(t *testing.T) {
 		}
 	}
 	for _, o := range outs {
-		testenv.VerifyIncluded(t, e.log, o.Index)
+		testenv.VerifyIncluded(t, e.log.Log, o.Index)
 	}
 }
 
@@ -222,7 +222,7 @@ func TestHTTPProxyStream(t *testing.T) {
 		t.Errorf("trailer %v", hr.Trailer)
 	}
 	drain(t, e.rec)
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs", len(outs))
 	}
@@ -262,7 +262,7 @@ func TestHTTPProxyDefaultEncounter(t *testing.T) {
 		if len(def) != 1 {
 			t.Fatalf("%s has %d default encounters", tenant, len(def))
 		}
-		outs := testenv.ModelOutputs(t, e.log, tenant, def[0].ID)
+		outs := testenv.ModelOutputs(t, e.log.Log, tenant, def[0].ID)
 		if len(outs) != want {
 			t.Fatalf("%s: %d calls in the default encounter, want %d", tenant, len(outs), want)
 		}
@@ -275,11 +275,11 @@ func TestHTTPProxyDefaultEncounter(t *testing.T) {
 			t.Errorf("%s: requested_encounter %q", tenant, got)
 		}
 		for _, o := range outs {
-			testenv.VerifyIncluded(t, e.log, o.Index)
+			testenv.VerifyIncluded(t, e.log.Log, o.Index)
 		}
 	}
 	// alice's visit got nothing from clinic-b.
-	if n := len(testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)); n != 0 {
+	if n := len(testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)); n != 0 {
 		t.Errorf("the visit has %d outputs", n)
 	}
 }
@@ -312,7 +312,7 @@ func TestHTTPProxyErrors(t *testing.T) {
 		t.Fatalf("unauthenticated: %v", err)
 	}
 	drain(t, e.rec)
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs", len(outs))
 	}
@@ -353,7 +353,7 @@ func TestHTTPProxyOverloadIsNotForwarded(t *testing.T) {
 		t.Errorf("upstream saw %d requests, want 1", e.chat.Requests())
 	}
 	drain(t, e.rec)
-	if n := len(testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)); n != 1 {
+	if n := len(testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)); n != 1 {
 		t.Errorf("%d recorded", n)
 	}
 }
@@ -385,7 +385,7 @@ func TestHTTPProxyBrokenUpstream(t *testing.T) {
 		t.Fatal("the client read a cut response as a whole one")
 	}
 	drain(t, e.rec)
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 1 || !strings.HasPrefix(outs[0].Error, "the upstream response broke after 21 bytes") {
 		t.Fatalf("recorded %+v", outs)
 	}
@@ -399,7 +399,7 @@ func TestHTTPProxySync(t *testing.T) {
 	if _, err := c.Chat.Completions.New(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)); n != 1 {
+	if n := len(testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)); n != 1 {
 		t.Fatalf("%d outputs in the ledger when the response ended", n)
 	}
 }

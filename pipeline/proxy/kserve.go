@@ -231,7 +231,7 @@ func (p *KServeProxy) forward(ctx context.Context, full string, in *emptypb.Empt
 			x.addResponse(frameBytes(out))
 		}
 		x.code = status.Code(err)
-		ticket.Finish(Call{Caller: c, Encounter: enc, Output: p.output(x, err, ctx.Err())})
+		p.finish(ticket, c, enc, x, err, ctx.Err())
 	}
 	if err != nil {
 		return nil, err // the upstream's status, as it sent it
@@ -258,7 +258,7 @@ func (p *KServeProxy) streamInfer(_ any, ss grpc.ServerStream) error {
 	up, err := p.conn.NewStream(uctx, streamDesc, "/"+ServiceName+"/ModelStreamInfer")
 	if err != nil {
 		x.code = status.Code(err)
-		ticket.Finish(Call{Caller: c, Encounter: enc, Output: p.output(x, err, ctx.Err())})
+		p.finish(ticket, c, enc, x, err, ctx.Err())
 		return err
 	}
 	// Client to upstream. The goroutine ends when the client half-closes
@@ -313,16 +313,24 @@ func (p *KServeProxy) streamInfer(_ any, ss grpc.ServerStream) error {
 		ss.SetTrailer(relayable(t))
 	}
 	x.code = status.Code(upErr)
-	ticket.Finish(Call{Caller: c, Encounter: enc, Output: p.output(x, upErr, ctx.Err())})
+	p.finish(ticket, c, enc, x, upErr, ctx.Err())
 	return upErr
+}
+
+// finish hands the call to the recorder, which builds its model_output
+// (output) off the response path.
+func (p *KServeProxy) finish(t *Ticket, c encounter.Caller, enc string, x *inferExchange, callErr, clientErr error) {
+	x.latency = time.Since(x.start)
+	t.Finish(Call{Caller: c, Encounter: enc, Build: func() encounter.ModelOutput { return p.output(x, callErr, clientErr) }})
 }
 
 // inferExchange is what the proxy saw of a ModelInfer call or a
 // ModelStreamInfer stream.
 type inferExchange struct {
-	start  time.Time
-	method string
-	code   codes.Code
+	start   time.Time
+	latency time.Duration
+	method  string
+	code    codes.Code
 
 	mu struct {
 		sync.Mutex
@@ -423,7 +431,7 @@ func (x *inferExchange) addResponse(b []byte) {
 func (p *KServeProxy) output(x *inferExchange, callErr, clientErr error) encounter.ModelOutput {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	o := encounter.ModelOutput{Backend: BackendKServe, LatencyMS: time.Since(x.start).Milliseconds(), PromptSHA256: x.mu.promptSHA}
+	o := encounter.ModelOutput{Backend: BackendKServe, LatencyMS: x.latency.Milliseconds(), PromptSHA256: x.mu.promptSHA}
 	params := map[string]string{
 		"proxy":     "kserve",
 		"upstream":  p.upstream,

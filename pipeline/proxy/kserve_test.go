@@ -86,7 +86,7 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 
 type grpcEnv struct {
 	svc     *encounter.Service
-	log     *ledger.Log
+	log     *ledger.Appender
 	rec     *proxy.Recorder
 	fake    *upstreamtest.KServe
 	direct  *grpc.ClientConn
@@ -100,7 +100,7 @@ func newGRPCEnv(t *testing.T, fake *upstreamtest.KServe) *grpcEnv {
 	e.svc, e.log = testenv.New(t)
 	e.visit, _ = testenv.Visit(t, e.svc, testenv.Alice)
 	var err error
-	e.rec, err = proxy.NewRecorder(e.svc, e.log, proxy.Options{Dir: t.TempDir()})
+	e.rec, err = proxy.NewRecorder(e.svc, e.log.Log, proxy.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestKServeProxyModelInfer(t *testing.T) {
 		t.Error("the proxied response differs from the direct one")
 	}
 	e.rec.Close(ctx) // drains the queue
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 1 {
 		t.Fatalf("%d outputs recorded, want 1 (ModelInfer only)", len(outs))
 	}
@@ -181,7 +181,7 @@ func TestKServeProxyModelInfer(t *testing.T) {
 		p["inputs"] != "text_input:BYTES[1]" || p["param.max_tokens"] != "256" || p["note"] != "parsed" {
 		t.Errorf("parameters %v", p)
 	}
-	testenv.VerifyIncluded(t, e.log, o.Index)
+	testenv.VerifyIncluded(t, e.log.Log, o.Index)
 }
 
 // TestKServeProxyRelaysBytes: an upstream whose encoding a re-encoding
@@ -208,7 +208,7 @@ func TestKServeProxyRelaysBytes(t *testing.T) {
 	go s.Serve(lis)
 	defer s.Stop()
 	svc, l := testenv.New(t)
-	rec, _ := proxy.NewRecorder(svc, l, proxy.Options{})
+	rec, _ := proxy.NewRecorder(svc, l.Log, proxy.Options{})
 	defer rec.Close(ctx)
 	conn := serveProxy(t, rec, lis.Addr().String())
 	got := new(emptypb.Empty)
@@ -242,7 +242,7 @@ func TestKServeProxyErrors(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 	e.rec.Close(ctx)
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs", len(outs))
 	}
@@ -280,7 +280,7 @@ func TestKServeProxyStream(t *testing.T) {
 		t.Fatalf("%d responses, trailer %v", n, stream.Trailer())
 	}
 	e.rec.Close(ctx)
-	outs := testenv.ModelOutputs(t, e.log, testenv.Alice.Tenant, e.visit)
+	outs := testenv.ModelOutputs(t, e.log.Log, testenv.Alice.Tenant, e.visit)
 	if len(outs) != 1 {
 		t.Fatalf("%d outputs", len(outs))
 	}

@@ -14,27 +14,31 @@
 //
 // # Recording semantics
 //
-// Recording is asynchronous by default, so that a response never waits for
-// the ledger's fsync. The Recorder admits a request only when its bounded
-// queue has room (else the proxy answers 503 / Unavailable without
-// forwarding, so no call is ever forwarded that cannot be recorded). When
-// the exchange ends, the call is written to the spool (a write(2), no
-// fsync) before the last bytes of the response reach the client, and then
-// appended to the ledger by a worker. Nothing is lost silently:
+// A call is forwarded at once and its response goes back untouched; the
+// recording happens off the response path. The Recorder admits a request
+// only when its bounded queue has room; else the proxy answers 503 /
+// Unavailable without forwarding ("the evidence ledger cannot record more
+// calls right now; retry", with Retry-After), so no call is ever forwarded
+// that cannot be recorded. When the exchange ends the call joins the queue
+// as it was seen (nothing is parsed or written on the response path), and
+// a worker builds its model output and records it with others of its
+// encounter in one append through the encounter service: durable in one
+// group commit of the ledger, sealed at rest like every payload. Nothing is
+// lost silently:
 //
-//   - a call that cannot be appended is retried with backoff, then kept in
-//     the spool, logged by id and counted in
-//     evidence_proxy_records_total{result="failed"};
-//   - after a crash of the process, calls the spool holds without an
-//     acknowledgement are appended at the next start (at least once: a
-//     call whose append was durable but whose acknowledgement was not is
-//     found by its call_id and not appended twice);
-//   - Close appends everything queued before the ledger closes.
+//   - a call that cannot be appended is retried with backoff, then written
+//     to the spool sealed under its tenant's key, logged by id and counted
+//     in evidence_proxy_records_total{result="failed"}; the next start
+//     records it (at least once: a call whose append was durable although
+//     it failed is found by its call_id and not appended twice);
+//   - Close records everything queued before the ledger closes, and
+//     spools what it cannot.
 //
-// What can be lost is a call whose response completed less than one
-// group commit before a power failure or kernel crash: the spool is not
-// fsynced per call. Options.Sync removes that window: the response then
-// waits until the call is durable in the ledger.
+// What a crash of the process can lose is the calls answered but not yet
+// committed: the queue (at most Options.QueueSize calls) and the group
+// commit in flight, about one group commit's time under normal load.
+// Options.Sync removes that window: the response's last bytes then wait
+// until the call is durable in the ledger.
 package proxy
 
 import (
@@ -50,7 +54,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,22 +68,19 @@ type Encounters interface {
 	Create(ctx context.Context, c encounter.Caller, title, patientRef string) (encounter.Info, *ledger.Appended, error)
 	List(ctx context.Context, c encounter.Caller, after string, limit int) ([]encounter.Info, bool, error)
 	RecordModelOutput(ctx context.Context, c encounter.Caller, id string, o encounter.ModelOutput) (*encounter.Recorded, error)
+	RecordCalls(ctx context.Context, c encounter.Caller, id string, outputs []encounter.ModelOutput) (*ledger.Appended, error)
+	EnsureAuditKey(ctx context.Context, tenant string) error
 }
 
-// Errors of the recorder.
-var (
-	// ErrOverloaded: the recording queue is full; the request was not
-	// forwarded.
-	ErrOverloaded = errors.New("proxy: the recording queue is full")
-	// ErrClosed: the recorder is closed; the request was not forwarded.
-	ErrClosed = errors.New("proxy: the recorder is closed")
-)
+// ErrOverloaded: the recording queue is full; the request was not
+// forwarded. After Close, Begin returns ledger.ErrClosed.
+var ErrOverloaded = errors.New("proxy: the recording queue is full")
 
 // Options configure a Recorder.
 type Options struct {
-	// Dir is the spool directory. Empty keeps the queue in memory only:
-	// calls queued when the process dies are then lost (and counted
-	// nowhere), so production servers set it.
+	// Dir is the spool directory, for calls that could not be recorded.
+	// Empty keeps them in memory only: they are then lost with the
+	// process (and counted as failed), so production servers set it.
 	Dir string
 	// QueueSize bounds the calls admitted but not yet in the ledger. Zero
 	// means 4096.
@@ -90,6 +90,8 @@ type Options struct {
 	Workers int
 	// Sync makes Finish wait until the call is durable in the ledger.
 	Sync bool
+	// Batch caps the calls a worker records in one go. Zero means 256.
+	Batch int
 	// DefaultTitle is the title of each tenant's default encounter, for
 	// calls that name none. Empty means DefaultTitle.
 	DefaultTitle string
@@ -124,10 +126,15 @@ type Call struct {
 	// Output is the model_output to record. The recorder adds the call id
 	// to its parameters.
 	Output encounter.ModelOutput
+	// Build, when set, makes Output: the recorder calls it on its own
+	// goroutine, after the response has gone, so that parsing what the
+	// proxy saw costs the response nothing. It must not touch anything
+	// the proxy still uses.
+	Build func() encounter.ModelOutput
 }
 
-// Recorder records proxied calls in the ledger through a bounded, spooled
-// queue. It is safe for concurrent use.
+// Recorder records proxied calls in the ledger through a bounded queue,
+// spooling those it cannot record. It is safe for concurrent use.
 //
 // Goroutines: NewRecorder starts Options.Workers workers and, when the
 // spool held unacknowledged calls, a replay goroutine. Close stops intake,
@@ -166,6 +173,7 @@ type pending struct {
 	id      [16]byte
 	seg     uint64 // the spool segment holding the call; 0 when it is not spooled
 	call    spooledCall
+	build   func() encounter.ModelOutput // nil once call.Output is built
 	replay  bool
 	done    chan error // for Options.Sync; nil otherwise
 	started time.Time
@@ -182,10 +190,10 @@ type spooledCall struct {
 	Output encounter.ModelOutput `json:"output"`
 }
 
-// NewRecorder returns a Recorder that records through enc, and appends
-// calls whose output is not a note directly to l (see docs/pipeline.md,
-// "Known gaps"). Calls left in the spool by an earlier process are
-// recorded in the background.
+// NewRecorder returns a Recorder that records through enc, the encounter
+// service, on the log l (which it reads to find replayed calls already
+// recorded). Calls left in the spool by an earlier process are recorded in
+// the background.
 func NewRecorder(enc Encounters, l *ledger.Log, opts Options) (*Recorder, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 4096
@@ -198,6 +206,9 @@ func NewRecorder(enc Encounters, l *ledger.Log, opts Options) (*Recorder, error)
 	}
 	if opts.Retries <= 0 {
 		opts.Retries = 5
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 256
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -274,13 +285,13 @@ type Ticket struct {
 }
 
 // Begin admits a request for forwarding: it reserves room for its call in
-// the queue. It returns ErrOverloaded when the queue is full and ErrClosed
-// after Close; the request must then not be forwarded.
+// the queue. It returns ErrOverloaded when the queue is full and
+// ledger.ErrClosed after Close; the request must then not be forwarded.
 func (r *Recorder) Begin() (*Ticket, error) {
 	r.intake.RLock()
 	defer r.intake.RUnlock()
 	if r.intake.closed {
-		return nil, ErrClosed
+		return nil, ledger.ErrClosed
 	}
 	select {
 	case r.slots <- struct{}{}:
@@ -300,12 +311,12 @@ func (t *Ticket) Abandon() {
 	})
 }
 
-// Finish queues the call for the ledger. It returns once the call is in the
-// spool, or, with Options.Sync, once it is durable in the ledger. An error
-// means the call could not be spooled or recorded; it has been logged and
-// counted.
+// Finish queues the call for the ledger and returns at once, or, with
+// Options.Sync, once it is durable in the ledger. An error (with Sync)
+// means the call could not be recorded; it has been logged, counted and
+// spooled.
 func (t *Ticket) Finish(c Call) error {
-	err := ErrClosed
+	err := ledger.ErrClosed
 	t.once.Do(func() {
 		defer t.r.intake.open.Done()
 		err = t.r.enqueue(c)
@@ -313,32 +324,19 @@ func (t *Ticket) Finish(c Call) error {
 	return err
 }
 
+// Sync reports whether Finish waits for the call to be durable
+// (Options.Sync).
+func (r *Recorder) Sync() bool { return r.opts.Sync }
+
 func (r *Recorder) enqueue(c Call) error {
-	p := &pending{started: time.Now()}
+	p := &pending{started: time.Now(), build: c.Build}
 	rand.Read(p.id[:])
 	p.call = spooledCall{Tenant: c.Caller.Tenant, Actor: c.Caller.Actor, Encounter: c.Encounter, Output: c.Output}
 	if r.log != nil {
 		p.call.From = r.log.Size()
 	}
-	prepare(&p.call.Output, hex.EncodeToString(p.id[:]))
-	if r.spool != nil {
-		body, err := json.Marshal(p.call)
-		kind := frameCall
-		if err == nil && r.opts.Sealer != nil {
-			kind = frameSealedCall
-			var sealed []byte
-			sealed, err = r.opts.Sealer.SealRecord(p.call.Tenant, p.id[:], body)
-			body = append(append([]byte{byte(len(p.call.Tenant))}, p.call.Tenant...), sealed...)
-		}
-		if err == nil {
-			p.seg, err = r.spool.add(kind, p.id, body)
-		}
-		if err != nil {
-			// Without the spool the call is still queued; the failure is
-			// visible in the log and the metrics.
-			r.m.records.WithLabelValues("unspooled").Inc()
-			r.opts.Logger.Error("proxy: cannot spool a call; recording it from memory", "call_id", hex.EncodeToString(p.id[:]), "error", err.Error())
-		}
+	if p.build == nil {
+		prepare(&p.call.Output, hex.EncodeToString(p.id[:]))
 	}
 	if r.opts.Sync {
 		p.done = make(chan error, 1)
@@ -348,6 +346,40 @@ func (r *Recorder) enqueue(c Call) error {
 		return <-p.done
 	}
 	return nil
+}
+
+// spoolFailed writes calls that could not be recorded, and are not in the
+// spool yet, to the spool, sealed under their tenant's key, so that the
+// next start records them.
+func (r *Recorder) spoolFailed(ps []*pending) {
+	if r.spool == nil {
+		return
+	}
+	for _, p := range ps {
+		if p.seg != 0 {
+			continue
+		}
+		callID := hex.EncodeToString(p.id[:])
+		body, err := json.Marshal(p.call)
+		kind := frameCall
+		if err == nil && r.opts.Sealer != nil {
+			kind = frameSealedCall
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = r.enc.EnsureAuditKey(ctx, p.call.Tenant)
+			cancel()
+			var sealed []byte
+			if err == nil {
+				sealed, err = r.opts.Sealer.SealRecord(p.call.Tenant, p.id[:], body)
+			}
+			body = append(append([]byte{byte(len(p.call.Tenant))}, p.call.Tenant...), sealed...)
+		}
+		if err == nil {
+			p.seg, err = r.spool.add(kind, p.id, body)
+		}
+		if err != nil {
+			r.opts.Logger.Error("proxy: cannot spool a call that could not be recorded; it is lost", "call_id", callID, "error", err.Error())
+		}
+	}
 }
 
 // Pending returns how many calls are admitted but not yet in the ledger.
@@ -390,7 +422,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 // one encounter whose output is not a note into one ledger append.
 func (r *Recorder) work(queue chan *pending) {
 	defer r.workers.Done()
-	const maxBatch = 256
+	maxBatch := r.opts.Batch
 	for p := range queue {
 		batch := []*pending{p}
 	fill:
@@ -413,6 +445,13 @@ func (r *Recorder) work(queue chan *pending) {
 type groupKey struct{ tenant, encounter string }
 
 func (r *Recorder) recordBatch(batch []*pending) {
+	for _, p := range batch {
+		if p.build != nil {
+			p.call.Output = p.build()
+			p.build = nil
+			prepare(&p.call.Output, hex.EncodeToString(p.id[:]))
+		}
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		batch, err = r.tryBatch(batch)
@@ -420,6 +459,9 @@ func (r *Recorder) recordBatch(batch []*pending) {
 			break
 		}
 		time.Sleep(min(50*time.Millisecond<<attempt, 5*time.Second))
+	}
+	if err != nil {
+		r.spoolFailed(batch)
 	}
 	for _, p := range batch {
 		r.settle(p, err)
@@ -477,7 +519,7 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 		}
 		for _, p := range g.calls {
 			if g.fallback != "" {
-				p.call.Output.Parameters["requested_encounter"] = g.fallback
+				p.call.Output.Parameters[paramRequested] = g.fallback
 			}
 		}
 	}
@@ -517,7 +559,7 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 			case errors.As(err, &inv):
 				// The note breaks a ledger limit: record the call without it.
 				p.call.Output.Note = nil
-				p.call.Output.Parameters["note_rejected"] = clip(inv.Field+": "+inv.Reason, maxValue)
+				p.call.Output.Parameters[paramNoteRejected] = encounter.Fit(inv.Field+": "+inv.Reason, encounter.MaxParameterBytes)
 			case err != nil:
 				return rest(), err
 			default:
@@ -531,27 +573,40 @@ func (r *Recorder) tryBatch(ps []*pending) ([]*pending, error) {
 	}
 }
 
-// appendPlain appends model_output entries without notes in one append,
-// ps[i] to encounter ids[i].
-//
-// The encounter service does not accept a successful call without a note
-// (a proxied reply that is not a note), so these are appended to the log
-// directly, in the encounter service's own payload encoding. The entry is
-// one the service reads back like any other model_output; it does not
-// change the note. See docs/pipeline.md, "Known gaps".
+// appendPlain records calls whose output is not a note, ps[i] under
+// encounter ids[i], one encounter.Service.RecordCalls per encounter.
 func (r *Recorder) appendPlain(ctx context.Context, ids []string, ps []*pending) error {
-	entries := make([]ledger.Entry, len(ps))
+	var order []string
+	by := map[string][]*pending{}
 	for i, p := range ps {
-		o := p.call.Output
-		o.V = encounter.PayloadVersion
-		payload, err := json.Marshal(o)
-		if err != nil {
-			return err
+		k := p.call.Tenant + "\x00" + ids[i]
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
 		}
-		entries[i] = ledger.Entry{Kind: ledger.KindModelOutput, Tenant: p.call.Tenant, Encounter: ids[i], Actor: p.call.Actor, Payload: payload}
+		by[k] = append(by[k], p)
 	}
-	_, err := r.log.Append(ctx, entries)
-	return err
+	for _, k := range order {
+		calls := by[k]
+		tenant, id, _ := strings.Cut(k, "\x00")
+		outs := make([]encounter.ModelOutput, len(calls))
+		for i, p := range calls {
+			outs[i] = p.call.Output
+		}
+		// The calls of one batch may come from several actors of the
+		// tenant; each append records one actor, so split by actor.
+		start := 0
+		for i := 1; i <= len(calls); i++ {
+			if i < len(calls) && calls[i].call.Actor == calls[start].call.Actor {
+				continue
+			}
+			c := encounter.Caller{Tenant: tenant, Actor: calls[start].call.Actor}
+			if _, err := r.enc.RecordCalls(ctx, c, id, outs[start:i]); err != nil {
+				return err
+			}
+			start = i
+		}
+	}
+	return nil
 }
 
 // settle finishes a call: acknowledges it in the spool and releases its
@@ -574,8 +629,8 @@ func (r *Recorder) settle(p *pending, err error) {
 	default:
 		r.m.records.WithLabelValues("failed").Inc()
 		where := "it stays in the spool for the next start"
-		if r.spool == nil {
-			where = "there is no spool: it is lost"
+		if p.seg == 0 {
+			where = "it is not in the spool: it is lost"
 		}
 		// Recorder errors come from the ledger and the encounter service,
 		// whose messages name fields and ids, never content.
@@ -605,7 +660,7 @@ func (r *Recorder) resolve(ctx context.Context, c encounter.Caller, named string
 		case !errors.Is(err, ledger.ErrNotFound) && !errors.Is(err, ledger.ErrRedacted) && !errors.As(err, new(*ledger.InvalidError)):
 			return "", "", err
 		}
-		fallback = clip(named, encounter.MaxIDBytes)
+		fallback = encounter.Fit(named, encounter.MaxIDBytes)
 	}
 	id, err = r.defaultEncounter(ctx, c)
 	return id, fallback, err
@@ -692,77 +747,22 @@ func (r *Recorder) dropRecorded(tenant, id string, ps []*pending) ([]*pending, e
 	return out, nil
 }
 
-// Limits that match the encounter service's validation of a model output.
-const (
-	maxLabel  = 128
-	maxValue  = 1024
-	maxParams = 64
-	maxError  = 4096
-)
-
 const paramCallID = "call_id"
 
-// prepare makes a call's output acceptable to the ledger whatever the
-// client sent: labels and values are cut to their limits and stripped of
-// control characters, and the call id is added.
+// Parameters the recorder adds to a call's output: its call id, and when it
+// applies, the encounter it named and why its note was refused.
+const (
+	paramRequested    = "requested_encounter"
+	paramNoteRejected = "note_rejected"
+	reservedParams    = 3
+)
+
+// prepare makes a call's output acceptable to the encounter service
+// whatever the client sent (encounter.FitModelOutput), and adds the call
+// id.
 func prepare(o *encounter.ModelOutput, callID string) {
-	o.Model.Name = clip(o.Model.Name, maxLabel)
-	if strings.TrimSpace(o.Model.Name) == "" {
-		o.Model.Name = "unknown"
-	}
-	o.Model.Version = clip(o.Model.Version, maxLabel)
-	o.Backend = clip(o.Backend, maxLabel)
-	o.Error = clip(o.Error, maxError)
-	params := make(map[string]string, len(o.Parameters)+2)
-	params[paramCallID] = callID
-	for k, v := range o.Parameters {
-		if len(params) >= maxParams-2 { // room for requested_encounter and note_rejected
-			break
-		}
-		k = clip(k, maxLabel)
-		if strings.TrimSpace(k) == "" {
-			continue
-		}
-		if _, ok := params[k]; !ok {
-			params[k] = clip(v, maxValue)
-		}
-	}
-	o.Parameters = params
-	if o.LatencyMS < 0 {
-		o.LatencyMS = 0
-	}
-	if o.Error != "" {
-		o.Note = nil
-	}
-}
-
-// clip makes s valid UTF-8 without control characters and at most max
-// bytes long.
-func clip(s string, max int) string {
-	if len(s) <= max && plainASCII(s) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	for len(s) > max {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
-
-func plainASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	encounter.FitModelOutput(o, reservedParams)
+	o.Parameters[paramCallID] = callID
 }
 
 type metrics struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,7 +87,7 @@ func TestSpoolStopsAtCorruption(t *testing.T) {
 }
 
 // ledgerOn opens a log and an encounter service on kv.
-func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string) (*encounter.Service, *ledger.Log) {
+func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string, opts ...encounter.Option) (*encounter.Service, *ledger.Appender) {
 	t.Helper()
 	key, err := ledger.LoadOrCreateKey(keyDir, testenv.Origin)
 	if err != nil {
@@ -96,7 +97,7 @@ func ledgerOn(t *testing.T, kv *memstore.Store, keyDir string) (*encounter.Servi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return encounter.New(l, blob.New(kv, nil)), l
+	return encounter.New(l.Log, l, blob.New(kv, nil), opts...), l
 }
 
 func call(enc string, note bool) Call {
@@ -107,8 +108,8 @@ func call(enc string, note bool) Call {
 	return Call{Caller: testenv.Alice, Encounter: enc, Output: o}
 }
 
-func outputs(t *testing.T, l *ledger.Log, enc string) []testenv.Output {
-	return testenv.ModelOutputs(t, l, testenv.Alice.Tenant, enc)
+func outputs(t *testing.T, l *ledger.Appender, enc string) []testenv.Output {
+	return testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, enc)
 }
 
 // TestCrashedCallsAreRecordedAtRestart: calls the ledger could not take
@@ -119,7 +120,7 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 	visit, _ := testenv.Visit(t, svc, testenv.Alice)
 	l.Close() // the ledger fails under the recorder
 
-	r, err := NewRecorder(svc, l, Options{Dir: dir, Retries: 1})
+	r, err := NewRecorder(svc, l.Log, Options{Dir: dir, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,13 +132,13 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 		tk.Finish(c)
 	}
 	r.Close(ctx)
-	if got := testenv.ModelOutputs(t, l, testenv.Alice.Tenant, visit); len(got) != 0 {
+	if got := testenv.ModelOutputs(t, l.Log, testenv.Alice.Tenant, visit); len(got) != 0 {
 		t.Fatalf("%d recorded into a closed log", len(got))
 	}
 
 	svc2, l2 := ledgerOn(t, kv, keyDir)
 	defer l2.Close()
-	r2, err := NewRecorder(svc2, l2, Options{Dir: dir})
+	r2, err := NewRecorder(svc2, l2.Log, Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +150,10 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", outs)
 	}
 	for _, o := range outs {
-		testenv.VerifyIncluded(t, l2, o.Index)
+		testenv.VerifyIncluded(t, l2.Log, o.Index)
 	}
 	// A third start finds nothing left.
-	r3, _ := NewRecorder(svc2, l2, Options{Dir: dir})
+	r3, _ := NewRecorder(svc2, l2.Log, Options{Dir: dir})
 	r3.Close(ctx)
 	if n := len(outputs(t, l2, visit)); n != 2 {
 		t.Errorf("%d outputs after a third start", n)
@@ -161,45 +162,47 @@ func TestCrashedCallsAreRecordedAtRestart(t *testing.T) {
 
 // TestReplayDoesNotDuplicate: a call whose append was durable but whose
 // acknowledgement was lost is not appended again.
+// TestReplayDoesNotDuplicate: a call in the spool whose append was durable
+// although it was reported failed (the outcome of a cluster write that
+// timed out, say) is found by its call id at the next start and not
+// recorded again.
 func TestReplayDoesNotDuplicate(t *testing.T) {
 	svc, l := testenv.New(t)
 	visit, _ := testenv.Visit(t, svc, testenv.Alice)
 	dir := t.TempDir()
-	r, _ := NewRecorder(svc, l, Options{Dir: dir})
+	r, _ := NewRecorder(svc, l.Log, Options{Dir: dir})
 	for _, c := range []Call{call(visit, false), call(visit, true)} {
 		tk, _ := r.Begin()
 		tk.Finish(c)
 	}
 	r.Close(ctx)
-	if n := len(outputs(t, l, visit)); n != 2 {
-		t.Fatalf("%d outputs", n)
-	}
-	// Drop the acknowledgements, as if the process died right after the
-	// ledger's commit.
-	files, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
-	calls := 0
-	for _, f := range files {
-		frames, _ := readSegment(f)
-		os.Remove(f)
-		nf, _ := os.OpenFile(f, os.O_CREATE|os.O_WRONLY, 0o600)
-		s := &spool{}
-		s.mu.f = nf
-		for _, fr := range frames {
-			if fr.kind == frameCall {
-				var cid [16]byte
-				copy(cid[:], fr.body)
-				s.writeLocked(frameCall, cid, fr.body[16:])
-				calls++
-			}
-		}
-		nf.Close()
-	}
-	if calls != 2 {
-		t.Fatalf("%d spooled calls", calls)
-	}
-	r2, _ := NewRecorder(svc, l, Options{Dir: dir})
-	r2.Close(ctx)
 	outs := outputs(t, l, visit)
+	if len(outs) != 2 {
+		t.Fatalf("%d outputs", len(outs))
+	}
+	if _, pending, _ := openSpool(dir); len(pending) != 0 {
+		t.Fatalf("%d recorded calls left in the spool", len(pending))
+	}
+	// Spool both calls as failed ones, as if their appends had been
+	// reported failed.
+	s, _, err := openSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		var cid [16]byte
+		if _, err := hex.Decode(cid[:], []byte(o.Parameters[paramCallID])); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(spooledCall{Tenant: testenv.Alice.Tenant, Actor: testenv.Alice.Actor, Encounter: visit, From: 0, Output: *o.ModelOutput})
+		if _, err := s.add(frameCall, cid, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.close()
+	r2, _ := NewRecorder(svc, l.Log, Options{Dir: dir})
+	r2.Close(ctx)
+	outs = outputs(t, l, visit)
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs after replay, want 2", len(outs))
 	}
@@ -220,7 +223,7 @@ func TestPrepareMakesAnyOutputRecordable(t *testing.T) {
 	for i := range 100 {
 		o.Parameters[hex.EncodeToString([]byte{byte(i)})] = "v"
 	}
-	r, _ := NewRecorder(svc, l, Options{})
+	r, _ := NewRecorder(svc, l.Log, Options{})
 	tk, _ := r.Begin()
 	tk.Finish(Call{Caller: testenv.Alice, Encounter: visit, Output: o})
 	r.Close(ctx)
@@ -245,11 +248,12 @@ func TestSpoolIsSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, l := ledgerOn(t, kv, keyDir)
+	keys := encounter.WithKeys(envelope.NewKeys(sealer, kv))
+	svc, l := ledgerOn(t, kv, keyDir, keys)
 	visit, _ := testenv.Visit(t, svc, testenv.Alice)
 	l.Close() // the calls stay in the spool
 
-	r, err := NewRecorder(svc, l, Options{Dir: dir, Retries: 1, Sealer: sealer})
+	r, err := NewRecorder(svc, l.Log, Options{Dir: dir, Retries: 1, Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,14 +284,14 @@ func TestSpoolIsSealed(t *testing.T) {
 
 	// Without the right key, the call does not open and stays spooled.
 	other, _, _ := envelope.OpenLocal(memstore.New(), filepath.Join(t.TempDir(), "keyring.json"), true)
-	svc2, l2 := ledgerOn(t, kv, keyDir)
+	svc2, l2 := ledgerOn(t, kv, keyDir, keys)
 	defer l2.Close()
-	r2, _ := NewRecorder(svc2, l2, Options{Dir: dir, Sealer: other})
+	r2, _ := NewRecorder(svc2, l2.Log, Options{Dir: dir, Sealer: other})
 	r2.Close(ctx)
 	if n := len(outputs(t, l2, visit)); n != 0 {
 		t.Fatalf("%d outputs recorded from calls sealed under another key", n)
 	}
-	r3, _ := NewRecorder(svc2, l2, Options{Dir: dir, Sealer: sealer})
+	r3, _ := NewRecorder(svc2, l2.Log, Options{Dir: dir, Sealer: sealer})
 	r3.Close(ctx)
 	outs := outputs(t, l2, visit)
 	if len(outs) != 1 || outs[0].Note == nil {

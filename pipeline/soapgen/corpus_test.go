@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 // The corpus tests run over the shared development data when it is
@@ -25,7 +27,7 @@ var (
 
 type corpusEncounter struct {
 	ID       string
-	Segments []Segment
+	Segments []align.Segment
 }
 
 func loadPrimock(t testing.TB) []corpusEncounter {
@@ -58,7 +60,7 @@ func loadPrimock(t testing.TB) []corpusEncounter {
 		}
 		e := corpusEncounter{ID: rec.EncounterID}
 		for _, s := range rec.Segments {
-			e.Segments = append(e.Segments, Segment{ID: s.SegmentID, Speaker: s.Speaker, StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text})
+			e.Segments = append(e.Segments, align.Segment{ID: s.SegmentID, Speaker: s.Speaker, StartMS: s.StartMS, EndMS: s.EndMS, Text: s.Text})
 		}
 		out = append(out, e)
 	}
@@ -94,7 +96,7 @@ func loadACI(t testing.TB) []corpusEncounter {
 		}
 		e := corpusEncounter{ID: rec.EncounterID}
 		for i, turn := range rec.Dialogue {
-			e.Segments = append(e.Segments, Segment{ID: fmt.Sprintf("%s-t%d", rec.EncounterID, i+1), Speaker: turn.Speaker, Text: turn.Text})
+			e.Segments = append(e.Segments, align.Segment{ID: fmt.Sprintf("%s-t%d", rec.EncounterID, i+1), Speaker: turn.Speaker, Text: turn.Text})
 		}
 		out = append(out, e)
 	}
@@ -174,7 +176,7 @@ var numberRE = regexp.MustCompile(`\d+(?:\.\d+)?`)
 // durations, vitals), other than 1 which "a week" also gives, was said in
 // the transcript, as digits or words. Numbers are where an invented
 // sentence would do the most harm.
-func checkNumbersGrounded(t *testing.T, label string, segs []Segment, n Note) {
+func checkNumbersGrounded(t *testing.T, label string, segs []align.Segment, n Note) {
 	t.Helper()
 	said := map[string]bool{}
 	for _, s := range segs {

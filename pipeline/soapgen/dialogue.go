@@ -3,6 +3,8 @@ package soapgen
 import (
 	"sort"
 	"strings"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 // role is the speaker role of an utterance.
@@ -51,7 +53,7 @@ type dialogue struct {
 	answerTo map[int]int
 }
 
-func newDialogue(segments []Segment) *dialogue {
+func newDialogue(segments []align.Segment) *dialogue {
 	order := make([]int, len(segments))
 	for i := range order {
 		order[i] = i

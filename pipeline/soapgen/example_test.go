@@ -3,11 +3,12 @@ package soapgen_test
 import (
 	"fmt"
 
+	"github.com/evidenceledger/evidence/align"
 	"github.com/evidenceledger/evidence/pipeline/soapgen"
 )
 
 func ExampleGenerate() {
-	segments := []soapgen.Segment{
+	segments := []align.Segment{
 		{ID: "d1", Speaker: "clinician", StartMS: 0, EndMS: 2000, Text: "Hello, how can I help you today?"},
 		{ID: "p1", Speaker: "patient", StartMS: 2100, EndMS: 6000, Text: "I've had a sore throat for <UNSURE>three</UNSURE> days."},
 		{ID: "d2", Speaker: "clinician", StartMS: 6100, EndMS: 7000, Text: "Any fever?"},

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 // FuzzGenerate feeds arbitrary text, cut into segments at newlines and
@@ -20,14 +22,14 @@ func FuzzGenerate(f *testing.F) {
 	f.Add("C: If if if you you\nP: no, no, no, yes\n\n\nC: take 2 tablets up to up to four times")
 	f.Add("C: \xff\xfe broken utf8 \u2019s \u2026")
 	f.Fuzz(func(t *testing.T, text string) {
-		var segs []Segment
+		var segs []align.Segment
 		for i, line := range strings.Split(text, "\n") {
 			speaker := []string{"clinician", "patient"}[i%2]
 			if who, rest, ok := strings.Cut(line, ":"); ok && len(who) <= 2 {
 				speaker = map[string]string{"C": "clinician", "P": "patient", "D": "doctor"}[strings.TrimSpace(who)]
 				line = rest
 			}
-			segs = append(segs, Segment{ID: "f", Speaker: speaker, StartMS: int64(i) * 1000, EndMS: int64(i)*1000 + 500, Text: line})
+			segs = append(segs, align.Segment{ID: "f", Speaker: speaker, StartMS: int64(i) * 1000, EndMS: int64(i)*1000 + 500, Text: line})
 		}
 		n, err := Generate(segs, Options{})
 		if err != nil {

@@ -6,12 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 // script builds segments from "C: ..." / "P: ..." lines (clinician and
 // patient), four seconds apart, with ids s1, s2, ...
-func script(lines ...string) []Segment {
-	var segs []Segment
+func script(lines ...string) []align.Segment {
+	var segs []align.Segment
 	for _, l := range lines {
 		who, text, ok := strings.Cut(l, ":")
 		if !ok {
@@ -19,7 +21,7 @@ func script(lines ...string) []Segment {
 		}
 		speaker := map[string]string{"C": "clinician", "D": "doctor", "P": "patient", "O": "interpreter"}[strings.TrimSpace(who)]
 		n := int64(len(segs))
-		segs = append(segs, Segment{
+		segs = append(segs, align.Segment{
 			ID:      fmt.Sprintf("s%d", n+1),
 			Speaker: speaker,
 			StartMS: n * 4000,
@@ -31,7 +33,7 @@ func script(lines ...string) []Segment {
 }
 
 // loadScript reads a testdata script: script lines, with '#' comments.
-func loadScript(t testing.TB, path string) []Segment {
+func loadScript(t testing.TB, path string) []align.Segment {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -51,7 +53,7 @@ func loadScript(t testing.TB, path string) []Segment {
 	return script(lines...)
 }
 
-func mustGenerate(t testing.TB, segs []Segment) Note {
+func mustGenerate(t testing.TB, segs []align.Segment) Note {
 	t.Helper()
 	n, err := Generate(segs, Options{})
 	if err != nil {

@@ -43,6 +43,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 // Model identity, to be recorded with every note this package generates.
@@ -73,24 +75,15 @@ const (
 	DefaultMaxTextBytes    = 2 << 20
 )
 
-// Segment is one transcript segment of the encounter.
-type Segment struct {
-	// ID identifies the segment in the ledger. Generate does not interpret it.
-	ID string
-	// Speaker is the speaker role. "clinician" and "doctor" (and a few
-	// synonyms such as "physician" and "nurse") are the clinician; "patient"
-	// and roles starting with "patient" (such as "patient_guest") are the
-	// patient side. Matching is case-insensitive. Other roles are allowed
-	// but their words are not used as evidence.
-	Speaker string
-	// StartMS and EndMS are the segment's times in the encounter audio, in
-	// milliseconds. Segments are processed in StartMS order (ties keep input
-	// order), so transcripts without times (all zero) keep their input order.
-	StartMS, EndMS int64
-	// Text is the transcribed text. Transcriber markup such as
-	// <UNSURE>..</UNSURE>, <UNIN/> and <INAUDIBLE_SPEECH/> is stripped.
-	Text string
-}
+// A transcript segment is an align.Segment. Speaker is the speaker role:
+// "clinician" and "doctor" (and a few synonyms such as "physician" and
+// "nurse") are the clinician; "patient" and roles starting with "patient"
+// (such as "patient_guest") are the patient side. Matching is
+// case-insensitive. Other roles are allowed but their words are not used
+// as evidence. Segments are processed in StartMS order (ties keep input
+// order), so transcripts without times (all zero) keep their input order.
+// Transcriber markup such as <UNSURE>..</UNSURE>, <UNIN/> and
+// <INAUDIBLE_SPEECH/> is stripped from Text; word timings are not used.
 
 // Note is a SOAP-structured clinical note.
 type Note struct {
@@ -174,7 +167,7 @@ func (e *SegmentError) Unwrap() error { return e.Err }
 // exceeded, and a *SegmentError when a segment is malformed. On success the
 // note has the four sections in order, none empty, with ids as described in
 // the package comment.
-func Generate(segments []Segment, opts Options) (Note, error) {
+func Generate(segments []align.Segment, opts Options) (Note, error) {
 	if err := validate(segments, opts.withDefaults()); err != nil {
 		return Note{}, err
 	}
@@ -187,7 +180,7 @@ func Generate(segments []Segment, opts Options) (Note, error) {
 
 // validate checks limits and times. It reports sizes and positions only, so
 // that no transcript text can reach a log through an error message.
-func validate(segments []Segment, opts Options) error {
+func validate(segments []align.Segment, opts Options) error {
 	if len(segments) == 0 {
 		return fmt.Errorf("%w: no segments", ErrEmptyInput)
 	}
@@ -216,7 +209,7 @@ func validate(segments []Segment, opts Options) error {
 	return nil
 }
 
-func allBlank(segments []Segment) bool {
+func allBlank(segments []align.Segment) bool {
 	for _, s := range segments {
 		if strings.TrimSpace(s.Text) != "" {
 			return false

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/evidenceledger/evidence/align"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -279,7 +281,7 @@ func TestDeterministic(t *testing.T) {
 
 func TestInputOrderIsSpeakingOrder(t *testing.T) {
 	segs := loadScript(t, "testdata/consultation.txt")
-	reversed := make([]Segment, len(segs))
+	reversed := make([]align.Segment, len(segs))
 	for i, s := range segs {
 		reversed[len(segs)-1-i] = s
 	}
@@ -332,25 +334,25 @@ const secretText = "Patient Zebedee Quux reports a secret symptom"
 
 func TestErrors(t *testing.T) {
 	long := strings.Repeat("a", DefaultMaxSegmentBytes+1)
-	many := make([]Segment, 11)
+	many := make([]align.Segment, 11)
 	for i := range many {
-		many[i] = Segment{Speaker: "patient", Text: secretText}
+		many[i] = align.Segment{Speaker: "patient", Text: secretText}
 	}
 	for _, c := range []struct {
 		name  string
-		segs  []Segment
+		segs  []align.Segment
 		opts  Options
 		is    error
 		field string
 	}{
 		{name: "nil", segs: nil, is: ErrEmptyInput},
-		{name: "blank", segs: []Segment{{Speaker: "patient", Text: "  "}}, is: ErrEmptyInput},
-		{name: "markup only", segs: []Segment{{Speaker: "patient", Text: "<UNIN/> <INAUDIBLE_SPEECH/>"}}, is: ErrEmptyInput},
+		{name: "blank", segs: []align.Segment{{Speaker: "patient", Text: "  "}}, is: ErrEmptyInput},
+		{name: "markup only", segs: []align.Segment{{Speaker: "patient", Text: "<UNIN/> <INAUDIBLE_SPEECH/>"}}, is: ErrEmptyInput},
 		{name: "too many segments", segs: many, opts: Options{MaxSegments: 10}, is: ErrInputTooLarge},
 		{name: "too much text", segs: many, opts: Options{MaxTextBytes: 100}, is: ErrInputTooLarge},
-		{name: "segment too long", segs: []Segment{{Speaker: "patient", Text: secretText + long}}, is: ErrInputTooLarge, field: "text"},
-		{name: "negative start", segs: []Segment{{Speaker: "patient", StartMS: -1, Text: secretText}}, field: "start_ms"},
-		{name: "end before start", segs: []Segment{{Speaker: "patient", StartMS: 10, EndMS: 5, Text: secretText}}, field: "end_ms"},
+		{name: "segment too long", segs: []align.Segment{{Speaker: "patient", Text: secretText + long}}, is: ErrInputTooLarge, field: "text"},
+		{name: "negative start", segs: []align.Segment{{Speaker: "patient", StartMS: -1, Text: secretText}}, field: "start_ms"},
+		{name: "end before start", segs: []align.Segment{{Speaker: "patient", StartMS: 10, EndMS: 5, Text: secretText}}, field: "end_ms"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Generate(c.segs, c.opts)
@@ -375,7 +377,7 @@ func TestErrors(t *testing.T) {
 func TestUntimedTranscriptKeepsInputOrder(t *testing.T) {
 	// ACI-BENCH style: turns without times, "doctor" speaker, lower case,
 	// tokenised punctuation.
-	segs := []Segment{
+	segs := []align.Segment{
 		{ID: "t1", Speaker: "doctor", Text: "what brings you in today ?"},
 		{ID: "t2", Speaker: "patient", Text: "i've had a cough for about a week ."},
 		{ID: "t3", Speaker: "doctor", Text: "any fever ?"},

@@ -140,7 +140,8 @@ export const api = {
   checkpoint: () => request('GET', '/api/v1/checkpoint'),
   entry: (index) => request('GET', `/api/v1/entries/${index}?proof=1`),
   consistency: (from, to) => request('GET', `/api/v1/proofs/consistency?from=${from}&to=${to}`),
-  encounters: (pageToken = '') => request('GET', `/api/v1/encounters?page_size=200${pageToken ? `&page_token=${enc(pageToken)}` : ''}`),
+  /** encounters lists visits: params are ListEncounters' query parameters (docs/api.md). */
+  encounters: (params = {}) => request('GET', `/api/v1/encounters?${new URLSearchParams({ page_size: 200, ...params })}`),
   encounter: (id) => request('GET', paths.encounter(id)),
   transcript: (id) => request('GET', paths.transcript(id)),
   note: (id) => request('GET', paths.note(id)),

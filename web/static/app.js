@@ -5,6 +5,7 @@ import { api, forget, identity, int, signedOut } from './api.js';
 import { h, when } from './dom.js';
 import { EvidencePlayer } from './player.js';
 import { VisitView } from './visit.js';
+import { VisitList } from './visits.js';
 
 const main = document.getElementById('main');
 const audio = document.getElementById('audio');
@@ -188,9 +189,13 @@ function setCrumbs(items) {
   );
 }
 
+let listView = null;
+
 async function route() {
   if (app.view) app.view.destroy();
   app.view = null;
+  if (listView) listView.destroy();
+  listView = null;
   const m = /^\/encounters\/([^/]+)$/.exec(location.pathname);
   try {
     if (m) await showVisit(decodeURIComponent(m[1]));
@@ -304,32 +309,8 @@ async function showList() {
   setCrumbs([{ text: 'Visits' }]);
   app.badge.show(false);
   app.showPlayer(false);
-  const r = await api.encounters();
-  const encs = r.encounters || [];
-  const list = h('ul', { class: 'visit-list', role: 'list' });
-  for (const e of encs) {
-    list.append(
-      h(
-        'li',
-        {},
-        h(
-          'a',
-          { class: 'visit-card', href: `/encounters/${encodeURIComponent(e.encounter_id)}`, 'data-nav': true },
-          h('span', { class: 'visit-card-title', text: e.title || e.encounter_id }),
-          h('span', { class: 'visit-card-meta', text: [e.patient_ref && `Patient ref ${e.patient_ref}`, e.create_time && `Opened ${when(e.create_time)}`, `${int(e.entry_count)} ledger entries`].filter(Boolean).join(' · ') }),
-        ),
-      ),
-    );
-  }
-  app.mount(
-    h(
-      'div',
-      { class: 'list-page' },
-      h('h1', { text: 'Visits' }),
-      h('p', { class: 'lead', text: 'Open a visit to review its AI-drafted note. Select any sentence to hear the moment in the conversation that supports it.' }),
-      encs.length ? list : h('p', { class: 'empty', text: 'No visits are recorded yet. Start the server with --demo to load the demo visit.' }),
-    ),
-  );
+  listView = new VisitList(app);
+  await listView.load();
 }
 
 async function showVisit(id) {

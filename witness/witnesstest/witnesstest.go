@@ -99,3 +99,9 @@ func Start(t testing.TB, name, origin, logVKey string) *Witness {
 	}
 	return nil
 }
+
+// Stop kills the witness, as an outage would; a test's end stops it anyway.
+func (w *Witness) Stop() {
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+}

@@ -127,6 +127,7 @@ type Store struct {
 var (
 	_ storage.Store       = (*Store)(nil)
 	_ storage.AsyncWriter = (*Store)(nil)
+	_ storage.Syncer      = (*Store)(nil)
 )
 
 // Open opens or creates the Badger database in dir.
@@ -343,6 +344,22 @@ func (s *Store) Write(b *storage.Batch, sync bool) error {
 	defer txn.Discard()
 	if err := txn.Commit(); err != nil {
 		return s.commitError(b, err)
+	}
+	return nil
+}
+
+// Sync implements storage.Syncer. Every write is synced before it returns
+// (Badger's SyncWrites), so there is little left to do.
+func (s *Store) Sync() error {
+	if !s.begin() {
+		return storage.ErrClosed
+	}
+	defer s.calls.Done()
+	if s.readOnly {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("badgerstore: sync: %w", err)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ type Store struct {
 var (
 	_ storage.Store       = (*Store)(nil)
 	_ storage.AsyncWriter = (*Store)(nil)
+	_ storage.Syncer      = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -140,6 +141,16 @@ func (s *Store) WriteAsync(b *storage.Batch) (wait func() error, err error) {
 		return nil, err
 	}
 	return func() error { return nil }, nil
+}
+
+// Sync implements storage.Syncer: there is nothing to make durable.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.tree == nil {
+		return storage.ErrClosed
+	}
+	return nil
 }
 
 // Close drops the data. Scans already running finish on their snapshot.

@@ -28,7 +28,7 @@ var Alice = encounter.Caller{Tenant: "clinic-a", Actor: "svc:scribe"}
 
 // New returns an encounter service on a new in-memory log, closed when
 // the test ends.
-func New(t testing.TB) (*encounter.Service, *ledger.Log) {
+func New(t testing.TB) (*encounter.Service, *ledger.Appender) {
 	t.Helper()
 	kv := memstore.New()
 	key, err := ledger.LoadOrCreateKey(t.TempDir(), Origin)
@@ -40,7 +40,7 @@ func New(t testing.TB) (*encounter.Service, *ledger.Log) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return encounter.New(l, blob.New(kv, nil)), l
+	return encounter.New(l.Log, l, blob.New(kv, nil)), l
 }
 
 // Segments is a short synthetic consultation.

@@ -129,14 +129,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer l.Close()
-	svc := encounter.New(l, blob.New(store, nil))
+	svc := encounter.New(l.Log, l, blob.New(store, nil))
 	encs, err := createEncounters(ctx, svc, (warm+cfg.Requests)/cfg.CallsPerEncounter+1)
 	if err != nil {
 		return Result{}, err
 	}
 	var calls atomic.Int64
 	label := func() string { return encs[int(calls.Add(1)-1)/cfg.CallsPerEncounter%len(encs)] }
-	rec, err := proxy.NewRecorder(svc, l, proxy.Options{Dir: filepath.Join(cfg.Dir, "spool"), Sync: cfg.Sync, QueueSize: cfg.QueueSize})
+	rec, err := proxy.NewRecorder(svc, l.Log, proxy.Options{Dir: filepath.Join(cfg.Dir, "spool"), Sync: cfg.Sync, QueueSize: cfg.QueueSize})
 	if err != nil {
 		return Result{}, err
 	}

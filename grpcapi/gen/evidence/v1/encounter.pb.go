@@ -22,6 +22,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NoteStatus is where an encounter's note stands.
+type NoteStatus int32
+
+const (
+	NoteStatus_NOTE_STATUS_UNSPECIFIED NoteStatus = 0
+	// No model output has drafted a note yet.
+	NoteStatus_NOTE_STATUS_NONE NoteStatus = 1
+	// A note exists and its current version is not signed.
+	NoteStatus_NOTE_STATUS_DRAFTED NoteStatus = 2
+	// The latest sign-off covers exactly the current version.
+	NoteStatus_NOTE_STATUS_SIGNED NoteStatus = 3
+)
+
+// Enum value maps for NoteStatus.
+var (
+	NoteStatus_name = map[int32]string{
+		0: "NOTE_STATUS_UNSPECIFIED",
+		1: "NOTE_STATUS_NONE",
+		2: "NOTE_STATUS_DRAFTED",
+		3: "NOTE_STATUS_SIGNED",
+	}
+	NoteStatus_value = map[string]int32{
+		"NOTE_STATUS_UNSPECIFIED": 0,
+		"NOTE_STATUS_NONE":        1,
+		"NOTE_STATUS_DRAFTED":     2,
+		"NOTE_STATUS_SIGNED":      3,
+	}
+)
+
+func (x NoteStatus) Enum() *NoteStatus {
+	p := new(NoteStatus)
+	*p = x
+	return p
+}
+
+func (x NoteStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NoteStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_evidence_v1_encounter_proto_enumTypes[0].Descriptor()
+}
+
+func (NoteStatus) Type() protoreflect.EnumType {
+	return &file_evidence_v1_encounter_proto_enumTypes[0]
+}
+
+func (x NoteStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NoteStatus.Descriptor instead.
+func (NoteStatus) EnumDescriptor() ([]byte, []int) {
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{0}
+}
+
 // SpeakerRole is who spoke a segment.
 type SpeakerRole int32
 
@@ -59,11 +115,11 @@ func (x SpeakerRole) String() string {
 }
 
 func (SpeakerRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[0].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[1].Descriptor()
 }
 
 func (SpeakerRole) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[0]
+	return &file_evidence_v1_encounter_proto_enumTypes[1]
 }
 
 func (x SpeakerRole) Number() protoreflect.EnumNumber {
@@ -72,7 +128,7 @@ func (x SpeakerRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SpeakerRole.Descriptor instead.
 func (SpeakerRole) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{0}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{1}
 }
 
 // EditAction is what an edit does to a sentence.
@@ -112,11 +168,11 @@ func (x EditAction) String() string {
 }
 
 func (EditAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[1].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[2].Descriptor()
 }
 
 func (EditAction) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[1]
+	return &file_evidence_v1_encounter_proto_enumTypes[2]
 }
 
 func (x EditAction) Number() protoreflect.EnumNumber {
@@ -125,7 +181,7 @@ func (x EditAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EditAction.Descriptor instead.
 func (EditAction) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{1}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{2}
 }
 
 // ResolutionAction is what a clinician did with a flagged sentence.
@@ -164,11 +220,11 @@ func (x ResolutionAction) String() string {
 }
 
 func (ResolutionAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[2].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[3].Descriptor()
 }
 
 func (ResolutionAction) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[2]
+	return &file_evidence_v1_encounter_proto_enumTypes[3]
 }
 
 func (x ResolutionAction) Number() protoreflect.EnumNumber {
@@ -177,7 +233,7 @@ func (x ResolutionAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResolutionAction.Descriptor instead.
 func (ResolutionAction) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{2}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{3}
 }
 
 // Verdict says whether the transcript supports a sentence. CONTRADICTED and
@@ -226,11 +282,11 @@ func (x Verdict) String() string {
 }
 
 func (Verdict) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[3].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[4].Descriptor()
 }
 
 func (Verdict) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[3]
+	return &file_evidence_v1_encounter_proto_enumTypes[4]
 }
 
 func (x Verdict) Number() protoreflect.EnumNumber {
@@ -239,7 +295,7 @@ func (x Verdict) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Verdict.Descriptor instead.
 func (Verdict) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{3}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{4}
 }
 
 // Severity grades a flagged sentence by what the error could do to care.
@@ -281,11 +337,11 @@ func (x Severity) String() string {
 }
 
 func (Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[4].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[5].Descriptor()
 }
 
 func (Severity) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[4]
+	return &file_evidence_v1_encounter_proto_enumTypes[5]
 }
 
 func (x Severity) Number() protoreflect.EnumNumber {
@@ -294,7 +350,7 @@ func (x Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Severity.Descriptor instead.
 func (Severity) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{4}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{5}
 }
 
 // ConflictKind names what a contradicted claim gets wrong.
@@ -354,11 +410,11 @@ func (x ConflictKind) String() string {
 }
 
 func (ConflictKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_evidence_v1_encounter_proto_enumTypes[5].Descriptor()
+	return file_evidence_v1_encounter_proto_enumTypes[6].Descriptor()
 }
 
 func (ConflictKind) Type() protoreflect.EnumType {
-	return &file_evidence_v1_encounter_proto_enumTypes[5]
+	return &file_evidence_v1_encounter_proto_enumTypes[6]
 }
 
 func (x ConflictKind) Number() protoreflect.EnumNumber {
@@ -367,7 +423,7 @@ func (x ConflictKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConflictKind.Descriptor instead.
 func (ConflictKind) EnumDescriptor() ([]byte, []int) {
-	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{5}
+	return file_evidence_v1_encounter_proto_rawDescGZIP(), []int{6}
 }
 
 type Encounter struct {
@@ -378,8 +434,20 @@ type Encounter struct {
 	PatientRef string                 `protobuf:"bytes,3,opt,name=patient_ref,json=patientRef,proto3" json:"patient_ref,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Entries in the encounter's chain, and the leaf index of the last one.
-	EntryCount    int64 `protobuf:"varint,5,opt,name=entry_count,json=entryCount,proto3" json:"entry_count,omitempty"`
-	HeadIndex     int64 `protobuf:"varint,6,opt,name=head_index,json=headIndex,proto3" json:"head_index,omitempty"`
+	EntryCount int64 `protobuf:"varint,5,opt,name=entry_count,json=entryCount,proto3" json:"entry_count,omitempty"`
+	HeadIndex  int64 `protobuf:"varint,6,opt,name=head_index,json=headIndex,proto3" json:"head_index,omitempty"`
+	// When the encounter was last written: the time of its latest entry
+	// that is not an access entry (reads do not change it).
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	NoteStatus NoteStatus             `protobuf:"varint,8,opt,name=note_status,json=noteStatus,proto3,enum=evidence.v1.NoteStatus" json:"note_status,omitempty"`
+	// Sentences of the current note that are flagged (verdict CONTRADICTED
+	// or UNMENTIONED), and those of them no clinician has resolved
+	// (ResolveSentence) in their current version.
+	FlaggedSentences    int32 `protobuf:"varint,9,opt,name=flagged_sentences,json=flaggedSentences,proto3" json:"flagged_sentences,omitempty"`
+	UnresolvedSentences int32 `protobuf:"varint,10,opt,name=unresolved_sentences,json=unresolvedSentences,proto3" json:"unresolved_sentences,omitempty"`
+	// The encounter was crypto-shredded: its title, patient reference and
+	// note are gone.
+	Redacted      bool `protobuf:"varint,11,opt,name=redacted,proto3" json:"redacted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -454,6 +522,41 @@ func (x *Encounter) GetHeadIndex() int64 {
 		return x.HeadIndex
 	}
 	return 0
+}
+
+func (x *Encounter) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Encounter) GetNoteStatus() NoteStatus {
+	if x != nil {
+		return x.NoteStatus
+	}
+	return NoteStatus_NOTE_STATUS_UNSPECIFIED
+}
+
+func (x *Encounter) GetFlaggedSentences() int32 {
+	if x != nil {
+		return x.FlaggedSentences
+	}
+	return 0
+}
+
+func (x *Encounter) GetUnresolvedSentences() int32 {
+	if x != nil {
+		return x.UnresolvedSentences
+	}
+	return 0
+}
+
+func (x *Encounter) GetRedacted() bool {
+	if x != nil {
+		return x.Redacted
+	}
+	return false
 }
 
 type CreateEncounterRequest struct {
@@ -572,8 +675,19 @@ func (x *CreateEncounterResponse) GetReceipt() *WriteReceipt {
 type ListEncountersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many; 0 means 50, and more than 500 is capped at 500.
-	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, with the same filters.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only encounters last written at or after the start and before the end
+	// (update_time); either may be unset.
+	UpdateTimeStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=update_time_start,json=updateTimeStart,proto3" json:"update_time_start,omitempty"`
+	UpdateTimeEnd   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time_end,json=updateTimeEnd,proto3" json:"update_time_end,omitempty"`
+	// Only notes in this status; UNSPECIFIED lists all.
+	NoteStatus NoteStatus `protobuf:"varint,5,opt,name=note_status,json=noteStatus,proto3,enum=evidence.v1.NoteStatus" json:"note_status,omitempty"`
+	// Only encounters with at least one unresolved flagged sentence.
+	HasUnresolvedFlags bool `protobuf:"varint,6,opt,name=has_unresolved_flags,json=hasUnresolvedFlags,proto3" json:"has_unresolved_flags,omitempty"`
+	// Only encounters opened with exactly this patient reference.
+	PatientRef    string `protobuf:"bytes,7,opt,name=patient_ref,json=patientRef,proto3" json:"patient_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,10 +736,51 @@ func (x *ListEncountersRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListEncountersRequest) GetUpdateTimeStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeStart
+	}
+	return nil
+}
+
+func (x *ListEncountersRequest) GetUpdateTimeEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeEnd
+	}
+	return nil
+}
+
+func (x *ListEncountersRequest) GetNoteStatus() NoteStatus {
+	if x != nil {
+		return x.NoteStatus
+	}
+	return NoteStatus_NOTE_STATUS_UNSPECIFIED
+}
+
+func (x *ListEncountersRequest) GetHasUnresolvedFlags() bool {
+	if x != nil {
+		return x.HasUnresolvedFlags
+	}
+	return false
+}
+
+func (x *ListEncountersRequest) GetPatientRef() string {
+	if x != nil {
+		return x.PatientRef
+	}
+	return ""
+}
+
 type ListEncountersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Encounters    []*Encounter           `protobuf:"bytes,1,rep,name=encounters,proto3" json:"encounters,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Encounters []*Encounter           `protobuf:"bytes,1,rep,name=encounters,proto3" json:"encounters,omitempty"`
+	// Continues the listing; empty after the last page. A page may hold
+	// fewer than page_size encounters and still be followed by more (the
+	// server bounds the work of one page).
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The number of log entries the page reflects: it includes every
+	// entry the log held when the request came.
+	TreeSize      int64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +827,13 @@ func (x *ListEncountersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListEncountersResponse) GetTreeSize() int64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
 }
 
 type GetEncounterRequest struct {
@@ -3565,7 +3727,7 @@ var File_evidence_v1_encounter_proto protoreflect.FileDescriptor
 
 const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\n" +
-	"\x1bevidence/v1/encounter.proto\x12\vevidence.v1\x1a\x18evidence/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n" +
+	"\x1bevidence/v1/encounter.proto\x12\vevidence.v1\x1a\x18evidence/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x03\n" +
 	"\tEncounter\x12!\n" +
 	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x1f\n" +
@@ -3576,7 +3738,15 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\ventry_count\x18\x05 \x01(\x03R\n" +
 	"entryCount\x12\x1d\n" +
 	"\n" +
-	"head_index\x18\x06 \x01(\x03R\theadIndex\"g\n" +
+	"head_index\x18\x06 \x01(\x03R\theadIndex\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x128\n" +
+	"\vnote_status\x18\b \x01(\x0e2\x17.evidence.v1.NoteStatusR\n" +
+	"noteStatus\x12+\n" +
+	"\x11flagged_sentences\x18\t \x01(\x05R\x10flaggedSentences\x121\n" +
+	"\x14unresolved_sentences\x18\n" +
+	" \x01(\x05R\x13unresolvedSentences\x12\x1a\n" +
+	"\bredacted\x18\v \x01(\bR\bredacted\"g\n" +
 	"\x16CreateEncounterRequest\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x1f\n" +
 	"\vpatient_ref\x18\x02 \x01(\tR\n" +
@@ -3584,16 +3754,24 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"\x06verify\x18\x03 \x01(\bR\x06verify\"\x84\x01\n" +
 	"\x17CreateEncounterResponse\x124\n" +
 	"\tencounter\x18\x01 \x01(\v2\x16.evidence.v1.EncounterR\tencounter\x123\n" +
-	"\areceipt\x18\x02 \x01(\v2\x19.evidence.v1.WriteReceiptR\areceipt\"S\n" +
+	"\areceipt\x18\x02 \x01(\v2\x19.evidence.v1.WriteReceiptR\areceipt\"\xec\x02\n" +
 	"\x15ListEncountersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"x\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12F\n" +
+	"\x11update_time_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fupdateTimeStart\x12B\n" +
+	"\x0fupdate_time_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rupdateTimeEnd\x128\n" +
+	"\vnote_status\x18\x05 \x01(\x0e2\x17.evidence.v1.NoteStatusR\n" +
+	"noteStatus\x120\n" +
+	"\x14has_unresolved_flags\x18\x06 \x01(\bR\x12hasUnresolvedFlags\x12\x1f\n" +
+	"\vpatient_ref\x18\a \x01(\tR\n" +
+	"patientRef\"\x95\x01\n" +
 	"\x16ListEncountersResponse\x126\n" +
 	"\n" +
 	"encounters\x18\x01 \x03(\v2\x16.evidence.v1.EncounterR\n" +
 	"encounters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"8\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1b\n" +
+	"\ttree_size\x18\x03 \x01(\x03R\btreeSize\"8\n" +
 	"\x13GetEncounterRequest\x12!\n" +
 	"\fencounter_id\x18\x01 \x01(\tR\vencounterId\"L\n" +
 	"\x14GetEncounterResponse\x124\n" +
@@ -3867,7 +4045,13 @@ const file_evidence_v1_encounter_proto_rawDesc = "" +
 	"recordTime\x12\x1b\n" +
 	"\tnote_hash\x18\x04 \x01(\fR\bnoteHash\x12\x1c\n" +
 	"\tstatement\x18\x05 \x01(\tR\tstatement\x12:\n" +
-	"\x19acknowledged_sentence_ids\x18\x06 \x03(\tR\x17acknowledgedSentenceIds*y\n" +
+	"\x19acknowledged_sentence_ids\x18\x06 \x03(\tR\x17acknowledgedSentenceIds*p\n" +
+	"\n" +
+	"NoteStatus\x12\x1b\n" +
+	"\x17NOTE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10NOTE_STATUS_NONE\x10\x01\x12\x17\n" +
+	"\x13NOTE_STATUS_DRAFTED\x10\x02\x12\x16\n" +
+	"\x12NOTE_STATUS_SIGNED\x10\x03*y\n" +
 	"\vSpeakerRole\x12\x1c\n" +
 	"\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SPEAKER_ROLE_CLINICIAN\x10\x01\x12\x18\n" +
@@ -3931,148 +4115,154 @@ func file_evidence_v1_encounter_proto_rawDescGZIP() []byte {
 	return file_evidence_v1_encounter_proto_rawDescData
 }
 
-var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_evidence_v1_encounter_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_evidence_v1_encounter_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_evidence_v1_encounter_proto_goTypes = []any{
-	(SpeakerRole)(0),                  // 0: evidence.v1.SpeakerRole
-	(EditAction)(0),                   // 1: evidence.v1.EditAction
-	(ResolutionAction)(0),             // 2: evidence.v1.ResolutionAction
-	(Verdict)(0),                      // 3: evidence.v1.Verdict
-	(Severity)(0),                     // 4: evidence.v1.Severity
-	(ConflictKind)(0),                 // 5: evidence.v1.ConflictKind
-	(*Encounter)(nil),                 // 6: evidence.v1.Encounter
-	(*CreateEncounterRequest)(nil),    // 7: evidence.v1.CreateEncounterRequest
-	(*CreateEncounterResponse)(nil),   // 8: evidence.v1.CreateEncounterResponse
-	(*ListEncountersRequest)(nil),     // 9: evidence.v1.ListEncountersRequest
-	(*ListEncountersResponse)(nil),    // 10: evidence.v1.ListEncountersResponse
-	(*GetEncounterRequest)(nil),       // 11: evidence.v1.GetEncounterRequest
-	(*GetEncounterResponse)(nil),      // 12: evidence.v1.GetEncounterResponse
-	(*Word)(nil),                      // 13: evidence.v1.Word
-	(*Segment)(nil),                   // 14: evidence.v1.Segment
-	(*RecordSegmentsRequest)(nil),     // 15: evidence.v1.RecordSegmentsRequest
-	(*RecordSegmentsResponse)(nil),    // 16: evidence.v1.RecordSegmentsResponse
-	(*AudioHeader)(nil),               // 17: evidence.v1.AudioHeader
-	(*RecordAudioRequest)(nil),        // 18: evidence.v1.RecordAudioRequest
-	(*RecordAudioResponse)(nil),       // 19: evidence.v1.RecordAudioResponse
-	(*Audio)(nil),                     // 20: evidence.v1.Audio
-	(*ModelRef)(nil),                  // 21: evidence.v1.ModelRef
-	(*DraftNote)(nil),                 // 22: evidence.v1.DraftNote
-	(*DraftSection)(nil),              // 23: evidence.v1.DraftSection
-	(*DraftSentence)(nil),             // 24: evidence.v1.DraftSentence
-	(*TokenUsage)(nil),                // 25: evidence.v1.TokenUsage
-	(*RecordModelOutputRequest)(nil),  // 26: evidence.v1.RecordModelOutputRequest
-	(*RecordModelOutputResponse)(nil), // 27: evidence.v1.RecordModelOutputResponse
-	(*RecordEditRequest)(nil),         // 28: evidence.v1.RecordEditRequest
-	(*RecordEditResponse)(nil),        // 29: evidence.v1.RecordEditResponse
-	(*ResolveSentenceRequest)(nil),    // 30: evidence.v1.ResolveSentenceRequest
-	(*ResolveSentenceResponse)(nil),   // 31: evidence.v1.ResolveSentenceResponse
-	(*SignNoteRequest)(nil),           // 32: evidence.v1.SignNoteRequest
-	(*SignNoteResponse)(nil),          // 33: evidence.v1.SignNoteResponse
-	(*GetTranscriptRequest)(nil),      // 34: evidence.v1.GetTranscriptRequest
-	(*GetTranscriptResponse)(nil),     // 35: evidence.v1.GetTranscriptResponse
-	(*GetNoteRequest)(nil),            // 36: evidence.v1.GetNoteRequest
-	(*GetNoteResponse)(nil),           // 37: evidence.v1.GetNoteResponse
-	(*Note)(nil),                      // 38: evidence.v1.Note
-	(*Section)(nil),                   // 39: evidence.v1.Section
-	(*Sentence)(nil),                  // 40: evidence.v1.Sentence
-	(*TextRange)(nil),                 // 41: evidence.v1.TextRange
-	(*Conflict)(nil),                  // 42: evidence.v1.Conflict
-	(*Resolution)(nil),                // 43: evidence.v1.Resolution
-	(*EvidenceSpan)(nil),              // 44: evidence.v1.EvidenceSpan
-	(*Provenance)(nil),                // 45: evidence.v1.Provenance
-	(*SentenceVersion)(nil),           // 46: evidence.v1.SentenceVersion
-	(*Signoff)(nil),                   // 47: evidence.v1.Signoff
-	nil,                               // 48: evidence.v1.RecordModelOutputRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 49: google.protobuf.Timestamp
-	(*WriteReceipt)(nil),              // 50: evidence.v1.WriteReceipt
-	(EntryKind)(0),                    // 51: evidence.v1.EntryKind
+	(NoteStatus)(0),                   // 0: evidence.v1.NoteStatus
+	(SpeakerRole)(0),                  // 1: evidence.v1.SpeakerRole
+	(EditAction)(0),                   // 2: evidence.v1.EditAction
+	(ResolutionAction)(0),             // 3: evidence.v1.ResolutionAction
+	(Verdict)(0),                      // 4: evidence.v1.Verdict
+	(Severity)(0),                     // 5: evidence.v1.Severity
+	(ConflictKind)(0),                 // 6: evidence.v1.ConflictKind
+	(*Encounter)(nil),                 // 7: evidence.v1.Encounter
+	(*CreateEncounterRequest)(nil),    // 8: evidence.v1.CreateEncounterRequest
+	(*CreateEncounterResponse)(nil),   // 9: evidence.v1.CreateEncounterResponse
+	(*ListEncountersRequest)(nil),     // 10: evidence.v1.ListEncountersRequest
+	(*ListEncountersResponse)(nil),    // 11: evidence.v1.ListEncountersResponse
+	(*GetEncounterRequest)(nil),       // 12: evidence.v1.GetEncounterRequest
+	(*GetEncounterResponse)(nil),      // 13: evidence.v1.GetEncounterResponse
+	(*Word)(nil),                      // 14: evidence.v1.Word
+	(*Segment)(nil),                   // 15: evidence.v1.Segment
+	(*RecordSegmentsRequest)(nil),     // 16: evidence.v1.RecordSegmentsRequest
+	(*RecordSegmentsResponse)(nil),    // 17: evidence.v1.RecordSegmentsResponse
+	(*AudioHeader)(nil),               // 18: evidence.v1.AudioHeader
+	(*RecordAudioRequest)(nil),        // 19: evidence.v1.RecordAudioRequest
+	(*RecordAudioResponse)(nil),       // 20: evidence.v1.RecordAudioResponse
+	(*Audio)(nil),                     // 21: evidence.v1.Audio
+	(*ModelRef)(nil),                  // 22: evidence.v1.ModelRef
+	(*DraftNote)(nil),                 // 23: evidence.v1.DraftNote
+	(*DraftSection)(nil),              // 24: evidence.v1.DraftSection
+	(*DraftSentence)(nil),             // 25: evidence.v1.DraftSentence
+	(*TokenUsage)(nil),                // 26: evidence.v1.TokenUsage
+	(*RecordModelOutputRequest)(nil),  // 27: evidence.v1.RecordModelOutputRequest
+	(*RecordModelOutputResponse)(nil), // 28: evidence.v1.RecordModelOutputResponse
+	(*RecordEditRequest)(nil),         // 29: evidence.v1.RecordEditRequest
+	(*RecordEditResponse)(nil),        // 30: evidence.v1.RecordEditResponse
+	(*ResolveSentenceRequest)(nil),    // 31: evidence.v1.ResolveSentenceRequest
+	(*ResolveSentenceResponse)(nil),   // 32: evidence.v1.ResolveSentenceResponse
+	(*SignNoteRequest)(nil),           // 33: evidence.v1.SignNoteRequest
+	(*SignNoteResponse)(nil),          // 34: evidence.v1.SignNoteResponse
+	(*GetTranscriptRequest)(nil),      // 35: evidence.v1.GetTranscriptRequest
+	(*GetTranscriptResponse)(nil),     // 36: evidence.v1.GetTranscriptResponse
+	(*GetNoteRequest)(nil),            // 37: evidence.v1.GetNoteRequest
+	(*GetNoteResponse)(nil),           // 38: evidence.v1.GetNoteResponse
+	(*Note)(nil),                      // 39: evidence.v1.Note
+	(*Section)(nil),                   // 40: evidence.v1.Section
+	(*Sentence)(nil),                  // 41: evidence.v1.Sentence
+	(*TextRange)(nil),                 // 42: evidence.v1.TextRange
+	(*Conflict)(nil),                  // 43: evidence.v1.Conflict
+	(*Resolution)(nil),                // 44: evidence.v1.Resolution
+	(*EvidenceSpan)(nil),              // 45: evidence.v1.EvidenceSpan
+	(*Provenance)(nil),                // 46: evidence.v1.Provenance
+	(*SentenceVersion)(nil),           // 47: evidence.v1.SentenceVersion
+	(*Signoff)(nil),                   // 48: evidence.v1.Signoff
+	nil,                               // 49: evidence.v1.RecordModelOutputRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(*WriteReceipt)(nil),              // 51: evidence.v1.WriteReceipt
+	(EntryKind)(0),                    // 52: evidence.v1.EntryKind
 }
 var file_evidence_v1_encounter_proto_depIdxs = []int32{
-	49, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 1: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
-	50, // 2: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	6,  // 3: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
-	6,  // 4: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
-	0,  // 5: evidence.v1.Segment.speaker_role:type_name -> evidence.v1.SpeakerRole
-	13, // 6: evidence.v1.Segment.words:type_name -> evidence.v1.Word
-	49, // 7: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
-	14, // 8: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
-	50, // 9: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	17, // 10: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
-	50, // 11: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	23, // 12: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
-	24, // 13: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
-	21, // 14: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
-	48, // 15: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
-	22, // 16: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
-	25, // 17: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
-	50, // 18: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	38, // 19: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
-	1,  // 20: evidence.v1.RecordEditRequest.action:type_name -> evidence.v1.EditAction
-	50, // 21: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	38, // 22: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
-	3,  // 23: evidence.v1.ResolveSentenceRequest.verdict:type_name -> evidence.v1.Verdict
-	2,  // 24: evidence.v1.ResolveSentenceRequest.action:type_name -> evidence.v1.ResolutionAction
-	50, // 25: evidence.v1.ResolveSentenceResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	38, // 26: evidence.v1.ResolveSentenceResponse.note:type_name -> evidence.v1.Note
-	50, // 27: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
-	38, // 28: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
-	14, // 29: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
-	20, // 30: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
-	38, // 31: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
-	39, // 32: evidence.v1.Note.sections:type_name -> evidence.v1.Section
-	21, // 33: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
-	47, // 34: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
-	40, // 35: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
-	44, // 36: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
-	45, // 37: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
-	3,  // 38: evidence.v1.Sentence.verdict:type_name -> evidence.v1.Verdict
-	4,  // 39: evidence.v1.Sentence.severity:type_name -> evidence.v1.Severity
-	42, // 40: evidence.v1.Sentence.conflicts:type_name -> evidence.v1.Conflict
-	41, // 41: evidence.v1.Sentence.unsupported_ranges:type_name -> evidence.v1.TextRange
-	43, // 42: evidence.v1.Sentence.resolutions:type_name -> evidence.v1.Resolution
-	5,  // 43: evidence.v1.Conflict.kind:type_name -> evidence.v1.ConflictKind
-	41, // 44: evidence.v1.Conflict.claim:type_name -> evidence.v1.TextRange
-	0,  // 45: evidence.v1.Conflict.speaker_role:type_name -> evidence.v1.SpeakerRole
-	49, // 46: evidence.v1.Resolution.record_time:type_name -> google.protobuf.Timestamp
-	3,  // 47: evidence.v1.Resolution.verdict:type_name -> evidence.v1.Verdict
-	4,  // 48: evidence.v1.Resolution.severity:type_name -> evidence.v1.Severity
-	2,  // 49: evidence.v1.Resolution.action:type_name -> evidence.v1.ResolutionAction
-	3,  // 50: evidence.v1.Resolution.new_verdict:type_name -> evidence.v1.Verdict
-	0,  // 51: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
-	46, // 52: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
-	51, // 53: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
-	1,  // 54: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
-	49, // 55: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
-	21, // 56: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
-	49, // 57: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
-	7,  // 58: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
-	9,  // 59: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
-	11, // 60: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
-	15, // 61: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
-	18, // 62: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
-	26, // 63: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
-	28, // 64: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
-	30, // 65: evidence.v1.EncounterService.ResolveSentence:input_type -> evidence.v1.ResolveSentenceRequest
-	32, // 66: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
-	34, // 67: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
-	36, // 68: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
-	8,  // 69: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
-	10, // 70: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
-	12, // 71: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
-	16, // 72: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
-	19, // 73: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
-	27, // 74: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
-	29, // 75: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
-	31, // 76: evidence.v1.EncounterService.ResolveSentence:output_type -> evidence.v1.ResolveSentenceResponse
-	33, // 77: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
-	35, // 78: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
-	37, // 79: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
-	69, // [69:80] is the sub-list for method output_type
-	58, // [58:69] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	50, // 0: evidence.v1.Encounter.create_time:type_name -> google.protobuf.Timestamp
+	50, // 1: evidence.v1.Encounter.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: evidence.v1.Encounter.note_status:type_name -> evidence.v1.NoteStatus
+	7,  // 3: evidence.v1.CreateEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	51, // 4: evidence.v1.CreateEncounterResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	50, // 5: evidence.v1.ListEncountersRequest.update_time_start:type_name -> google.protobuf.Timestamp
+	50, // 6: evidence.v1.ListEncountersRequest.update_time_end:type_name -> google.protobuf.Timestamp
+	0,  // 7: evidence.v1.ListEncountersRequest.note_status:type_name -> evidence.v1.NoteStatus
+	7,  // 8: evidence.v1.ListEncountersResponse.encounters:type_name -> evidence.v1.Encounter
+	7,  // 9: evidence.v1.GetEncounterResponse.encounter:type_name -> evidence.v1.Encounter
+	1,  // 10: evidence.v1.Segment.speaker_role:type_name -> evidence.v1.SpeakerRole
+	14, // 11: evidence.v1.Segment.words:type_name -> evidence.v1.Word
+	50, // 12: evidence.v1.Segment.record_time:type_name -> google.protobuf.Timestamp
+	15, // 13: evidence.v1.RecordSegmentsRequest.segments:type_name -> evidence.v1.Segment
+	51, // 14: evidence.v1.RecordSegmentsResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	18, // 15: evidence.v1.RecordAudioRequest.header:type_name -> evidence.v1.AudioHeader
+	51, // 16: evidence.v1.RecordAudioResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	24, // 17: evidence.v1.DraftNote.sections:type_name -> evidence.v1.DraftSection
+	25, // 18: evidence.v1.DraftSection.sentences:type_name -> evidence.v1.DraftSentence
+	22, // 19: evidence.v1.RecordModelOutputRequest.model:type_name -> evidence.v1.ModelRef
+	49, // 20: evidence.v1.RecordModelOutputRequest.parameters:type_name -> evidence.v1.RecordModelOutputRequest.ParametersEntry
+	23, // 21: evidence.v1.RecordModelOutputRequest.note:type_name -> evidence.v1.DraftNote
+	26, // 22: evidence.v1.RecordModelOutputRequest.usage:type_name -> evidence.v1.TokenUsage
+	51, // 23: evidence.v1.RecordModelOutputResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 24: evidence.v1.RecordModelOutputResponse.note:type_name -> evidence.v1.Note
+	2,  // 25: evidence.v1.RecordEditRequest.action:type_name -> evidence.v1.EditAction
+	51, // 26: evidence.v1.RecordEditResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 27: evidence.v1.RecordEditResponse.note:type_name -> evidence.v1.Note
+	4,  // 28: evidence.v1.ResolveSentenceRequest.verdict:type_name -> evidence.v1.Verdict
+	3,  // 29: evidence.v1.ResolveSentenceRequest.action:type_name -> evidence.v1.ResolutionAction
+	51, // 30: evidence.v1.ResolveSentenceResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 31: evidence.v1.ResolveSentenceResponse.note:type_name -> evidence.v1.Note
+	51, // 32: evidence.v1.SignNoteResponse.receipt:type_name -> evidence.v1.WriteReceipt
+	39, // 33: evidence.v1.SignNoteResponse.note:type_name -> evidence.v1.Note
+	15, // 34: evidence.v1.GetTranscriptResponse.segments:type_name -> evidence.v1.Segment
+	21, // 35: evidence.v1.GetTranscriptResponse.audio:type_name -> evidence.v1.Audio
+	39, // 36: evidence.v1.GetNoteResponse.note:type_name -> evidence.v1.Note
+	40, // 37: evidence.v1.Note.sections:type_name -> evidence.v1.Section
+	22, // 38: evidence.v1.Note.model:type_name -> evidence.v1.ModelRef
+	48, // 39: evidence.v1.Note.signoffs:type_name -> evidence.v1.Signoff
+	41, // 40: evidence.v1.Section.sentences:type_name -> evidence.v1.Sentence
+	45, // 41: evidence.v1.Sentence.evidence:type_name -> evidence.v1.EvidenceSpan
+	46, // 42: evidence.v1.Sentence.provenance:type_name -> evidence.v1.Provenance
+	4,  // 43: evidence.v1.Sentence.verdict:type_name -> evidence.v1.Verdict
+	5,  // 44: evidence.v1.Sentence.severity:type_name -> evidence.v1.Severity
+	43, // 45: evidence.v1.Sentence.conflicts:type_name -> evidence.v1.Conflict
+	42, // 46: evidence.v1.Sentence.unsupported_ranges:type_name -> evidence.v1.TextRange
+	44, // 47: evidence.v1.Sentence.resolutions:type_name -> evidence.v1.Resolution
+	6,  // 48: evidence.v1.Conflict.kind:type_name -> evidence.v1.ConflictKind
+	42, // 49: evidence.v1.Conflict.claim:type_name -> evidence.v1.TextRange
+	1,  // 50: evidence.v1.Conflict.speaker_role:type_name -> evidence.v1.SpeakerRole
+	50, // 51: evidence.v1.Resolution.record_time:type_name -> google.protobuf.Timestamp
+	4,  // 52: evidence.v1.Resolution.verdict:type_name -> evidence.v1.Verdict
+	5,  // 53: evidence.v1.Resolution.severity:type_name -> evidence.v1.Severity
+	3,  // 54: evidence.v1.Resolution.action:type_name -> evidence.v1.ResolutionAction
+	4,  // 55: evidence.v1.Resolution.new_verdict:type_name -> evidence.v1.Verdict
+	1,  // 56: evidence.v1.EvidenceSpan.speaker_role:type_name -> evidence.v1.SpeakerRole
+	47, // 57: evidence.v1.Provenance.versions:type_name -> evidence.v1.SentenceVersion
+	52, // 58: evidence.v1.SentenceVersion.kind:type_name -> evidence.v1.EntryKind
+	2,  // 59: evidence.v1.SentenceVersion.action:type_name -> evidence.v1.EditAction
+	50, // 60: evidence.v1.SentenceVersion.record_time:type_name -> google.protobuf.Timestamp
+	22, // 61: evidence.v1.SentenceVersion.model:type_name -> evidence.v1.ModelRef
+	50, // 62: evidence.v1.Signoff.record_time:type_name -> google.protobuf.Timestamp
+	8,  // 63: evidence.v1.EncounterService.CreateEncounter:input_type -> evidence.v1.CreateEncounterRequest
+	10, // 64: evidence.v1.EncounterService.ListEncounters:input_type -> evidence.v1.ListEncountersRequest
+	12, // 65: evidence.v1.EncounterService.GetEncounter:input_type -> evidence.v1.GetEncounterRequest
+	16, // 66: evidence.v1.EncounterService.RecordSegments:input_type -> evidence.v1.RecordSegmentsRequest
+	19, // 67: evidence.v1.EncounterService.RecordAudio:input_type -> evidence.v1.RecordAudioRequest
+	27, // 68: evidence.v1.EncounterService.RecordModelOutput:input_type -> evidence.v1.RecordModelOutputRequest
+	29, // 69: evidence.v1.EncounterService.RecordEdit:input_type -> evidence.v1.RecordEditRequest
+	31, // 70: evidence.v1.EncounterService.ResolveSentence:input_type -> evidence.v1.ResolveSentenceRequest
+	33, // 71: evidence.v1.EncounterService.SignNote:input_type -> evidence.v1.SignNoteRequest
+	35, // 72: evidence.v1.EncounterService.GetTranscript:input_type -> evidence.v1.GetTranscriptRequest
+	37, // 73: evidence.v1.EncounterService.GetNote:input_type -> evidence.v1.GetNoteRequest
+	9,  // 74: evidence.v1.EncounterService.CreateEncounter:output_type -> evidence.v1.CreateEncounterResponse
+	11, // 75: evidence.v1.EncounterService.ListEncounters:output_type -> evidence.v1.ListEncountersResponse
+	13, // 76: evidence.v1.EncounterService.GetEncounter:output_type -> evidence.v1.GetEncounterResponse
+	17, // 77: evidence.v1.EncounterService.RecordSegments:output_type -> evidence.v1.RecordSegmentsResponse
+	20, // 78: evidence.v1.EncounterService.RecordAudio:output_type -> evidence.v1.RecordAudioResponse
+	28, // 79: evidence.v1.EncounterService.RecordModelOutput:output_type -> evidence.v1.RecordModelOutputResponse
+	30, // 80: evidence.v1.EncounterService.RecordEdit:output_type -> evidence.v1.RecordEditResponse
+	32, // 81: evidence.v1.EncounterService.ResolveSentence:output_type -> evidence.v1.ResolveSentenceResponse
+	34, // 82: evidence.v1.EncounterService.SignNote:output_type -> evidence.v1.SignNoteResponse
+	36, // 83: evidence.v1.EncounterService.GetTranscript:output_type -> evidence.v1.GetTranscriptResponse
+	38, // 84: evidence.v1.EncounterService.GetNote:output_type -> evidence.v1.GetNoteResponse
+	74, // [74:85] is the sub-list for method output_type
+	63, // [63:74] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_evidence_v1_encounter_proto_init() }
@@ -4090,7 +4280,7 @@ func file_evidence_v1_encounter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_evidence_v1_encounter_proto_rawDesc), len(file_evidence_v1_encounter_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -42,7 +42,11 @@ const (
 type EncounterServiceClient interface {
 	// CreateEncounter opens a new encounter with a server-chosen id.
 	CreateEncounter(ctx context.Context, in *CreateEncounterRequest, opts ...grpc.CallOption) (*CreateEncounterResponse, error)
-	// ListEncounters lists the caller's tenant's encounters.
+	// ListEncounters lists the caller's tenant's encounters, the most
+	// recently written first, a page at a time, optionally filtered by the
+	// time of the last write, the note's status, unresolved flags and the
+	// patient reference. It reads the encounter summaries, a view derived
+	// from the log (docs/summaries.md).
 	ListEncounters(ctx context.Context, in *ListEncountersRequest, opts ...grpc.CallOption) (*ListEncountersResponse, error)
 	// GetEncounter returns one encounter's summary.
 	GetEncounter(ctx context.Context, in *GetEncounterRequest, opts ...grpc.CallOption) (*GetEncounterResponse, error)
@@ -205,7 +209,11 @@ func (c *encounterServiceClient) GetNote(ctx context.Context, in *GetNoteRequest
 type EncounterServiceServer interface {
 	// CreateEncounter opens a new encounter with a server-chosen id.
 	CreateEncounter(context.Context, *CreateEncounterRequest) (*CreateEncounterResponse, error)
-	// ListEncounters lists the caller's tenant's encounters.
+	// ListEncounters lists the caller's tenant's encounters, the most
+	// recently written first, a page at a time, optionally filtered by the
+	// time of the last write, the note's status, unresolved flags and the
+	// patient reference. It reads the encounter summaries, a view derived
+	// from the log (docs/summaries.md).
 	ListEncounters(context.Context, *ListEncountersRequest) (*ListEncountersResponse, error)
 	// GetEncounter returns one encounter's summary.
 	GetEncounter(context.Context, *GetEncounterRequest) (*GetEncounterResponse, error)

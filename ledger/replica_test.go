@@ -14,81 +14,101 @@ import (
 	memstore "github.com/evidenceledger/evidence/ledger/storage/memory"
 )
 
-// lockstep is a Replicator for tests: a totally ordered log of encoded
-// proposals, applied in order to every replica, one proposal batch per
-// index, like a consensus layer that never fails.
+// lockstep is a consensus layer for tests: a totally ordered log of
+// commands (encoded proposals, side writes), applied in order to every
+// replica, like one that never fails. Commands are kept, so that a replica
+// can apply them again after a crash.
 type lockstep struct {
 	mu       sync.Mutex
-	replicas []*Log
-	index    uint64
-	group    int // proposals per applied batch
-	pending  []*Proposal
-	waits    []chan result
+	replicas []*Replica
+	cmds     []command // cmds[i] is at replication index i+1
+	group    int       // proposals per applied batch
+	pending  [][]byte
+	waits    []chan Outcome
 }
 
-func (r *lockstep) Replicate(ctx context.Context, p *Proposal) (func() (*Appended, error), error) {
-	c := make(chan result, 1)
+// command is one entry of the lockstep log: encoded proposals or side
+// write ops.
+type command struct {
+	proposals [][]byte
+	write     []WriteOp
+}
+
+// append prepares entries on the first replica and queues the proposal;
+// the returned function waits for its outcome there.
+func (r *lockstep) append(ctx context.Context, entries []Entry) (func() (*Appended, error), error) {
+	p, err := r.replicas[0].Prepare(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	enc, _ := p.AppendBinary(nil)
+	c := make(chan Outcome, 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pending = append(r.pending, p)
+	r.pending = append(r.pending, enc)
 	r.waits = append(r.waits, c)
 	if len(r.pending) >= r.group {
 		r.flushLocked()
 	}
-	return func() (*Appended, error) { res := <-c; return res.app, res.err }, nil
+	return func() (*Appended, error) { o := <-c; return o.Appended, o.Err }, nil
 }
 
-func (r *lockstep) Write(ctx context.Context, b *storage.Batch) error {
+func (r *lockstep) write(ops []WriteOp) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.flushLocked()
-	r.index++
-	var first *Applying
-	for i, l := range r.replicas {
-		a, err := l.ApplyWrite(r.index, b)
-		if err != nil {
+	r.cmds = append(r.cmds, command{write: ops})
+	for _, l := range r.replicas {
+		if err := applyCommand(l, uint64(len(r.cmds)), r.cmds[len(r.cmds)-1], nil); err != nil {
 			return err
 		}
-		if i == 0 {
-			first = a
-		}
 	}
-	return first.Done()
+	return nil
 }
 
-// flushLocked sends the pending proposals through their encoding and
-// applies them to every replica at the next index.
+// applyCommand applies one command to a replica, parsing proposals from
+// their encoding as a follower does; outcomes, if not nil, receives the
+// proposals' outcomes.
+func applyCommand(l *Replica, index uint64, c command, outcomes *[]Outcome) error {
+	if c.write != nil {
+		_, err := l.ApplyWrite(index, c.write)
+		return err
+	}
+	var ps []*Proposal
+	for _, enc := range c.proposals {
+		p, rest, err := ParseProposal(enc)
+		if err != nil || len(rest) != 0 {
+			return fmt.Errorf("proposal does not parse: %v", err)
+		}
+		ps = append(ps, p)
+	}
+	out, err := l.Apply(index, ps)
+	if outcomes != nil {
+		*outcomes = out
+	}
+	return err
+}
+
+// flushLocked applies the pending proposals to every replica at the next
+// index.
 func (r *lockstep) flushLocked() {
 	if len(r.pending) == 0 {
 		return
 	}
-	r.index++
-	var wire []byte
-	for _, p := range r.pending {
-		wire, _ = p.AppendBinary(wire)
-	}
-	var first *Applying
+	r.cmds = append(r.cmds, command{proposals: r.pending})
+	index := uint64(len(r.cmds))
+	var first []Outcome
 	for i, l := range r.replicas {
-		var ps []*Proposal
-		rest := wire
-		for len(rest) > 0 {
-			p, next, err := ParseProposal(rest)
-			if err != nil {
-				panic(err)
-			}
-			ps, rest = append(ps, p), next
-		}
-		a, err := l.Apply(r.index, ps)
-		if err != nil {
+		var out []Outcome
+		if err := applyCommand(l, index, r.cmds[index-1], &out); err != nil {
 			panic(err)
 		}
 		if i == 0 {
-			first = a
+			first = out
 		}
 	}
 	for i, c := range r.waits {
-		app, err := first.Wait(i)
-		c <- result{app: app, err: err}
+		c <- first[i]
 	}
 	r.pending, r.waits = nil, nil
 }
@@ -99,14 +119,21 @@ func (r *lockstep) flush() {
 	r.flushLocked()
 }
 
-func openReplicas(t *testing.T, n, group int) (*lockstep, []*Log, []storage.Store) {
+// index is the last replication index.
+func (r *lockstep) index() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return uint64(len(r.cmds))
+}
+
+func openReplicas(t *testing.T, n, group int) (*lockstep, []*Replica, []storage.Store) {
 	t.Helper()
 	k := testKey(t)
 	r := &lockstep{group: group}
 	var stores []storage.Store
 	for range n {
 		s := memstore.New()
-		l, err := Open(s, Options{Origin: testOrigin, Key: k, Replicator: r, RequestIDWindow: 64})
+		l, err := OpenReplica(s, Options{Origin: testOrigin, Key: k, RequestIDWindow: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,38 +175,39 @@ func TestReplicasAreIdentical(t *testing.T) {
 		if i%3 == 0 {
 			actx = WithRequestID(ctx, fmt.Sprintf("req-%d", i))
 		}
+		if i%50 == 49 {
+			// A retry of an earlier request id: nothing is appended.
+			actx = WithRequestID(ctx, fmt.Sprintf("req-%d", i-49))
+		}
+		r.mu.Lock()
 		r.group = 1 + rng.IntN(4)
-		a, err := logs[0].AppendAsync(actx, entries)
+		r.mu.Unlock()
+		wait, err := r.append(actx, entries)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i%10 == 9 {
 			r.flush()
 		}
-		_ = a
 		if i%20 == 19 {
 			r.flush()
-			app, err := a.Wait()
-			if err != nil {
+			app, err := wait()
+			if err != nil && !errors.Is(err, ErrRequestReused) {
 				t.Fatal(err)
 			}
-			acked = append(acked, app)
+			if err == nil {
+				acked = append(acked, app)
+			}
+		}
+		if i%37 == 36 {
+			if err := r.write([]WriteOp{{Key: []byte(fmt.Sprintf("zz%d", i)), Value: []byte("side")}, {Key: []byte("zzonce"), Value: []byte{byte(i)}, CreateOnly: true}}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	r.flush()
 	for _, l := range logs {
-		if _, err := l.Apply(r.index+1, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.index++
-	// Let every replica's pipeline drain.
-	for _, l := range logs {
-		a, err := l.ApplyWrite(r.index+1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Done(); err != nil {
+		if err := l.Sync(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,9 +223,12 @@ func TestReplicasAreIdentical(t *testing.T) {
 			}
 		}
 	}
+	if v, err := stores[2].Get([]byte("zzonce")); err != nil || v[0] != 36 {
+		t.Fatalf("create-only key: %v %v, want the first write's", v, err)
+	}
 	for _, l := range logs {
-		if l.AppliedIndex() != r.index+1 {
-			t.Fatalf("AppliedIndex = %d, want %d", l.AppliedIndex(), r.index+1)
+		if l.AppliedIndex() != r.index() {
+			t.Fatalf("AppliedIndex = %d, want %d", l.AppliedIndex(), r.index())
 		}
 		if rep, err := Verify(context.Background(), l.store, VerifyOptions{Origin: testOrigin, Verifier: l.opts.Key.Verifier()}); err != nil || len(rep.Problems) > 0 {
 			t.Fatalf("Verify: %v %v", err, rep.Problems)
@@ -211,12 +242,21 @@ func TestReplicasAreIdentical(t *testing.T) {
 					t.Fatalf("acknowledged entry %d missing or different on a replica: %v", a.First+int64(i), err)
 				}
 			}
+			// Proofs from the commit verify against its checkpoint.
+			_, p, err := a.InclusionProof(a.First + int64(len(a.Leaves)-1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := l.InclusionProof(a.First+int64(len(a.Leaves)-1), a.Checkpoint.Size)
+			if err != nil || fmt.Sprint(p) != fmt.Sprint(q) {
+				t.Fatalf("the commit's proof differs from the stored tree's: %v", err)
+			}
 		}
 	}
 	// A repeat, replayed at an old index, is ignored.
-	a, err := logs[1].Apply(1, nil)
-	if a != nil || err != nil {
-		t.Fatalf("Apply at an applied index = %v, %v; want nil, nil", a, err)
+	out, err := logs[1].Apply(1, nil)
+	if out != nil || err != nil {
+		t.Fatalf("Apply at an applied index = %v, %v; want nil, nil", out, err)
 	}
 }
 
@@ -291,7 +331,7 @@ func TestRequestIDs(t *testing.T) {
 	})
 }
 
-func mustAppendCtx(t *testing.T, l *Log, ctx context.Context, entries ...Entry) *Appended {
+func mustAppendCtx(t *testing.T, l *Appender, ctx context.Context, entries ...Entry) *Appended {
 	t.Helper()
 	a, err := l.Append(ctx, entries)
 	if err != nil {
@@ -300,55 +340,66 @@ func mustAppendCtx(t *testing.T, l *Log, ctx context.Context, entries ...Entry) 
 	return a
 }
 
-// TestReloadAfterInstall copies one replica's store into a lagging one, as
-// installing a snapshot does, and checks that Reload picks it up.
-func TestReloadAfterInstall(t *testing.T) {
+// TestSnapshotRestore installs one replica's snapshot on a lagging one and
+// checks that it picks it up and applies what follows.
+func TestSnapshotRestore(t *testing.T) {
 	r, logs, stores := openReplicas(t, 2, 1)
 	ctx := context.Background()
 	lagging := logs[1]
 	r.replicas = logs[:1]
 	for i := range 40 {
-		if _, err := logs[0].Append(ctx, []Entry{segment("e", fmt.Sprint(i))}); err != nil {
+		wait, err := r.append(ctx, []Entry{segment("e", fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a, err := logs[0].ApplyWrite(r.index+1, &storage.Batch{Ops: []storage.Op{{Key: []byte("zz"), Value: []byte("side")}}})
-	if err != nil || a.Done() != nil {
+	if err := r.write([]WriteOp{{Key: []byte("zz"), Value: []byte("side")}}); err != nil {
 		t.Fatal(err)
 	}
-	var b storage.Batch
-	stores[0].Scan([]byte{0}, nil, func(k, v []byte) error {
-		b.Set(bytes.Clone(k), bytes.Clone(v))
-		return nil
-	})
-	if err := stores[1].Write(&b, true); err != nil {
+	snap, err := logs[0].Snapshot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lagging.Reload(); err != nil {
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if lagging.Size() != 40 || lagging.AppliedIndex() != r.index+1 || lagging.Checkpoint().Root != logs[0].Checkpoint().Root {
-		t.Fatalf("after Reload: size %d, applied %d", lagging.Size(), lagging.AppliedIndex())
+	if err := lagging.Restore(bytes.NewReader(buf.Bytes()[:buf.Len()-3])); err == nil {
+		t.Fatal("a truncated snapshot was restored")
 	}
-	r.index++
+	if err := lagging.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if lagging.Size() != 40 || lagging.AppliedIndex() != r.index() || lagging.Checkpoint().Root != logs[0].Checkpoint().Root {
+		t.Fatalf("after Restore: size %d, applied %d", lagging.Size(), lagging.AppliedIndex())
+	}
+	if v, err := stores[1].Get([]byte("zz")); err != nil || string(v) != "side" {
+		t.Fatalf("side write after Restore: %q %v", v, err)
+	}
 	r.replicas = logs
-	if _, err := logs[0].Append(ctx, []Entry{segment("e", "after")}); err != nil {
+	wait, err := r.append(ctx, []Entry{segment("e", "after")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The replicator acknowledges on the first replica; wait for the other.
+	if _, err := wait(); err != nil {
+		t.Fatal(err)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := lagging.WaitApplied(wctx, r.index); err != nil {
+	if err := lagging.WaitApplied(wctx, r.index()); err != nil {
 		t.Fatal(err)
 	}
-	if lagging.Size() != 41 {
-		t.Fatalf("the reloaded replica did not apply the next append: size %d", lagging.Size())
+	if lagging.Size() != 41 || lagging.Checkpoint().Root != logs[0].Checkpoint().Root {
+		t.Fatalf("the restored replica did not apply the next append: size %d", lagging.Size())
 	}
 }
 
 func TestProposalEncoding(t *testing.T) {
 	l := openTestLog(t, memstore.New(), testKey(t))
-	req, err := l.prepare([]Entry{segment("e1", "hello"), {Kind: KindEdit, Tenant: "t", Encounter: "e2", Actor: "dr", Payload: nil}})
+	req, err := l.prepare([]Entry{segment("e1", "hello"), {Kind: KindEdit, Tenant: "t", Encounter: "e2", Actor: "dr", Payload: nil}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +423,7 @@ func TestProposalEncoding(t *testing.T) {
 func FuzzParseProposal(f *testing.F) {
 	l, _ := Open(memstore.New(), Options{Origin: testOrigin, Key: testKey(f)})
 	defer l.Close()
-	req, _ := l.prepare([]Entry{segment("e1", "hello")})
+	req, _ := l.prepare([]Entry{segment("e1", "hello")}, "")
 	enc, _ := (&Proposal{RequestID: "x", entries: req.entries}).AppendBinary(nil)
 	f.Add(enc)
 	f.Fuzz(func(t *testing.T, data []byte) {
