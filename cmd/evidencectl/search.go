@@ -209,34 +209,11 @@ interrupted rebuild leaves the old index in place.`,
 			if dataDir == "" {
 				return usageError{"--data-dir is required"}
 			}
-			open, err := opener(backend)
+			l, closeLog, err := openStoppedLog(dataDir, backend, origin)
 			if err != nil {
 				return err
 			}
-			if origin == "" {
-				if origin, err = logOrigin(dataDir); err != nil {
-					return err
-				}
-			}
-			key, err := ledger.LoadOrCreateKey(dataDir, origin)
-			if err != nil {
-				return err
-			}
-			store, err := open(filepath.Join(dataDir, backend))
-			if err != nil {
-				return fmt.Errorf("open the log (is the server still running?): %w", err)
-			}
-			defer store.Close()
-			// Payloads are encrypted at rest: open them with the keyring.
-			sealer, _, err := offlineSealer(dataDir, "", store)
-			if err != nil {
-				return err
-			}
-			l, err := ledger.Open(store, ledger.Options{Origin: origin, Key: key, Sealer: sealer})
-			if err != nil {
-				return err
-			}
-			defer l.Close()
+			defer closeLog()
 
 			final := filepath.Join(dataDir, "index")
 			tmp := final + ".rebuild"
@@ -288,6 +265,40 @@ interrupted rebuild leaves the old index in place.`,
 	f.StringVar(&origin, "origin", "", "log origin (default: read from the data directory's log.pub)")
 	f.IntVar(&batch, "batch", 0, "log entries per index batch (default 2048)")
 	return c
+}
+
+// openStoppedLog opens the log of a stopped server's data directory (the storage engine's
+// lock refuses it while the server runs) with its signing key, and with its keyring, since
+// payloads are encrypted at rest. An empty origin is read from the directory's log.pub.
+func openStoppedLog(dataDir, backend, origin string) (*ledger.Appender, func(), error) {
+	open, err := opener(backend)
+	if err != nil {
+		return nil, nil, err
+	}
+	if origin == "" {
+		if origin, err = logOrigin(dataDir); err != nil {
+			return nil, nil, err
+		}
+	}
+	key, err := ledger.LoadOrCreateKey(dataDir, origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := open(filepath.Join(dataDir, backend))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the log (is the server still running?): %w", err)
+	}
+	sealer, _, err := offlineSealer(dataDir, "", store)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	l, err := ledger.Open(store, ledger.Options{Origin: origin, Key: key, Sealer: sealer})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return l, func() { l.Close(); store.Close() }, nil
 }
 
 // logOrigin reads the origin (the key name) from the data directory's

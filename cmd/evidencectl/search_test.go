@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,6 +204,30 @@ func TestIndexRebuildCommand(t *testing.T) {
 		t.Fatalf("after the rebuild: %+v, %v (applied %d)", r, err, x.Applied())
 	}
 	if code, _, errs := ctl(t, "index", "rebuild", "--data-dir", t.TempDir()); code != exitError || !strings.Contains(errs, "no log in") {
+		t.Fatalf("rebuild of an empty directory: exit %d, %q", code, errs)
+	}
+}
+
+func TestSummariesRebuildCommand(t *testing.T) {
+	s := startSearchServer(t)
+	if code, _, errs := ctl(t, "summaries", "rebuild", "--data-dir", s.dataDir); code != exitError || !strings.Contains(errs, "server still running") {
+		t.Fatalf("rebuild with the server up: exit %d, %q", code, errs)
+	}
+	s.stop()
+	code, out, errs := ctl(t, "--json", "summaries", "rebuild", "--data-dir", s.dataDir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res struct {
+		Entries int64 `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Entries != 4 {
+		t.Fatalf("%s (%v)", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dataDir, "summaries")); err != nil {
+		t.Fatalf("no rebuilt summaries: %v", err)
+	}
+	if code, _, errs := ctl(t, "summaries", "rebuild", "--data-dir", t.TempDir()); code != exitError || !strings.Contains(errs, "no log in") {
 		t.Fatalf("rebuild of an empty directory: exit %d, %q", code, errs)
 	}
 }

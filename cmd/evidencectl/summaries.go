@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidenceledger/evidence/encounter/readbench"
-	"github.com/evidenceledger/evidence/ledger"
 	"github.com/evidenceledger/evidence/summary"
 )
 
@@ -39,33 +38,11 @@ command does it ahead of a start, and measures it.`,
 			if dataDir == "" {
 				return usageError{"--data-dir is required"}
 			}
-			open, err := opener(backend)
+			l, closeLog, err := openStoppedLog(dataDir, backend, origin)
 			if err != nil {
 				return err
 			}
-			if origin == "" {
-				if origin, err = logOrigin(dataDir); err != nil {
-					return err
-				}
-			}
-			key, err := ledger.LoadOrCreateKey(dataDir, origin)
-			if err != nil {
-				return err
-			}
-			store, err := open(filepath.Join(dataDir, backend))
-			if err != nil {
-				return fmt.Errorf("open the log (is the server still running?): %w", err)
-			}
-			defer store.Close()
-			sealer, _, err := offlineSealer(dataDir, "", store)
-			if err != nil {
-				return err
-			}
-			l, err := ledger.Open(store, ledger.Options{Origin: origin, Key: key, Sealer: sealer})
-			if err != nil {
-				return err
-			}
-			defer l.Close()
+			defer closeLog()
 
 			final := filepath.Join(dataDir, "summaries")
 			tmp := final + ".rebuild"
