@@ -256,18 +256,10 @@ func TestCheckerTokenizedContractions(t *testing.T) {
 		{ID: "t3", Speaker: "clinician", StartMS: 12500, EndMS: 20000, Text: "and you said you do n't smoke right"},
 		{ID: "t4", Speaker: "patient", StartMS: 20500, EndMS: 22000, Text: "no i quit years ago"},
 	})
-	for _, tc := range []struct {
-		text    string
-		verdict Verdict
-	}{
+	expectVerdicts(t, x, []verdictCase{
 		{"X-ray of the right wrist shows no obvious signs of acute fracture.", Supported},
 		{"X-ray of the right wrist shows a fracture.", Contradicted},
-	} {
-		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
-		if r.Verdict != tc.verdict {
-			t.Errorf("%q: verdict %s (conflicts %+v), want %s", tc.text, r.Verdict, r.Conflicts, tc.verdict)
-		}
-	}
+	})
 }
 
 // Grades said in words ("two plus", "grade two out of six") are compared with the note's "2+"
@@ -278,17 +270,25 @@ func TestCheckerGrades(t *testing.T) {
 		{ID: "t2", Speaker: "patient", StartMS: 9500, EndMS: 11000, Text: "okay"},
 		{ID: "t3", Speaker: "clinician", StartMS: 11500, EndMS: 20000, Text: "your reflexes are two plus and symmetric and there is one plus pitting edema in both legs"},
 	})
-	for _, tc := range []struct {
-		text    string
-		verdict Verdict
-	}{
+	expectVerdicts(t, x, []verdictCase{
 		{"Grade 2/6 systolic ejection murmur.", Supported},
 		{"Grade 4/6 systolic ejection murmur.", Contradicted},
 		{"Reflexes are 2+ and symmetric.", Supported},
 		{"Reflexes are 3+ and symmetric.", Contradicted},
 		{"1+ pitting edema in the bilateral lower extremities.", Supported},
 		{"3+ pitting edema in the bilateral lower extremities.", Contradicted},
-	} {
+	})
+}
+
+type verdictCase struct {
+	text    string
+	verdict Verdict
+}
+
+// expectVerdicts checks each sentence, alone, against x.
+func expectVerdicts(t *testing.T, x *Index, cases []verdictCase) {
+	t.Helper()
+	for _, tc := range cases {
 		r := x.CheckNote([]Sentence{{ID: "x", Text: tc.text}})[0]
 		if r.Verdict != tc.verdict {
 			t.Errorf("%q: verdict %s (conflicts %+v), want %s", tc.text, r.Verdict, r.Conflicts, tc.verdict)
