@@ -698,14 +698,9 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 			// A measurement: a vital sign's name just before, or "out of 10" after.
 			if v := vitalBefore(toks, i); v != "" {
 				q.class, q.unit = qMeasure, v
-			} else if k+1 < len(toks) && scales[toks[k].Term] && (toks[k].Term == "10" || strings.Contains(text[t.End:toks[k].Start], "out")) || (j < len(toks) && scales[toks[j].Term] && strings.Contains(text[t.End:toks[j].Start], "/")) {
+			} else if s := scaleAfter(text, toks, i, j, k); s >= 0 {
 				// A score out of 10, a murmur's grade out of 6, power out of 5.
-				if j < len(toks) && scales[toks[j].Term] && strings.Contains(text[t.End:toks[j].Start], "/") {
-					q.unit, q.end = "of "+toks[j].Term, toks[j].End // the "/10" belongs to the score
-				} else {
-					q.unit, q.end = "of "+toks[k].Term, toks[k].End
-				}
-				q.class = qMeasure
+				q.class, q.unit, q.end = qMeasure, "of "+toks[s].Term, toks[s].End
 				if q.unit == "of 10" {
 					q.unit = "score"
 				}
@@ -726,6 +721,19 @@ func readQuantities(text string, toks []clinicaltext.Token, facts []fact) []quan
 
 // scales are the denominators of scores and grades ("3/10", "grade 2 out of 6").
 var scales = map[string]bool{"4": true, "5": true, "6": true, "10": true}
+
+// scaleAfter finds the scale of the number at toks[i]: "/6" at toks[j] (the next token), or "out
+// of 6" (of 10, "out" may be left out) at toks[k] (the next content token). It returns its index
+// or -1.
+func scaleAfter(text string, toks []clinicaltext.Token, i, j, k int) int {
+	switch {
+	case j < len(toks) && scales[toks[j].Term] && strings.Contains(text[toks[i].End:toks[j].Start], "/"):
+		return j
+	case k+1 < len(toks) && scales[toks[k].Term] && (toks[k].Term == "10" || strings.Contains(text[toks[i].End:toks[k].Start], "out")):
+		return k
+	}
+	return -1
+}
 
 // half reports whether "and a half" starts at toks[k].
 func half(toks []clinicaltext.Token, k int) bool {
