@@ -20,6 +20,7 @@ package align
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // MethodVersion names the alignment method and its parameters. It is recorded with every
@@ -158,6 +159,8 @@ func validateSegments(segs []Segment) error {
 			return tooLarge("segment", i, s.ID, "text of %d bytes, more than %d", len(s.Text), MaxSegmentBytes)
 		case len(s.Words) > MaxWordsPerSeg:
 			return tooLarge("segment", i, s.ID, "%d word timings, more than %d", len(s.Words), MaxWordsPerSeg)
+		case !utf8.ValidString(s.Text):
+			return invalid("segment", i, s.ID, "text is not valid UTF-8")
 		}
 		if prev, dup := seen[s.ID]; dup {
 			return invalid("segment", i, s.ID, "duplicate id (first at segment %d)", prev)
@@ -195,6 +198,9 @@ func validateSentences(sents []Sentence) error {
 		seen[s.ID] = i
 		if len(s.Text) > MaxSentenceBytes {
 			return tooLarge("sentence", i, s.ID, "text of %d bytes, more than %d", len(s.Text), MaxSentenceBytes)
+		}
+		if !utf8.ValidString(s.Text) {
+			return invalid("sentence", i, s.ID, "text is not valid UTF-8")
 		}
 	}
 	return nil

@@ -233,6 +233,8 @@ func TestValidation(t *testing.T) {
 		{"empty sentence id", ok, []Sentence{{ID: "", Text: secret}}, ErrInvalidInput, "sentence 0: empty id"},
 		{"duplicate sentence id", ok, []Sentence{{ID: "a"}, {ID: "a", Text: secret}}, ErrInvalidInput, "duplicate id"},
 		{"sentence too large", ok, []Sentence{{ID: "a", Text: strings.Repeat("x", MaxSentenceBytes+1)}}, ErrTooLarge, "more than"},
+		{"segment not UTF-8", mod(func(s []Segment) []Segment { s[2].Text = "ab\xffcd"; return s }), []Sentence{{ID: "a"}}, ErrInvalidInput, "text is not valid UTF-8"},
+		{"sentence not UTF-8", ok, []Sentence{{ID: "a", Text: "ab\xfecd"}}, ErrInvalidInput, "text is not valid UTF-8"},
 		{"bad word timing", mod(func(s []Segment) []Segment { s[1].Words = []Word{{Text: "I've", StartMS: 9, EndMS: 3}}; return s }), []Sentence{{ID: "a"}}, ErrInvalidInput, "word 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -631,7 +631,7 @@ func verdictFrom(a *analysis, m *verdictModel) (Verdict, Severity, []Conflict, [
 	if len(ranges) == 0 {
 		ranges = []Range{{0, len(a.text)}}
 	}
-	return Unmentioned, unmentionedSeverity(a.unsupported, a.unsuppQ), nil, mergeRanges(ranges)
+	return Unmentioned, unmentionedSeverity(a.unsupported, a.unsuppQ), nil, mergeRanges(a.text, ranges)
 }
 
 // inferenceCues mark a sentence as the clinician's reading of the consultation: its section
@@ -1390,12 +1390,12 @@ func unmentionedSeverity(cs []claimCheck, qs []quantity) Severity {
 	return sev
 }
 
-// mergeRanges sorts ranges and joins overlapping or touching ones.
-func mergeRanges(rs []Range) []Range {
+// mergeRanges sorts ranges of text and joins those that overlap, touch or lie one space apart.
+func mergeRanges(text string, rs []Range) []Range {
 	slices.SortFunc(rs, func(a, b Range) int { return a.Start - b.Start })
 	out := rs[:0]
 	for _, r := range rs {
-		if n := len(out); n > 0 && r.Start <= out[n-1].End+1 {
+		if n := len(out); n > 0 && (r.Start <= out[n-1].End || r.Start == out[n-1].End+1 && text[out[n-1].End] == ' ') {
 			out[n-1].End = max(out[n-1].End, r.End)
 			continue
 		}

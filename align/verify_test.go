@@ -1,6 +1,7 @@
 package align
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,8 +208,9 @@ func checkResultShape(t *testing.T, s Sentence, x *Index, r Result) {
 	}
 }
 
-// FuzzCheck checks that the checker never panics and keeps its invariants on arbitrary
-// sentences against a small consultation with an arbitrary extra segment.
+// FuzzCheck checks that the checker never panics on arbitrary sentences against a small
+// consultation with an arbitrary extra segment, and keeps its invariants on the input that
+// validation accepts (valid UTF-8).
 func FuzzCheck(f *testing.F) {
 	for _, s := range []string{"No blood in stool.", "Right upper quadrant pain x3/7", "Mother - asthma; nil smoking",
 		"Ibuprofen 400mg TDS for 2/52", "?appendicitis", "FH: dad died of MI early 60s", "no", "3-5d", "½ a week", "\xff\xfe"} {
@@ -220,11 +222,17 @@ func FuzzCheck(f *testing.F) {
 		}
 		segs := append(visit(), Segment{ID: "extra", Speaker: "patient", StartMS: 90000, EndMS: 91000, Text: extra})
 		x, err := NewIndex(segs)
+		if errors.Is(err, ErrInvalidInput) && !utf8.ValidString(extra) {
+			return // refused, as it should be
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := Sentence{ID: "f", Section: "History", Text: sentence}
-		checkResultShape(t, s, x, x.CheckNote([]Sentence{s})[0])
+		r := x.CheckNote([]Sentence{s})[0] // never panics
+		if utf8.ValidString(sentence) {    // what validation lets through keeps the invariants
+			checkResultShape(t, s, x, r)
+		}
 	})
 }
 
