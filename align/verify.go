@@ -407,9 +407,11 @@ func (x *Index) analyse(s Sentence, toks []clinicaltext.Token, spans []Span) ana
 				// "No rash seen": the clinician's examination now, not the history.
 			case c.f.expansion && !abbreviation(s.Text[f.start:f.end]):
 				// A synonym ("cellulitis" for infection) is too loose to contradict.
-			case conflictCategory(c.f.cat) || !f.neg && c.firm && !c.f.expansion && x.tr.readings[c.where.seg].facts[c.where.fact].deniedQA && specific(c.f.term):
+			case conflictCategory(c.f.cat) || !f.neg && c.firm && !c.f.expansion && x.tr.readings[c.where.seg].facts[c.where.fact].deniedQA &&
+				specific(c.f.term) && c.f.cat&clinicaltext.Body == 0:
 				// A concept said the other way, or any specific word the patient was asked
-				// about and said "no" to ("difficulty swallowing?" "No.").
+				// about and said "no" to ("difficulty swallowing?" "No."), but not a body part:
+				// "bowel problems?" "No." denies the problems, not the bowel.
 				addConflict(ConflictNegation, Range{min(f.cue, c.f.cue), f.end}, c.where, -1)
 				if c.firm && !c.f.expansion {
 					firmNegations++

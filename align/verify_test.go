@@ -303,3 +303,18 @@ func expectVerdicts(t *testing.T, x *Index, cases []verdictCase) {
 		}
 	}
 }
+
+// A "no" to a question about a body part's problems denies the problems, not the body part.
+func TestCheckerDeniedProblemsOfABodyPart(t *testing.T) {
+	x := mustIndex(t, []Segment{
+		{ID: "p1", Speaker: "patient", StartMS: 0, EndMS: 5000, Text: "I've had watery diarrhoea, going six times a day."},
+		{ID: "d1", Speaker: "clinician", StartMS: 5500, EndMS: 9000, Text: "And you don't have any other tummy problems, bowel problems I should be aware of?"},
+		{ID: "p2", Speaker: "patient", StartMS: 9500, EndMS: 10000, Text: "No."},
+		{ID: "d2", Speaker: "clinician", StartMS: 10500, EndMS: 14000, Text: "Any difficulty swallowing?"},
+		{ID: "p3", Speaker: "patient", StartMS: 14500, EndMS: 15000, Text: "No."},
+	})
+	expectVerdicts(t, x, []verdictCase{
+		{"Watery diarrhoea, opening bowels 6 times a day.", Supported},
+		{"Difficulty swallowing.", Contradicted},
+	})
+}
