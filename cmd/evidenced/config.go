@@ -24,6 +24,9 @@ type config struct {
 	LogLevel string `json:"log_level"`
 	// StateCacheMB bounds the decoded visits kept in memory.
 	StateCacheMB int `json:"state_cache_mb"`
+	// PprofAddr, when set, serves Go's runtime profiles on this loopback
+	// address (for measurements).
+	PprofAddr string `json:"pprof_addr"`
 
 	Inference inferenceConfig `json:"inference"`
 	Security  securityConfig  `json:"security"`
@@ -65,6 +68,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&c.Search, "search", c.Search, "maintain the full-text search index (a view of the log) and serve SearchService")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.IntVar(&c.StateCacheMB, "state-cache-mb", c.StateCacheMB, "memory for decoded visits kept between reads, in MiB (estimated)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve Go's runtime profiles (/debug/pprof/) on this loopback address, without authentication; unset: not served")
 	addInferenceFlags(fs, &c.Inference)
 	addSecurityFlags(fs, &c.Security)
 	addClusterFlags(fs, &c.Cluster)
@@ -147,6 +151,8 @@ func applyFromFile(c, file *config, name string) {
 		c.LogLevel = file.LogLevel
 	case "state-cache-mb":
 		c.StateCacheMB = file.StateCacheMB
+	case "pprof-addr":
+		c.PprofAddr = file.PprofAddr
 	default:
 		if !applyInferenceFromFile(&c.Inference, &file.Inference, name) && !applySecurityFromFile(&c.Security, &file.Security, name) &&
 			!applyClusterFromFile(&c.Cluster, &file.Cluster, name) {

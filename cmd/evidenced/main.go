@@ -110,6 +110,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 			return err
 		}
 	}
+	if cfg.PprofAddr != "" {
+		_, stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	store, err := openStore(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("the %s store does not open: %w. If it is damaged, restore the data directory from the newest backup or a cluster member (docs/operations.md, \"Recovering from a rolled-back or truncated store\")", cfg.Storage, err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/evidenceledger/evidence/encounter"
 	"github.com/evidenceledger/evidence/pipeline/internal/testenv"
@@ -61,15 +62,27 @@ func BenchmarkHTTPHandler(b *testing.B) {
 				Identify: func(*http.Request) (encounter.Caller, error) { return testenv.Alice, nil }})
 			b.ResetTimer()
 			for i := range b.N {
-				r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
-				r.Header.Set(proxy.EncounterHeader, encs[i/8%len(encs)])
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				if w.Code != 200 {
-					b.Fatalf("status %d", w.Code)
+				for {
+					r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
+					r.Header.Set(proxy.EncounterHeader, encs[i/8%len(encs)])
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, r)
+					if w.Code == http.StatusServiceUnavailable {
+						// The recording queue is full (back-pressure, as
+						// designed): let the recorder catch up, then retry.
+						for rec.Pending() > 0 {
+							time.Sleep(100 * time.Microsecond)
+						}
+						continue
+					}
+					if w.Code != 200 {
+						b.Fatalf("status %d", w.Code)
+					}
+					break
 				}
 			}
 			for rec.Pending() > 0 {
+				time.Sleep(100 * time.Microsecond)
 			}
 		})
 	}
