@@ -38,6 +38,10 @@ func fileKind(dir, engine, rel string) (kind string, logData bool) {
 	switch {
 	case strings.HasPrefix(rel, "index"+string(filepath.Separator)):
 		return "search index (derived view)", false
+	case strings.HasPrefix(rel, "summaries"+string(filepath.Separator)):
+		// A pebble database of its own, derived from the log (package
+		// summary): its files are one kind, whatever their names.
+		return "encounter summaries (derived view)", false
 	case base == "highwater.checkpoint":
 		return "high-water checkpoint", true
 	case base == "keyring.json":
@@ -94,9 +98,9 @@ func fileKind(dir, engine, rel string) (kind string, logData bool) {
 // that each is damaged.
 var tamperKinds = map[string][]string{
 	"pebble": {"pebble write-ahead log", "pebble table", "pebble blob file", "pebble manifest", "pebble options",
-		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)"},
+		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)", "encounter summaries (derived view)"},
 	"badger": {"badger memtable log", "badger table", "badger value log", "badger manifest", "badger key registry",
-		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)"},
+		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)", "encounter summaries (derived view)"},
 }
 
 // tamperDataSet fills a data directory through the API so that every kind
