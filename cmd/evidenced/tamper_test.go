@@ -219,9 +219,10 @@ const (
 // kinds in turn, and records how each flip was caught: by evidencectl
 // verify --data-dir (exit status 3, or 1 when a file it needs does not
 // parse), by the server refusing to start, or by a read of the whole log,
-// every transcript, note and recording, and a search through the API. A flip that changes nothing the
-// server serves (a byte of an obsolete record, of the search index, which
-// is never trusted, or of an option file) is "no effect"; one that changes
+// the visit list, every transcript, note and recording, and a search
+// through the API. A flip that changes nothing the server serves (a byte
+// of an obsolete record, of a derived view that is checked against the
+// log, or of an option file) is "no effect"; one that changes
 // what the server serves without an error is UNDETECTED, and in log data
 // it fails the test. The table per file kind is docs/compliance.md's.
 func TestTamperCampaign(t *testing.T) {
@@ -346,18 +347,20 @@ func tamperTrial(t *testing.T, dir string, tokens map[string]string, args []stri
 }
 
 // servedLog is what a server serves of a data directory: every leaf hash,
-// and every encounter's transcript and note as JSON.
+// the visit list, every encounter's transcript and note as JSON, its
+// recordings' hashes and a search's hits.
 type servedLog struct {
 	refused bool
 	err     string
 	leaves  []string
 	reads   []string
+	list    string   // the visit list, which the encounter summaries answer
 	audio   []string // SHA-256 of each recording served
 	search  []string // the hits of a search, in log order
 }
 
 func (a servedLog) equal(b servedLog) bool {
-	return slices.Equal(a.leaves, b.leaves) && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio) && slices.Equal(a.search, b.search)
+	return slices.Equal(a.leaves, b.leaves) && a.list == b.list && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio) && slices.Equal(a.search, b.search)
 }
 
 // servedView starts the server on dir and reads everything it serves.
@@ -401,6 +404,10 @@ func servedView(t *testing.T, dir string, tokens map[string]string, args []strin
 	if err != nil {
 		return fail(err)
 	}
+	// Listed before any read appends access entries, so the same bytes
+	// list the same.
+	b, _ := json.Marshal(list.GetEncounters())
+	v.list = string(b)
 	for _, e := range list.GetEncounters() {
 		id := e.GetEncounterId()
 		tr, err := cl.Encounters.GetTranscript(ctx, &pb.GetTranscriptRequest{EncounterId: id})
