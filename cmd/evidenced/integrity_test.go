@@ -102,11 +102,11 @@ func copySparse(src, dst string, fi fs.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 64<<10)
+	buf, zeros := make([]byte, 64<<10), make([]byte, 64<<10)
 	var off int64
 	for {
 		n, err := io.ReadFull(in, buf)
-		if n > 0 && slices.ContainsFunc(buf[:n], func(b byte) bool { return b != 0 }) {
+		if n > 0 && !bytes.Equal(buf[:n], zeros[:n]) { // bytes.Equal, not a loop: fast under -race
 			if _, werr := out.WriteAt(buf[:n], off); werr != nil {
 				out.Close()
 				return werr
