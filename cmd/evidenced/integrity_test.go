@@ -424,3 +424,38 @@ func TestVerifyChecksBlobs(t *testing.T) {
 		t.Fatalf("verify of a changed blob chunk: exit %d, want 3 and a blob problem\n%s", code, out)
 	}
 }
+
+// TestDamagedViewIsReported: a derived view that does not open (here the encounter summaries,
+// their manifest overwritten) stops the server at start with what to do, and after the
+// rebuild it names the server starts again.
+func TestDamagedViewIsReported(t *testing.T) {
+	data := t.TempDir()
+	state := filepath.Join(t.TempDir(), "state.json")
+	s := startServer(t, data, "--search=false")
+	writeSegments(t, s.client(t, state, "pipeline"), 3)
+	s.stop()
+
+	manifests, err := filepath.Glob(filepath.Join(data, "summaries", "MANIFEST-*"))
+	if err != nil || len(manifests) == 0 {
+		t.Fatalf("no manifest in the summaries: %v %v", manifests, err)
+	}
+	for _, m := range manifests {
+		if err := os.WriteFile(m, bytes.Repeat([]byte{0xA5}, 512), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := refusedStart(t, data)
+	if !strings.Contains(out, "evidencectl summaries rebuild --data-dir") {
+		t.Fatalf("the refusal does not say how to rebuild the summaries:\n%s", out)
+	}
+
+	cmd := exec.Command(filepath.Join(binDir, "evidencectl"), "summaries", "rebuild", "--data-dir", data)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("evidencectl summaries rebuild: %v\n%s", err, b)
+	}
+	s = startServer(t, data, "--search=false")
+	defer s.stop()
+	if _, err := s.client(t, state, "pipeline").LatestCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
