@@ -35,7 +35,7 @@ func startIndex(ctx context.Context, dataDir string, log *ledger.Log, logger *sl
 		x, err = index.Open(dir, log, opts)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, viewError("full-text index", "index", dir, err)
 	}
 	logger.Info("index opened", "applied", x.Applied(), "tree_size", log.Size())
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -47,7 +48,17 @@ func (s *summaries) open() (*summary.View, error) {
 		}
 		v, err = summary.Open(s.dir, s.log, opts)
 	}
-	return v, err
+	if err != nil {
+		return nil, viewError("encounter summaries", "summaries", s.dir, err)
+	}
+	return v, nil
+}
+
+// viewError says what to do about a derived view (the encounter summaries, the search index)
+// that does not open: it holds nothing the log does not, so rebuilding it loses nothing.
+func viewError(what, cmd, dir string, err error) error {
+	return fmt.Errorf("the %s (%s) cannot be opened: %w; this view is derived from the log: with the server stopped, rebuild it with `evidencectl %s rebuild --data-dir %s`, or delete %s and the server rebuilds it at start",
+		what, dir, err, cmd, filepath.Dir(dir), dir)
 }
 
 // startSummaries opens the encounter summaries in <dataDir>/summaries and

@@ -38,6 +38,10 @@ func fileKind(dir, engine, rel string) (kind string, logData bool) {
 	switch {
 	case strings.HasPrefix(rel, "index"+string(filepath.Separator)):
 		return "search index (derived view)", false
+	case strings.HasPrefix(rel, "summaries"+string(filepath.Separator)):
+		// A pebble database of its own, derived from the log (package
+		// summary): its files are one kind, whatever their names.
+		return "encounter summaries (derived view)", false
 	case base == "highwater.checkpoint":
 		return "high-water checkpoint", true
 	case base == "keyring.json":
@@ -94,9 +98,9 @@ func fileKind(dir, engine, rel string) (kind string, logData bool) {
 // that each is damaged.
 var tamperKinds = map[string][]string{
 	"pebble": {"pebble write-ahead log", "pebble table", "pebble blob file", "pebble manifest", "pebble options",
-		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)"},
+		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)", "encounter summaries (derived view)"},
 	"badger": {"badger memtable log", "badger table", "badger value log", "badger manifest", "badger key registry",
-		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)"},
+		"high-water checkpoint", "keyring", "log key files", "tokens", "search index (derived view)", "encounter summaries (derived view)"},
 }
 
 // tamperDataSet fills a data directory through the API so that every kind
@@ -215,9 +219,10 @@ const (
 // kinds in turn, and records how each flip was caught: by evidencectl
 // verify --data-dir (exit status 3, or 1 when a file it needs does not
 // parse), by the server refusing to start, or by a read of the whole log,
-// every transcript, note and recording, and a search through the API. A flip that changes nothing the
-// server serves (a byte of an obsolete record, of the search index, which
-// is never trusted, or of an option file) is "no effect"; one that changes
+// the visit list, every transcript, note and recording, and a search
+// through the API. A flip that changes nothing the server serves (a byte
+// of an obsolete record, of a derived view that is checked against the
+// log, or of an option file) is "no effect"; one that changes
 // what the server serves without an error is UNDETECTED, and in log data
 // it fails the test. The table per file kind is docs/compliance.md's.
 func TestTamperCampaign(t *testing.T) {
@@ -342,18 +347,20 @@ func tamperTrial(t *testing.T, dir string, tokens map[string]string, args []stri
 }
 
 // servedLog is what a server serves of a data directory: every leaf hash,
-// and every encounter's transcript and note as JSON.
+// the visit list, every encounter's transcript and note as JSON, its
+// recordings' hashes and a search's hits.
 type servedLog struct {
 	refused bool
 	err     string
 	leaves  []string
 	reads   []string
+	list    string   // the visit list, which the encounter summaries answer
 	audio   []string // SHA-256 of each recording served
 	search  []string // the hits of a search, in log order
 }
 
 func (a servedLog) equal(b servedLog) bool {
-	return slices.Equal(a.leaves, b.leaves) && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio) && slices.Equal(a.search, b.search)
+	return slices.Equal(a.leaves, b.leaves) && a.list == b.list && slices.Equal(a.reads, b.reads) && slices.Equal(a.audio, b.audio) && slices.Equal(a.search, b.search)
 }
 
 // servedView starts the server on dir and reads everything it serves.
@@ -397,6 +404,10 @@ func servedView(t *testing.T, dir string, tokens map[string]string, args []strin
 	if err != nil {
 		return fail(err)
 	}
+	// Listed before any read appends access entries, so the same bytes
+	// list the same.
+	b, _ := json.Marshal(list.GetEncounters())
+	v.list = string(b)
 	for _, e := range list.GetEncounters() {
 		id := e.GetEncounterId()
 		tr, err := cl.Encounters.GetTranscript(ctx, &pb.GetTranscriptRequest{EncounterId: id})
