@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,14 +222,7 @@ interrupted rebuild leaves the old index in place.`,
 				return err
 			}
 			start := time.Now()
-			last := time.Time{}
-			x, err := index.Open(tmp, l, index.Options{BatchEntries: batch, OnBatch: func(applied, target int64) {
-				if time.Since(last) < 500*time.Millisecond && applied < target {
-					return
-				}
-				last = time.Now()
-				fmt.Fprint(cmd.ErrOrStderr(), "\r"+progressBar(applied, target, time.Since(start)))
-			}})
+			x, err := index.Open(tmp, l, index.Options{BatchEntries: batch, OnBatch: rebuildProgress(cmd.ErrOrStderr(), start)})
 			if err != nil {
 				return err
 			}
@@ -265,6 +259,19 @@ interrupted rebuild leaves the old index in place.`,
 	f.StringVar(&origin, "origin", "", "log origin (default: read from the data directory's log.pub)")
 	f.IntVar(&batch, "batch", 0, "log entries per index batch (default 2048)")
 	return c
+}
+
+// rebuildProgress returns an OnBatch callback that draws a progress bar on w, at most
+// twice a second and once at the end.
+func rebuildProgress(w io.Writer, start time.Time) func(applied, target int64) {
+	var last time.Time
+	return func(applied, target int64) {
+		if time.Since(last) < 500*time.Millisecond && applied < target {
+			return
+		}
+		last = time.Now()
+		fmt.Fprint(w, "\r"+progressBar(applied, target, time.Since(start)))
+	}
 }
 
 // openStoppedLog opens the log of a stopped server's data directory (the storage engine's

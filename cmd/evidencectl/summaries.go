@@ -50,14 +50,7 @@ command does it ahead of a start, and measures it.`,
 				return err
 			}
 			start := time.Now()
-			last := time.Time{}
-			v, err := summary.Open(tmp, l, summary.Options{BatchEntries: batch, OnBatch: func(applied, target int64) {
-				if time.Since(last) < 500*time.Millisecond && applied < target {
-					return
-				}
-				last = time.Now()
-				fmt.Fprint(cmd.ErrOrStderr(), "\r"+progressBar(applied, target, time.Since(start)))
-			}})
+			v, err := summary.Open(tmp, l, summary.Options{BatchEntries: batch, OnBatch: rebuildProgress(cmd.ErrOrStderr(), start)})
 			if err != nil {
 				return err
 			}
