@@ -239,10 +239,7 @@ interrupted rebuild leaves the old index in place.`,
 			if err != nil {
 				return err
 			}
-			if err := index.Remove(final); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, final); err != nil {
+			if err := replaceView(index.Remove, tmp, final); err != nil {
 				return err
 			}
 			el := time.Since(start)
@@ -272,6 +269,14 @@ func rebuildProgress(w io.Writer, start time.Time) func(applied, target int64) {
 		last = time.Now()
 		fmt.Fprint(w, "\r"+progressBar(applied, target, time.Since(start)))
 	}
+}
+
+// replaceView puts the view rebuilt in tmp in place of final, removing the old one with remove.
+func replaceView(remove func(string) error, tmp, final string) error {
+	if err := remove(final); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
 }
 
 // openStoppedLog opens the log of a stopped server's data directory (the storage engine's

@@ -62,10 +62,7 @@ command does it ahead of a start, and measures it.`,
 			if err != nil {
 				return err
 			}
-			if err := summary.Remove(final); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, final); err != nil {
+			if err := replaceView(summary.Remove, tmp, final); err != nil {
 				return err
 			}
 			el := time.Since(start)
